@@ -1,0 +1,42 @@
+"""A ready-made Gunicorn config: ``gunicorn -c python:gunicorn_zdt.conf yourapp:app``.
+
+12-factor: ``PORT`` (default 8080, bound on all interfaces, as a container needs),
+``WEB_CONCURRENCY`` (worker processes, default 2), ``ZDT_*`` for the drain settings,
+and anything else through Gunicorn's own ``GUNICORN_CMD_ARGS`` or command line, which
+take precedence over this module. Import from it to start your own config::
+
+    from gunicorn_zdt.conf import *  # noqa: F403
+    timeout = 20
+    install(globals())  # last: derives graceful_timeout for your config
+"""
+
+from __future__ import annotations
+
+import os
+
+from gunicorn_zdt.hooks import HOOK_NAMES, install
+
+
+def _positive_int(name: str, default: str) -> int:
+    raw = os.environ.get(name, default)
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise SystemExit(
+            f"gunicorn-zdt: {name}={raw!r} must be a whole number >= 1, e.g. {default}"
+        )
+    return value
+
+
+bind = [f"0.0.0.0:{_positive_int('PORT', '8080')}"]
+workers = _positive_int("WEB_CONCURRENCY", "2")
+# Idle keep-alive connections must time out well inside the drain delay (budget warning).
+keepalive = 2
+
+install(globals())
+
+# Star-importers get the settings and our hooks; graceful_timeout is re-derived by their
+# own install(globals()) call.
+__all__ = ["bind", "install", "keepalive", "workers", *HOOK_NAMES]  # noqa: PLE0604

@@ -1,0 +1,277 @@
+"""Gunicorn server hooks: drain on SIGTERM instead of closing the listeners at once.
+
+Use from your Gunicorn config module, as its last line::
+
+    from gunicorn_zdt.hooks import install
+    install(globals())
+
+What happens on SIGTERM to the master (see the README's termination timeline):
+
+1. The shared state flips to DRAINING: every worker's readiness answers 503 at once.
+2. For ``ZDT_DRAIN_SECONDS`` nothing else changes: listeners stay open, new connections
+   are accepted and served, and each response closes its keep-alive connection, so
+   clients move to pods that are still in the Service.
+3. Then Gunicorn's own graceful stop runs: listeners close, workers finish in-flight
+   requests within ``graceful_timeout``, the master exits 0.
+
+The master's loop is never blocked: SIGTERM only records a deadline and arms a timer;
+the hand-over happens when the timer re-sends SIGTERM (or the loop notices the
+deadline), so workers keep being reaped, respawned and timed out during the drain.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import signal
+import time
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import budget, settings, state
+from .settings import SettingError
+
+__all__ = ["HOOK_NAMES", "DrainPlan", "install"]
+
+#: The Gunicorn hooks that ``install`` adds (chaining any you already have).
+HOOK_NAMES = ("on_starting", "when_ready", "post_fork", "pre_request", "on_exit")
+
+#: Worker classes whose requests honour ``req.must_close`` (keep-alive closed while draining).
+_MUST_CLOSE_UNSUPPORTED = ("gevent_pywsgi", "geventwebsocket", "uvicorn", "asgi")
+
+
+@dataclass(frozen=True)
+class DrainPlan:
+    """The Gunicorn-side settings after environment/argument/default resolution."""
+
+    drain_seconds: float
+    prestop_seconds: float
+    grace_period_seconds: float | None
+
+    @classmethod
+    def resolve(
+        cls,
+        drain_seconds: float | None = None,
+        grace_period_seconds: float | None = None,
+        prestop_seconds: float | None = None,
+    ) -> DrainPlan:
+        return cls(
+            drain_seconds=settings.resolve("ZDT_DRAIN_SECONDS", drain_seconds),
+            prestop_seconds=settings.resolve("ZDT_PRESTOP_SECONDS", prestop_seconds),
+            grace_period_seconds=settings.resolve("ZDT_GRACE_PERIOD_SECONDS", grace_period_seconds),
+        )
+
+    def budget_for(self, cfg: Any) -> budget.Budget:
+        return budget.Budget(
+            drain_seconds=self.drain_seconds,
+            graceful_timeout=cfg.graceful_timeout,
+            prestop_seconds=self.prestop_seconds,
+            grace_period_seconds=self.grace_period_seconds,
+            worker_timeout=cfg.timeout,
+            keepalive_seconds=cfg.keepalive if _keeps_alive(cfg) else None,
+        )
+
+
+def _keeps_alive(cfg: Any) -> bool:
+    """The sync worker closes every connection itself; keepalive matters for the others."""
+    return str(cfg.worker_class_str).lower() not in {"sync", "gunicorn.workers.sync.syncworker"}
+
+
+def install(
+    namespace: MutableMapping[str, Any],
+    *,
+    drain_seconds: float | None = None,
+    grace_period_seconds: float | None = None,
+    prestop_seconds: float | None = None,
+) -> None:
+    """Add the drain hooks to a Gunicorn config module's namespace (pass ``globals()``).
+
+    Hooks already in the namespace are kept and run after ours; call ``install`` last,
+    since a hook defined after it would replace ours. ``ZDT_*`` environment variables
+    override the arguments. When the grace period is known and the config sets no
+    ``graceful_timeout``, one is derived so that preStop + drain + graceful_timeout +
+    margin fits. Bad values are reported when Gunicorn starts (``on_starting``), as one
+    line, and Gunicorn exits 1.
+    """
+    shared = state.create()
+    try:
+        plan: DrainPlan | None = DrainPlan.resolve(
+            drain_seconds, grace_period_seconds, prestop_seconds
+        )
+        error = None
+    except SettingError as exc:
+        plan, error = None, str(exc)
+
+    if plan is not None and plan.grace_period_seconds is not None:
+        if "graceful_timeout" not in namespace:
+            derived = budget.derive_graceful_timeout(
+                plan.grace_period_seconds, plan.drain_seconds, plan.prestop_seconds
+            )
+            if derived > 0:  # otherwise on_starting reports that nothing fits
+                namespace["graceful_timeout"] = derived
+
+    ours: dict[str, Callable[..., Any]] = {
+        "on_starting": _on_starting_hook(plan, error),
+        "when_ready": _when_ready_hook(plan, shared),
+        "post_fork": _post_fork,
+        "pre_request": _pre_request_hook(shared),
+        "on_exit": _on_exit_hook(shared),
+    }
+    assert tuple(ours) == HOOK_NAMES
+    for name, hook in ours.items():
+        namespace[name] = _chain(name, hook, namespace.get(name))
+
+
+def _chain(name: str, ours: Callable[..., Any], theirs: Any) -> Callable[..., Any]:
+    """Run our hook, then the user's (unwrapping ours if ``install`` ran twice).
+
+    Gunicorn checks each hook's arity, so the wrapper takes exactly our arguments.
+    """
+    theirs = getattr(theirs, "_zdt_user_hook", theirs)
+    arity = ours.__code__.co_argcount
+    if theirs is None:
+        chained = ours
+    elif not callable(theirs) or _arity(theirs) != arity:
+        raise TypeError(
+            f"gunicorn-zdt: your Gunicorn hook {name!r} must be a function of {arity} "
+            f"argument(s), like Gunicorn's own; got {theirs!r}"
+        )
+    elif arity == 1:
+
+        def chained(a: Any) -> Any:
+            ours(a)
+            return theirs(a)
+
+    else:
+
+        def chained(a: Any, b: Any) -> Any:
+            ours(a, b)
+            return theirs(a, b)
+
+    chained._zdt_user_hook = theirs  # type: ignore[attr-defined]
+    return chained
+
+
+def _arity(func: Callable[..., Any]) -> int:
+    params = inspect.signature(func).parameters.values()
+    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+
+
+def _on_starting_hook(plan: DrainPlan | None, error: str | None) -> Callable[[Any], None]:
+    def on_starting(server: Any) -> None:
+        """Master, before listeners: refuse timings that would cut requests."""
+        if error is not None:
+            raise RuntimeError(f"gunicorn-zdt: {error}")
+        assert plan is not None
+        plan_budget = plan.budget_for(server.cfg)
+        errors = plan_budget.errors()
+        if errors:
+            raise RuntimeError(
+                f"gunicorn-zdt: {errors[0]} (grace period from ZDT_GRACE_PERIOD_SECONDS, "
+                "preStop from ZDT_PRESTOP_SECONDS, drain from ZDT_DRAIN_SECONDS)"
+            )
+        for warning in plan_budget.warnings():
+            server.log.warning("gunicorn-zdt: %s", warning)
+        worker_class = str(server.cfg.worker_class_str).lower()
+        if any(name in worker_class for name in _MUST_CLOSE_UNSUPPORTED):
+            server.log.warning(
+                "gunicorn-zdt: worker class %s ignores req.must_close: keep-alive connections "
+                "are not closed during the drain; use sync, gthread or gevent",
+                server.cfg.worker_class_str,
+            )
+        grace = plan.grace_period_seconds
+        server.log.info(
+            "gunicorn-zdt: drain %s s, graceful_timeout %s s, preStop %s s, grace period %s",
+            budget.fmt(plan.drain_seconds),
+            budget.fmt(server.cfg.graceful_timeout),
+            budget.fmt(plan.prestop_seconds),
+            "unknown (set ZDT_GRACE_PERIOD_SECONDS)"
+            if grace is None
+            else f"{budget.fmt(grace)} s (slack {budget.fmt(plan_budget.slack_seconds or 0)} s)",
+        )
+
+    return on_starting
+
+
+def _when_ready_hook(plan: DrainPlan | None, shared: state.SharedState) -> Callable[[Any], None]:
+    def when_ready(server: Any) -> None:
+        """Master, listeners open, before the first fork: take over SIGTERM."""
+        assert plan is not None  # on_starting refused to start otherwise
+        shared.set_serving()
+        _take_over_sigterm(server, plan, shared)
+
+    return when_ready
+
+
+def _take_over_sigterm(server: Any, plan: DrainPlan, shared: state.SharedState) -> None:
+    reap_and_kill_hung = server.murder_workers
+
+    def hand_over(reason: str) -> None:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        shared.begin_stop()
+        server.log.info(
+            "gunicorn-zdt: graceful stop begins (%s): listeners closed, workers have "
+            "graceful_timeout %s s to finish in-flight requests",
+            reason,
+            budget.fmt(server.cfg.graceful_timeout),
+        )
+        raise StopIteration  # Gunicorn's main loop answers with halt() -> stop(graceful=True)
+
+    def handle_term() -> None:
+        if shared.phase == state.Phase.DRAINING:
+            early = time.monotonic() < shared.drain_deadline
+            hand_over("second SIGTERM, drain cut short" if early else "drain over")
+        if plan.drain_seconds <= 0:
+            hand_over("ZDT_DRAIN_SECONDS is 0")
+        shared.begin_drain(plan.drain_seconds)
+        server.log.info(
+            "gunicorn-zdt: SIGTERM: draining for %s s (readiness 503, still serving, keep-alive "
+            "closed per response), then graceful stop with graceful_timeout %s s",
+            budget.fmt(plan.drain_seconds),
+            budget.fmt(server.cfg.graceful_timeout),
+        )
+        signal.signal(signal.SIGALRM, _resend_sigterm)
+        signal.setitimer(signal.ITIMER_REAL, plan.drain_seconds)
+
+    def murder_workers() -> None:
+        reap_and_kill_hung()
+        # Backstop for the timer: the loop runs at least once a second.
+        if shared.phase == state.Phase.DRAINING and time.monotonic() >= shared.drain_deadline:
+            hand_over("drain over")
+
+    # Gunicorn looks handlers up on the instance when a signal is dispatched.
+    server.handle_term = handle_term
+    server.murder_workers = murder_workers
+
+
+def _resend_sigterm(signum: int, frame: Any) -> None:
+    """SIGALRM at the end of the drain: wake the master's loop with a second SIGTERM."""
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _post_fork(server: Any, worker: Any) -> None:
+    """Worker, just forked: a worker born during the drain must not inherit our timer handler."""
+    if signal.getsignal(signal.SIGALRM) is _resend_sigterm:
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+
+
+def _pre_request_hook(shared: state.SharedState) -> Callable[[Any, Any], None]:
+    def pre_request(worker: Any, req: Any) -> None:
+        """Worker, every request: while draining, close the connection after the response."""
+        if shared.draining:
+            req.must_close = True
+
+    return pre_request
+
+
+def _on_exit_hook(shared: state.SharedState) -> Callable[[Any], None]:
+    def on_exit(server: Any) -> None:
+        """Master, last thing before exit."""
+        if shared.drain_started:
+            server.log.info(
+                "gunicorn-zdt: stopped %.2f s after SIGTERM",
+                time.monotonic() - shared.drain_started,
+            )
+
+    return on_exit

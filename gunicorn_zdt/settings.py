@@ -1,0 +1,162 @@
+"""Every gunicorn-zdt setting, declared once.
+
+The Gunicorn hooks, the Flask extension, the ``gunicorn-zdt`` CLI and the
+configuration reference in the README all read this table, so a setting's name,
+default and meaning cannot drift between them. Stdlib only.
+
+Each setting is read from the environment variable of the same name (``ZDT_...``);
+Flask-side settings are also read from ``app.config`` under that name.
+Precedence: environment > explicit argument (``install(...)``/``app.config``) > default.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+class SettingError(ValueError):
+    """A setting has a value we cannot use; the message names the setting and the fix."""
+
+
+def _seconds(name: str, raw: object, *, allow_none: bool = False) -> float | None:
+    if raw is None or (isinstance(raw, str) and raw.strip() == ""):
+        if allow_none:
+            return None
+        raise SettingError(f"{name} is empty; set it to a number of seconds, e.g. {name}=5")
+    try:
+        value = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise SettingError(
+            f"{name}={raw!r} is not a number; set it to a number of seconds, e.g. {name}=5"
+        ) from None
+    if math.isnan(value) or math.isinf(value) or value < 0:
+        raise SettingError(f"{name}={raw!r} must be a finite number of seconds >= 0; e.g. {name}=5")
+    return value
+
+
+def _optional_seconds(name: str, raw: object) -> float | None:
+    return _seconds(name, raw, allow_none=True)
+
+
+def _path(name: str, raw: object) -> str:
+    value = str(raw).strip()
+    if not value.startswith("/") or " " in value or "?" in value:
+        raise SettingError(f"{name}={raw!r} must be a URL path starting with '/', e.g. /healthz")
+    return value.rstrip("/") or "/"
+
+
+def _flag(name: str, raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise SettingError(f"{name}={raw!r} is not a boolean; use true or false")
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    parse: Callable[[str, object], Any]
+    side: str  # "gunicorn" (read by the hooks in the master) or "flask" (read by Probes)
+    doc: str
+
+    def resolve(self, explicit: object = None, environ: Mapping[str, str] | None = None) -> Any:
+        """Environment beats an explicit value, which beats the default."""
+        env = os.environ if environ is None else environ
+        if self.name in env:
+            return self.parse(self.name, env[self.name])
+        if explicit is not None:
+            return self.parse(self.name, explicit)
+        return self.default
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "ZDT_DRAIN_SECONDS",
+        5.0,
+        _seconds,
+        "gunicorn",
+        "Drain delay D. After SIGTERM every worker answers 503 on readiness and keeps "
+        "serving (and accepting new connections) for this long, closing each keep-alive "
+        "connection after its response; then Gunicorn's graceful stop begins.",
+    ),
+    Setting(
+        "ZDT_GRACE_PERIOD_SECONDS",
+        None,
+        _optional_seconds,
+        "gunicorn",
+        "The pod's terminationGracePeriodSeconds. When set and graceful_timeout is not, "
+        "graceful_timeout is derived as grace - preStop - drain - margin; when both are set "
+        "and do not fit, Gunicorn refuses to start.",
+    ),
+    Setting(
+        "ZDT_PRESTOP_SECONDS",
+        0.0,
+        _seconds,
+        "gunicorn",
+        "The pod's preStop sleep P (lifecycle.preStop.sleep.seconds), which runs before "
+        "SIGTERM and counts against the grace period. 0 when there is none.",
+    ),
+    Setting(
+        "ZDT_MIN_PROPAGATION_SECONDS",
+        3.0,
+        _seconds,
+        "gunicorn",
+        "The slowest endpoint-removal propagation expected in front of the pod; "
+        "preStop + drain must cover it (checked by `gunicorn-zdt check`).",
+    ),
+    Setting(
+        "ZDT_PROBE_PREFIX",
+        "/healthz",
+        _path,
+        "flask",
+        "URL prefix of the probe endpoints: <prefix>/live, <prefix>/ready, <prefix>/startup.",
+    ),
+    Setting(
+        "ZDT_CHECK_TIMEOUT_SECONDS",
+        1.0,
+        _seconds,
+        "flask",
+        "Default timeout of one readiness/startup check; a check still running then counts "
+        "as failed. Keep it below the probe's timeoutSeconds.",
+    ),
+    Setting(
+        "ZDT_CHECK_CACHE_SECONDS",
+        1.0,
+        _seconds,
+        "flask",
+        "How long a check result is reused by later probes in the same worker (the drain "
+        "flip is never cached). 0 disables the cache.",
+    ),
+    Setting(
+        "ZDT_EXPOSE_REASONS",
+        False,
+        _flag,
+        "flask",
+        "Show failure reasons in probe bodies. Off by default: reasons go to the log only.",
+    ),
+)
+
+BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+
+def resolve(name: str, explicit: object = None, environ: Mapping[str, str] | None = None) -> Any:
+    """The effective value of setting ``name`` (environment > explicit > default)."""
+    return BY_NAME[name].resolve(explicit, environ)
+
+
+def reference_markdown() -> str:
+    """The configuration table used in the README (kept in sync by a test)."""
+    rows = ["| setting | default | read by | meaning |", "| --- | --- | --- | --- |"]
+    for s in SETTINGS:
+        default = "unset" if s.default is None else f"`{s.default}`"
+        rows.append(f"| `{s.name}` | {default} | {s.side} | {s.doc} |")
+    return "\n".join(rows)
