@@ -69,20 +69,21 @@ class Check:
         return self._failed(elapsed, f"timed out after {self.timeout:g} s (still running)")
 
     def _join_or_start(self) -> tuple[threading.Event | None, float]:
-        with self._lock:
+        with self._lock:  # never yield (gevent) or start a thread while holding it
             now = time.monotonic()
             if self._result is not None and now - self._result_at < self.cache_seconds:
                 return None, now
-            if self._done is None:
+            start = self._done is None
+            if start:
                 self._done = threading.Event()
                 self._started = now
                 self.runs += 1
-                thread = threading.Thread(
-                    target=self._run, args=(self._done,), name=f"zdt-check-{self.name}"
-                )
-                thread.daemon = True
-                thread.start()
-            return self._done, self._started + self.timeout
+            done, deadline = self._done, self._started + self.timeout
+        if start:
+            thread = threading.Thread(target=self._run, args=(done,), name=f"zdt-check-{self.name}")
+            thread.daemon = True
+            thread.start()
+        return done, deadline
 
     def _run(self, done: threading.Event) -> None:
         started = time.monotonic()

@@ -39,4 +39,4 @@ install(globals())
 
 # Star-importers get the settings and our hooks; graceful_timeout is re-derived by their
 # own install(globals()) call.
-__all__ = ["bind", "install", "keepalive", "workers", *HOOK_NAMES]  # noqa: PLE0604
+__all__ = ["bind", "install", "keepalive", "workers", *HOOK_NAMES]

@@ -103,13 +103,11 @@ def install(
     except SettingError as exc:
         plan, error = None, str(exc)
 
-    if plan is not None and plan.grace_period_seconds is not None:
-        if "graceful_timeout" not in namespace:
-            derived = budget.derive_graceful_timeout(
-                plan.grace_period_seconds, plan.drain_seconds, plan.prestop_seconds
-            )
-            if derived > 0:  # otherwise on_starting reports that nothing fits
-                namespace["graceful_timeout"] = derived
+    grace = plan.grace_period_seconds if plan is not None else None
+    if plan is not None and grace is not None and "graceful_timeout" not in namespace:
+        derived = budget.derive_graceful_timeout(grace, plan.drain_seconds, plan.prestop_seconds)
+        if derived > 0:  # otherwise on_starting reports that nothing fits
+            namespace["graceful_timeout"] = derived
 
     ours: dict[str, Callable[..., Any]] = {
         "on_starting": _on_starting_hook(plan, error),

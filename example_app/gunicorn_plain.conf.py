@@ -1,0 +1,17 @@
+"""Baseline for the benchmarks: the example app's Gunicorn settings WITHOUT gunicorn-zdt.
+
+Same bind, workers, worker class, threads, timeout and keepalive as
+``example_app/gunicorn.conf.py``, but no ``install()``: no drain on SIGTERM (Gunicorn closes
+its listeners at once), and readiness never turns 503 -- the probes keep answering 200
+until the process is gone. ``benchmarks/rollout.py`` runs it as "plain Gunicorn" and, with
+a preStop sleep, as the "preStop sleep only" recipe.
+"""
+
+import os
+
+bind = [f"0.0.0.0:{os.environ.get('PORT', '8080')}"]
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "gthread"
+threads = 4
+timeout = 20
+keepalive = 2

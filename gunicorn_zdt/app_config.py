@@ -1,0 +1,210 @@
+"""Load a Gunicorn config the way Gunicorn itself would inside the pod.
+
+Gunicorn's own loader runs (``gunicorn.app.base.Application.load_config``): the
+container's command line, ``GUNICORN_CMD_ARGS`` and the config file, with Gunicorn's
+priority (CLI > ``GUNICORN_CMD_ARGS`` > file). While it runs, ``os.environ`` is the
+container's literal env (``ZDT_*``, ``PORT``, ``WEB_CONCURRENCY``, ...) laid over the
+caller's environment without those names, so a config that calls
+``gunicorn_zdt.hooks.install(globals())`` derives ``graceful_timeout`` exactly as in
+the pod. The working directory is not changed (``--chdir`` is ignored).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shlex
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gunicorn.app.base import Application
+from gunicorn.util import parse_address
+
+from . import hooks
+from .k8s import SHELLS
+
+__all__ = ["ConfigLoadError", "GunicornView", "gunicorn_argv", "load"]
+
+#: Modules that read the environment when imported: loaded afresh for every pod.
+ENV_READING_MODULES = ("gunicorn_zdt.conf",)
+
+#: Names a container's env replaces wholesale while the config loads (the caller's
+#: values for them must not leak into the pod's view).
+POD_ONLY_ENV = ("PORT", "WEB_CONCURRENCY", "GUNICORN_CMD_ARGS")
+
+
+class ConfigLoadError(Exception):
+    """The Gunicorn config could not be loaded; ``str()`` is the one-line report."""
+
+
+@dataclass(frozen=True)
+class GunicornView:
+    """Gunicorn's settings as loaded, and what ``install()`` resolved (if it ran)."""
+
+    cfg: Any  # gunicorn.config.Config
+    location: str | None  # -c value in effect
+    installed: bool  # the config called gunicorn_zdt.hooks.install
+    plan: hooks.DrainPlan | None
+    plan_error: str | None
+
+    @property
+    def tcp_binds(self) -> list[tuple[str, int]]:
+        out = []
+        for address in self.cfg.bind:
+            parsed = parse_address(address)
+            if isinstance(parsed, tuple):
+                out.append((str(parsed[0]), int(parsed[1])))
+        return out
+
+
+def gunicorn_argv(command: list[str] | None, args: list[str] | None) -> list[str] | None:
+    """Gunicorn's own arguments in a container's command + args; None when it is not there.
+
+    Handles ``gunicorn ...``, ``python -m gunicorn ...``, wrappers (``tini -- gunicorn``)
+    and shell form (``sh -c "exec gunicorn ..."``).
+    """
+    words = [*(command or []), *(args or [])]
+    if len(words) >= 3 and Path(words[0]).name in SHELLS and words[1] == "-c":
+        try:
+            words = shlex.split(words[2])
+        except ValueError:
+            return None
+    for i, word in enumerate(words):
+        if Path(word).name == "gunicorn" or (word == "gunicorn" and i > 0 and words[i - 1] == "-m"):
+            rest = words[i + 1 :]
+            # the end of a shell command line: gunicorn ... && other / ; other
+            for j, token in enumerate(rest):
+                if token in {"&&", "||", ";", "|"}:
+                    return rest[:j]
+            return rest
+    return None
+
+
+class _PodApplication(Application):
+    """Gunicorn's Application with an explicit argv and no chdir; never runs anything."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self._argv = argv
+        super().__init__(usage=None, prog="gunicorn")
+
+    def init(self, parser: Any, opts: Any, args: Any) -> None:
+        return None
+
+    def load(self) -> None:  # pragma: no cover - never called: we do not serve
+        raise NotImplementedError
+
+    def chdir(self) -> None:
+        """The checker's working directory stays where the user ran it."""
+
+    def load_config(self) -> None:
+        saved = sys.argv
+        sys.argv = ["gunicorn", *self._argv]
+        try:
+            super().load_config()
+        finally:
+            sys.argv = saved
+
+
+@contextlib.contextmanager
+def pod_environ(env: Mapping[str, str]) -> Iterator[None]:
+    """``os.environ`` as the container sees it (for our names), restored afterwards."""
+    saved = dict(os.environ)
+    try:
+        for name in list(os.environ):
+            if name.startswith("ZDT_") or name in POD_ONLY_ENV:
+                del os.environ[name]
+        os.environ.update(env)
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def load(argv: list[str], env: Mapping[str, str], config: str | None = None) -> GunicornView:
+    """Gunicorn's config for a container's ``argv`` and ``env``; ``config`` overrides ``-c``."""
+    argv = list(argv)
+    if config is not None:
+        argv += ["-c", config]
+    captured = io.StringIO()
+    saved_modules = dict(sys.modules)
+    for name in ENV_READING_MODULES:
+        sys.modules.pop(name, None)
+    try:
+        with (
+            pod_environ(env),
+            contextlib.redirect_stderr(captured),
+            contextlib.redirect_stdout(captured),
+        ):
+            app = _PodApplication(argv)
+    except SystemExit as exc:
+        raise ConfigLoadError(_one_line(exc, captured.getvalue(), argv)) from None
+    except Exception as exc:  # a config's error that Gunicorn does not catch itself
+        raise ConfigLoadError(_one_line(exc, captured.getvalue(), argv)) from None
+    finally:
+        # A pod is a fresh process: forget what this config imported (and __config__,
+        # the name Gunicorn runs it under), so the next pod's env is read again.
+        for name in set(sys.modules) - set(saved_modules):
+            del sys.modules[name]
+        sys.modules.update(saved_modules)
+    cfg = app.cfg
+    installed, plan, error = _installed_plan(cfg)
+    return GunicornView(cfg, cfg.config, installed, plan, error)
+
+
+def _one_line(exc: BaseException, output: str, argv: list[str]) -> str:
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    if isinstance(exc, SystemExit) and isinstance(exc.code, str):
+        reason = exc.code
+    elif lines:
+        reason = lines[-1].removeprefix("Error: ")
+    else:
+        reason = f"{type(exc).__name__}: {exc}"
+    location = _config_in(argv) or "Gunicorn's command line"
+    return (
+        f"{location}: cannot load the Gunicorn config: {reason}; "
+        "fix it (try: gunicorn --check-config ...) or pass --config"
+    )
+
+
+def _config_in(argv: list[str]) -> str | None:
+    found = None
+    for i, word in enumerate(argv):
+        if word in {"-c", "--config"} and i + 1 < len(argv):
+            found = argv[i + 1]
+        elif word.startswith("--config="):
+            found = word.split("=", 1)[1]
+    return found
+
+
+def _installed_plan(cfg: Any) -> tuple[bool, hooks.DrainPlan | None, str | None]:
+    """What ``install()`` resolved, read from the ``on_starting`` hook it added.
+
+    ``install`` keeps its DrainPlan (or the setting error it deferred) in the closure of
+    the hook; reading it there gives the values of the real call, explicit arguments
+    included, without resolving anything a second time.
+    """
+    seen: set[int] = set()
+    stack = [cfg.on_starting]
+    while stack:
+        func = stack.pop()
+        if id(func) in seen or not callable(func):
+            continue
+        seen.add(id(func))
+        code = getattr(func, "__code__", None)
+        cells = getattr(func, "__closure__", None) or ()
+        if code is None:
+            continue
+        free = dict(zip(code.co_freevars, cells, strict=False))
+        if getattr(func, "__module__", None) == hooks.__name__ and "plan" in free:
+            plan = free["plan"].cell_contents
+            error = free["error"].cell_contents if "error" in free else None
+            return True, plan, error
+        for cell in cells:
+            with contextlib.suppress(ValueError):  # empty cell
+                if callable(cell.cell_contents):
+                    stack.append(cell.cell_contents)
+    return False, None, None

@@ -1,0 +1,240 @@
+"""The ``gunicorn-zdt`` command line (also ``python -m gunicorn_zdt``).
+
+    gunicorn-zdt check [--config CONF] [--strict] PATH...
+    gunicorn-zdt timeline [--config CONF] [--svg FILE] [MANIFEST...]
+    gunicorn-zdt drill ...            (when gunicorn_zdt.drill is installed)
+
+Exit status: 0 clean, 1 findings (errors; warnings too with ``--strict``), 2 usage or
+input that cannot be read (bad path, not YAML, a Gunicorn config that fails to load).
+Findings go to stdout, one a line; input errors and the summary go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+
+from . import __version__, app_config, settings
+from .app_config import ConfigLoadError, GunicornView
+from .budget import Budget
+from .hooks import DrainPlan
+from .k8s import ManifestError, Workload, read_documents, workloads
+from .rules import ERROR, Pod, check_pod, make_pod
+from .timeline import render_svg, render_text
+
+__all__ = ["build_parser", "main"]
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+
+
+@dataclass
+class _Analysis:
+    pods: list[Pod]
+    errors: list[str]  # input that could not be read: exit 2
+
+
+def _seconds(text: str) -> float:
+    try:
+        return float(
+            settings.BY_NAME["ZDT_MIN_PROPAGATION_SECONDS"].parse("--min-propagation", text)
+        )
+    except settings.SettingError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _analyse(
+    paths: Sequence[str],
+    config: str | None,
+    min_propagation: float | None,
+    stdin: IO[str] | None,
+) -> _Analysis:
+    docs, errors = read_documents(paths, stdin)
+    found: list[Workload] = []
+    for item in workloads(docs):
+        if isinstance(item, ManifestError):
+            errors.append(str(item))
+        else:
+            found.append(item)
+    if not found and not errors:
+        errors.append(
+            f"{' '.join(paths)}: no Deployment found; pass the files or folder that hold "
+            "your Deployment (or - for kustomize output on stdin)"
+        )
+    views: dict[Any, GunicornView] = {}
+    pods = []
+    for w in found:
+        argv = app_config.gunicorn_argv(w.command, w.args) or []
+        key = (tuple(argv), tuple(sorted(w.env.items())), config)
+        try:
+            if key not in views:
+                views[key] = app_config.load(argv, w.env, config)
+        except ConfigLoadError as exc:
+            message = f"{w.source}: {w.ref}: {exc}"
+            if message not in errors:
+                errors.append(message)
+            continue
+        pods.append(make_pod(w, views[key], docs, min_propagation))
+    return _Analysis(pods, errors)
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    analysis = _analyse(args.paths, args.config, args.min_propagation, args.stdin)
+    n_errors = n_warnings = 0
+    for pod in analysis.pods:
+        for finding in check_pod(pod):
+            print(finding.line(), file=args.stdout)
+            if finding.severity == ERROR:
+                n_errors += 1
+            else:
+                n_warnings += 1
+    for line in analysis.errors:
+        print(line, file=args.stderr)
+    deployments = len(analysis.pods)
+    print(
+        f"gunicorn-zdt check: {n_errors} error(s), {n_warnings} warning(s) in {deployments} "
+        f"Deployment(s){', input errors above' if analysis.errors else ''}",
+        file=args.stderr,
+    )
+    if analysis.errors:
+        return EXIT_USAGE
+    if n_errors or (args.strict and n_warnings):
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def _budget_without_manifest(config: str | None) -> tuple[str, Budget]:
+    """The budget from the Gunicorn config and this shell's ZDT_* env alone."""
+    env = {
+        k: v for k, v in os.environ.items() if k.startswith("ZDT_") or k in app_config.POD_ONLY_ENV
+    }
+    view = app_config.load([], env, config)
+    plan = view.plan or DrainPlan(0.0, 0.0, None)
+    b = plan.budget_for(view.cfg)
+    try:
+        minimum = settings.resolve("ZDT_MIN_PROPAGATION_SECONDS")
+    except settings.SettingError:
+        minimum = None
+    title = view.location or "Gunicorn defaults"
+    b = dataclasses.replace(b, min_propagation_seconds=minimum)
+    return title, b
+
+
+def _cmd_timeline(args: argparse.Namespace) -> int:
+    panels: list[tuple[str, Budget]] = []
+    if args.paths:
+        analysis = _analyse(args.paths, args.config, args.min_propagation, args.stdin)
+        for line in analysis.errors:
+            print(line, file=args.stderr)
+        if analysis.errors:
+            return EXIT_USAGE
+        panels = [(f"{p.workload.ref} ({p.workload.source})", p.budget) for p in analysis.pods]
+    else:
+        try:
+            panels = [_budget_without_manifest(args.config)]
+        except ConfigLoadError as exc:
+            print(str(exc), file=args.stderr)
+            return EXIT_USAGE
+    print("\n\n".join(render_text(title, b) for title, b in panels), file=args.stdout)
+    if args.svg:
+        try:
+            with open(args.svg, "w", encoding="utf-8") as out:
+                out.write(render_svg(panels))
+        except OSError as exc:
+            print(f"{args.svg}: cannot write the SVG: {exc.strerror}", file=args.stderr)
+            return EXIT_USAGE
+    return EXIT_OK
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        "-c",
+        metavar="GUNICORN_CONF",
+        help="Gunicorn config (a file or python:module), instead of the -c in the "
+        "container's command; loaded by Gunicorn with the container's env",
+    )
+    parser.add_argument(
+        "--min-propagation",
+        type=_seconds,
+        metavar="SECONDS",
+        help="slowest endpoint removal in front of the pods; default: the container's "
+        "ZDT_MIN_PROPAGATION_SECONDS, else "
+        f"{settings.BY_NAME['ZDT_MIN_PROPAGATION_SECONDS'].default:g}",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gunicorn-zdt",
+        description="Check Kubernetes manifests against the Gunicorn config and the "
+        "termination budget; draw the termination timeline.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    check = sub.add_parser(
+        "check",
+        help="report every disagreement between Deployments and the Gunicorn config",
+        description="Read Deployments (files, folders, multi-document YAML, - for stdin) "
+        "and report each problem as FILE: Kind/name: FIELD: SEVERITY[RULE]: problem; fix. "
+        "Exit 0 clean, 1 errors (or warnings with --strict), 2 unreadable input.",
+    )
+    check.add_argument("paths", nargs="+", metavar="PATH")
+    _add_common(check)
+    check.add_argument("--strict", action="store_true", help="warnings count as findings")
+    check.set_defaults(func=_cmd_check)
+
+    timeline = sub.add_parser(
+        "timeline",
+        help="print the termination timeline with the actual numbers",
+        description="Print what happens after the pod is deleted, in seconds: preStop, "
+        "SIGTERM, drain end, graceful deadline, SIGKILL, and the slack. Without a "
+        "manifest the budget comes from the Gunicorn config and this shell's ZDT_* env.",
+    )
+    timeline.add_argument("paths", nargs="*", metavar="MANIFEST")
+    _add_common(timeline)
+    timeline.add_argument("--svg", metavar="FILE", help="also write the timeline as SVG")
+    timeline.set_defaults(func=_cmd_timeline)
+
+    _add_drill(sub)
+    return parser
+
+
+def _add_drill(sub: Any) -> None:
+    """``gunicorn_zdt.drill.cli.add_parser(subparsers)`` registers ``drill`` (func=...)."""
+    try:
+        from .drill import cli as drill_cli
+    except ModuleNotFoundError as exc:
+        if exc.name in {f"{__package__}.drill", f"{__package__}.drill.cli"}:
+            return
+        raise
+    drill_cli.add_parser(sub)
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    stdin: IO[str] | None = None,
+    stdout: IO[str] | None = None,
+    stderr: IO[str] | None = None,
+) -> int:
+    """Console entry point; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_usage(sys.stderr)
+        print("gunicorn-zdt: error: choose a command: check, timeline", file=sys.stderr)
+        return EXIT_USAGE
+    args.stdin = stdin
+    args.stdout = stdout or sys.stdout
+    args.stderr = stderr or sys.stderr
+    return int(func(args))

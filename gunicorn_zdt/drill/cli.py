@@ -1,0 +1,228 @@
+"""``gunicorn-zdt drill``: the command line of the rolling-update rehearsal.
+
+Exit codes: 0 zero failures and zero lost writes, 1 requests failed or writes were
+lost, 2 the rehearsal could not run (usage, manifest, pods never ready), 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from .balancer import MODES, HealthCheck
+from .load import LoadProfile
+from .manifest import DeploymentSpec, ManifestError, PreStop, Probe, load_deployment
+from .report import svg_report, text_report, write_json
+from .runner import DrillError, DrillOptions, run_drill
+
+EXAMPLE_COMMAND = (
+    "gunicorn -c example_app/gunicorn.conf.py example_app.wsgi:app --bind 127.0.0.1:{port}"
+)
+
+
+def _range(text: str) -> tuple[float, float]:
+    lo, _, hi = text.partition("-")
+    try:
+        pair = (float(lo), float(hi or lo))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: use MIN-MAX seconds, e.g. 1-3") from None
+    if not 0 <= pair[0] <= pair[1]:
+        raise argparse.ArgumentTypeError(f"{text!r}: need 0 <= MIN <= MAX")
+    return pair
+
+
+def _env(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r}: use KEY=VALUE")
+    return key, value
+
+
+def _int_or_percent(text: str) -> int | str:
+    return text if text.endswith("%") else int(text)
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register the ``drill`` subcommand (its defaults carry ``func``)."""
+    p = subparsers.add_parser(
+        "drill",
+        help="rehearse a Kubernetes rolling update locally and count every dropped request",
+        description=(
+            "Start N Gunicorn 'pods' from a command template, put a Service model in front "
+            "of them, run load without client retries, roll the Deployment, and report every "
+            "failed request and lost write. Exit 0 only with zero failures and zero lost writes."
+        ),
+    )
+    p.add_argument(
+        "--command",
+        dest="pod_command",
+        default=EXAMPLE_COMMAND,
+        help="pod command template with a {port} placeholder; its process is the pod's "
+        "main process (default: the example app)",
+    )
+    p.add_argument("--manifest", type=Path, help="YAML file with the Deployment to rehearse")
+    p.add_argument("--deployment", help="name of the Deployment in --manifest (default: first)")
+    p.add_argument("--service", choices=MODES, default="kube-proxy", help="balancer model")
+    p.add_argument("--rollouts", type=int, default=1, help="rolling updates in a row")
+    p.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="multiply every modelled period (probes, preStop, grace period, ZDT_*_SECONDS "
+        "env, propagation, health checks, warm-up) by this, e.g. 0.2 for a quick run",
+    )
+    p.add_argument(
+        "--propagation",
+        type=_range,
+        default=(1.0, 3.0),
+        metavar="MIN-MAX",
+        help="endpoint change propagation delay in seconds (default 1-3)",
+    )
+    g = p.add_argument_group("Deployment overrides (win over --manifest)")
+    g.add_argument("--replicas", type=int)
+    g.add_argument("--max-surge", type=_int_or_percent)
+    g.add_argument("--max-unavailable", type=_int_or_percent)
+    g.add_argument("--min-ready-seconds", type=float)
+    g.add_argument("--grace-period", type=float, help="terminationGracePeriodSeconds")
+    g.add_argument("--prestop-sleep", type=float, help="preStop sleep seconds; 0 removes preStop")
+    g.add_argument("--readiness-path", help="readiness httpGet path (adds a probe if none)")
+    g.add_argument("--readiness-period", type=float, help="readiness periodSeconds")
+    g.add_argument("--no-liveness", action="store_true", help="drop the liveness probe")
+    g.add_argument(
+        "--env", type=_env, action="append", default=[], metavar="KEY=VALUE", help="pod env"
+    )
+    h = p.add_argument_group("health-check service")
+    h.add_argument("--hc-path", help="checked path (default: the readiness probe's)")
+    h.add_argument("--hc-interval", type=float, default=2.0)
+    h.add_argument("--hc-timeout", type=float, default=1.0)
+    h.add_argument("--hc-healthy", type=int, default=2, help="passes to add a pod")
+    h.add_argument("--hc-unhealthy", type=int, default=2, help="failures to remove a pod")
+    ld = p.add_argument_group("load (no client retries)")
+    ld.add_argument("--get-path", default="/", help="GET path (default /)")
+    ld.add_argument("--write-path", help="POST JSON {'id': ...} here; GET <path>/<id> verifies")
+    ld.add_argument("--slow-path", help="path of a slow request, e.g. '/work?ms=300'")
+    ld.add_argument("--clients", type=int, default=2, help="threads per client kind")
+    ld.add_argument("--think-ms", type=float, default=10.0, help="pause between requests")
+    ld.add_argument("--timeout", type=float, default=10.0, help="client timeout (seconds)")
+    ld.add_argument("--warmup", type=float, default=3.0, help="load before the first rollout")
+    ld.add_argument("--settle", type=float, default=3.0, help="load after the last pod exited")
+    p.add_argument("--out", type=Path, default=Path("drill-report"), help="report directory")
+    p.add_argument("--seed", type=int, help="random seed (propagation, endpoint choice)")
+    p.add_argument("--quiet", action="store_true", help="print only the verdict line")
+    p.set_defaults(func=run)
+
+
+def options_from_args(args: argparse.Namespace) -> DrillOptions:
+    spec = load_deployment(args.manifest, args.deployment) if args.manifest else DeploymentSpec()
+    readiness = spec.readiness
+    if args.readiness_path or args.readiness_period:
+        readiness = readiness or Probe(kind="http", path="/healthz/ready")
+        readiness = Probe(
+            **{
+                **readiness.__dict__,
+                "path": args.readiness_path or readiness.path,
+                "period_seconds": args.readiness_period or readiness.period_seconds,
+            }
+        )
+    spec = spec.with_overrides(
+        replicas=args.replicas,
+        max_surge=args.max_surge,
+        max_unavailable=args.max_unavailable,
+        min_ready_seconds=args.min_ready_seconds,
+        grace_period_seconds=args.grace_period,
+        readiness=readiness,
+        prestop=None if args.prestop_sleep is None else PreStop(sleep_seconds=args.prestop_sleep),
+    )
+    if args.no_liveness:
+        spec = DeploymentSpec(**{**spec.__dict__, "liveness": None})
+    hc_path = args.hc_path or (spec.readiness.path if spec.readiness else "/healthz/ready")
+    return DrillOptions(
+        command=args.pod_command,
+        spec=spec,
+        service=args.service,
+        rollouts=args.rollouts,
+        time_scale=args.time_scale,
+        propagation_seconds=args.propagation,
+        health_check=HealthCheck(
+            path=hc_path,
+            interval=args.hc_interval,
+            timeout=args.hc_timeout,
+            healthy_threshold=args.hc_healthy,
+            unhealthy_threshold=args.hc_unhealthy,
+        ),
+        load=LoadProfile(
+            get_path=args.get_path,
+            write_path=args.write_path,
+            slow_path=args.slow_path,
+            clients_per_kind=args.clients,
+            think_seconds=args.think_ms / 1000,
+            timeout_seconds=args.timeout,
+        ),
+        env=dict(args.env),
+        work_dir=args.out,
+        warmup_seconds=args.warmup,
+        settle_seconds=args.settle,
+        seed=args.seed,
+    )
+
+
+def write_reports(result: dict[str, Any], out: Path) -> str:
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(result, out / "drill.json")
+    (out / "drill.svg").write_text(svg_report(result))
+    text = text_report(result)
+    (out / "drill.txt").write_text(text + "\n")
+    return text
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """The ``drill`` subcommand: 0 passed, 1 failures, 2 could not run, 130 interrupted."""
+    try:
+        opts = options_from_args(args)
+    except (ManifestError, ValueError) as exc:
+        print(f"gunicorn-zdt drill: {exc}", file=sys.stderr)
+        return 2
+    if args.rollouts < 1 or opts.time_scale <= 0:
+        print("gunicorn-zdt drill: --rollouts must be >= 1 and --time-scale > 0", file=sys.stderr)
+        return 2
+
+    def say(msg: str) -> None:
+        if not args.quiet:
+            print(f"drill: {msg}", file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        result = run_drill(opts, log=say)
+    except DrillError as exc:
+        print(f"gunicorn-zdt drill: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"gunicorn-zdt drill: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gunicorn-zdt drill: interrupted; every pod was stopped", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    text = write_reports(result, args.out)
+    if args.quiet:
+        print(text.splitlines()[-1])
+    else:
+        print(text)
+        print(f"\nreports: {args.out}/drill.txt, drill.json, drill.svg (pod logs there too)")
+    return 0 if result["passed"] else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="gunicorn-zdt")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_parser(sub)
+    args = parser.parse_args(argv)
+    return int(args.func(args))

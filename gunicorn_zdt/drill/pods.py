@@ -1,0 +1,150 @@
+"""Pod processes: one Gunicorn master per pod, each in its own process group.
+
+The command template's first process is the pod's "PID 1": SIGTERM goes to it alone,
+as the kubelet's container runtime does; SIGKILL at the grace deadline, and the
+teardown after the main process exited, go to the whole process group (the
+container's cgroup). Every group ever started is remembered by a :class:`ProcessGroups`
+so that :meth:`ProcessGroups.kill_all` can stop them on any exit path.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+
+def free_port() -> int:
+    """A port that was free on 127.0.0.1 a moment ago (the kernel's choice)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ProcessGroups:
+    """Every process group the rehearsal started; ``kill_all`` SIGKILLs the live ones."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._groups: dict[int, subprocess.Popen[bytes]] = {}
+        atexit.register(self.kill_all)
+
+    def add(self, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._groups[proc.pid] = proc
+
+    def kill_group(self, pgid: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+
+    def kill_all(self) -> None:
+        with self._lock:
+            procs = list(self._groups.values())
+        for proc in procs:
+            self.kill_group(proc.pid)
+        for proc in procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+
+
+@dataclass
+class Pod:
+    """One pod: its process and what happened to it (times in rehearsal seconds)."""
+
+    name: str
+    revision: int
+    port: int
+    command: list[str]
+    env: dict[str, str]
+    cwd: Path
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    created_at: float | None = None
+    ready: bool = False
+    ready_since: float | None = None
+    terminating: bool = False
+    deleted_at: float | None = None
+    sigterm_at: float | None = None
+    exited_at: float | None = None
+    exit_code: int | None = None
+    sigkilled: bool = False
+    restarts: int = 0
+    readiness_failed_at: float | None = None  # first failing readiness probe after deletion
+    _log: IO[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def start(self, groups: ProcessGroups) -> None:
+        """Start (or restart) the pod's main process in a new session / process group."""
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in reap()
+        self.proc = subprocess.Popen(
+            self.command,
+            cwd=self.cwd,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        groups.add(self.proc)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal_main(self, signum: int) -> bool:
+        """Signal the main process only (the container's PID 1). False if it is gone."""
+        if not self.alive():
+            return False
+        assert self.proc is not None
+        try:
+            os.kill(self.proc.pid, signum)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def reap(self, groups: ProcessGroups) -> None:
+        """After the main process exited: kill what is left of the group, close the log."""
+        if self.proc is not None:
+            groups.kill_group(self.proc.pid)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def build_command(template: str, port: int) -> list[str]:
+    """``"gunicorn app:app --bind 127.0.0.1:{port}"`` -> argv for this pod."""
+    if "{port}" not in template:
+        raise ValueError(
+            f"the pod command {template!r} has no {{port}} placeholder; add e.g. "
+            "--bind 127.0.0.1:{port} so every pod listens on its own port"
+        )
+    return shlex.split(template.replace("{port}", str(port)))
+
+
+def pod_environment(extra: dict[str, str]) -> dict[str, str]:
+    """The rehearsal's environment plus ``extra``, with this interpreter's bin dir on PATH
+    (so ``gunicorn`` in a command template is the one installed next to it)."""
+    env = dict(os.environ)
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    env.update(extra)
+    return env

@@ -1,0 +1,326 @@
+"""The rehearsal's verdict: a dict (written as JSON), a text report and an SVG picture."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from .load import FAILURE_CLASSES, Record
+from .pods import Pod
+from .timeline import Event
+
+_CLASS_COLOURS = {
+    "refused": "#d62728",
+    "reset": "#ff7f0e",
+    "closed": "#8c564b",
+    "timeout": "#9467bd",
+    "5xx": "#e377c2",
+    "keepalive_race": "#bcbd22",
+    "other": "#7f7f7f",
+}
+
+
+def pod_row(pod: Pod) -> dict[str, Any]:
+    """One line of the termination table (times in rehearsal seconds)."""
+    term_to_exit = None
+    if pod.sigterm_at is not None and pod.exited_at is not None:
+        term_to_exit = round(pod.exited_at - pod.sigterm_at, 3)
+    return {
+        "pod": pod.name,
+        "revision": pod.revision,
+        "port": pod.port,
+        "created_at": pod.created_at,
+        "deleted_at": pod.deleted_at,
+        "readiness_failing_at": pod.readiness_failed_at,
+        "sigterm_at": pod.sigterm_at,
+        "exited_at": pod.exited_at,
+        "exit_code": pod.exit_code,
+        "sigkilled": pod.sigkilled,
+        "sigterm_to_exit_seconds": term_to_exit,
+        "restarts": pod.restarts,
+        "stopped_by": "rollout" if pod.deleted_at is not None else "teardown",
+    }
+
+
+def summarize(
+    *,
+    settings: dict[str, Any],
+    records: list[Record],
+    acked: int,
+    lost: list[str],
+    unverified: list[str],
+    pods: list[Pod],
+    events: list[Event],
+    service_stats: dict[str, Any],
+    duration_seconds: float,
+) -> dict[str, Any]:
+    failures = [r for r in records if r.failure]
+    by_class = Counter(r.failure for r in failures)
+    deletions = sorted((e.t, e.pod) for e in events if e.kind == "deleted")
+    failure_rows = []
+    for r in failures[:2000]:
+        before = [(t, p) for t, p in deletions if t <= r.t]
+        last = before[-1] if before else None
+        failure_rows.append(
+            {
+                "t": r.t,
+                "client": r.client,
+                "method": r.method,
+                "class": r.failure,
+                "status": r.status,
+                "reused_connection": r.reused,
+                "detail": r.detail,
+                "after_deletion_of": last[1] if last else None,
+                "seconds_after_deletion": round(r.t - last[0], 3) if last else None,
+            }
+        )
+    by_client: dict[str, dict[str, int]] = {}
+    for r in records:
+        row = by_client.setdefault(r.client, {"requests": 0, "failures": 0})
+        row["requests"] += 1
+        row["failures"] += bool(r.failure)
+    return {
+        "passed": not failures and not lost and not unverified,
+        "settings": settings,
+        "duration_seconds": round(duration_seconds, 3),
+        "requests": len(records),
+        "succeeded": len(records) - len(failures),
+        "failures": len(failures),
+        "failures_by_class": {c: by_class.get(c, 0) for c in FAILURE_CLASSES},
+        "by_client": by_client,
+        "writes_acknowledged": acked,
+        "lost_writes": len(lost),
+        "lost_write_ids": lost[:50],
+        "unverified_writes": len(unverified),
+        "pods": [pod_row(p) for p in pods],
+        "events": [e.__dict__ for e in events],
+        "failure_list": failure_rows,
+        "service": service_stats,
+        "timeseries": _bins(records, duration_seconds),
+    }
+
+
+def _bins(records: list[Record], duration: float) -> dict[str, Any]:
+    width = max(0.1, round(max(duration, 1.0) / 150, 2))
+    n = int(duration / width) + 1
+    ok = [0] * n
+    failed: dict[str, list[int]] = {}
+    for r in records:
+        i = min(n - 1, max(0, int(r.t / width)))
+        if r.failure:
+            failed.setdefault(r.failure, [0] * n)[i] += 1
+        else:
+            ok[i] += 1
+    return {"bin_seconds": width, "ok": ok, "failed": failed}
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def text_report(result: dict[str, Any]) -> str:
+    s = result["settings"]
+    lines = [
+        f"gunicorn-zdt drill: {s['service']} service, {s['rollouts']} rolling update(s) of "
+        f"{s['replicas']} replicas (maxSurge {s['max_surge']}, maxUnavailable "
+        f"{s['max_unavailable']})",
+        f"time scale {s['time_scale']:g}: every manifest period, preStop, grace period, "
+        f"ZDT_*_SECONDS, propagation and health-check delay x{s['time_scale']:g} "
+        f"(grace {s['grace_period_seconds']:g} s, preStop {s['prestop']}, propagation "
+        f"{s['propagation_seconds'][0]:g}-{s['propagation_seconds'][1]:g} s)",
+        f"pod command: {s['command']}",
+        "",
+        f"requests {result['requests']}, succeeded {result['succeeded']}, "
+        f"failed {result['failures']} in {result['duration_seconds']:.1f} s",
+        "failures by class: "
+        + ", ".join(f"{c} {n}" for c, n in result["failures_by_class"].items()),
+        f"writes acknowledged {result['writes_acknowledged']}, lost {result['lost_writes']}, "
+        f"unverified {result['unverified_writes']}",
+    ]
+    if result["failure_list"]:
+        lines += ["", "failures after pod deletions (first 20):"]
+        for f in result["failure_list"][:20]:
+            where = (
+                f"+{f['seconds_after_deletion']:.2f} s after {f['after_deletion_of']} deleted"
+                if f["after_deletion_of"]
+                else "before any deletion"
+            )
+            lines.append(
+                f"  t={f['t']:.2f} {f['class']:<14} {f['method']:<4} {f['client']:<16} {where}"
+                f"  {f['detail'][:80]}"
+            )
+        hist = Counter(
+            int(f["seconds_after_deletion"])
+            for f in result["failure_list"]
+            if f["seconds_after_deletion"] is not None
+        )
+        lines.append(
+            "  seconds after deletion -> failures: "
+            + ", ".join(f"{k}-{k + 1}s: {hist[k]}" for k in sorted(hist))
+        )
+    lines += [
+        "",
+        "pod termination (seconds since start):",
+        f"  {'pod':<8} {'rev':>3} {'deleted':>8} {'503 at':>8} {'SIGTERM':>8} {'exited':>8} "
+        f"{'exit':>5} {'SIGKILL':>7} {'TERM->exit':>10} {'restarts':>8}",
+    ]
+    for p in result["pods"]:
+        lines.append(
+            f"  {p['pod']:<8} {p['revision']:>3} {_fmt(p['deleted_at']):>8} "
+            f"{_fmt(p['readiness_failing_at']):>8} {_fmt(p['sigterm_at']):>8} "
+            f"{_fmt(p['exited_at']):>8} {p['exit_code']!s:>5} "
+            f"{'yes' if p['sigkilled'] else 'no':>7} {_fmt(p['sigterm_to_exit_seconds']):>10} "
+            f"{p['restarts']:>8}" + ("  (teardown)" if p["stopped_by"] == "teardown" else "")
+        )
+    verdict = "PASSED: zero failures, zero lost writes" if result["passed"] else "FAILED"
+    lines += ["", verdict]
+    return "\n".join(lines)
+
+
+def write_json(result: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(result, indent=1, default=str) + "\n")
+
+
+def svg_report(result: dict[str, Any], title: str | None = None) -> str:
+    """Requests per time bin (failures stacked by class) above one lane per pod."""
+    s = result["settings"]
+    ts = result["timeseries"]
+    pods = result["pods"]
+    events = result["events"]
+    duration = max(result["duration_seconds"], 1.0)
+    left, right, top = 90, 20, 40
+    width = 960
+    plot_w = width - left - right
+    chart_h = 150
+    lane_h = 16
+    lanes_top = top + chart_h + 40
+    height = lanes_top + lane_h * len(pods) + 70
+
+    def x(t: float) -> float:
+        return left + plot_w * max(0.0, min(t, duration)) / duration
+
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'font-family="sans-serif" font-size="11">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+    ]
+    heading = title or (
+        f"{s['service']} service, {s['rollouts']} rollout(s) of {s['replicas']} pods, "
+        f"time scale {s['time_scale']:g}: {result['requests']} requests, "
+        f"{result['failures']} failed, {result['lost_writes']} lost writes"
+    )
+    out.append(f'<text x="{left}" y="20" font-size="13">{escape(heading)}</text>')
+    # Requests per bin.
+    n = len(ts["ok"])
+    totals = [ts["ok"][i] + sum(v[i] for v in ts["failed"].values()) for i in range(n)]
+    peak = max([*totals, 1])
+    bw = plot_w / max(n, 1)
+    base = top + chart_h
+    for i in range(n):
+        x0 = left + i * bw
+        h_ok = chart_h * ts["ok"][i] / peak
+        out.append(
+            f'<rect x="{x0:.1f}" y="{base - h_ok:.1f}" width="{max(bw - 0.5, 0.5):.1f}" '
+            f'height="{h_ok:.1f}" fill="#9ecae1"/>'
+        )
+        y = base - h_ok
+        for cls, values in ts["failed"].items():
+            if values[i]:
+                h = max(2.0, chart_h * values[i] / peak)
+                y -= h
+                out.append(
+                    f'<rect x="{x0:.1f}" y="{y:.1f}" width="{max(bw - 0.5, 0.5):.1f}" '
+                    f'height="{h:.1f}" fill="{_CLASS_COLOURS.get(cls, "#000")}"/>'
+                )
+    out.append(f'<line x1="{left}" y1="{base}" x2="{left + plot_w}" y2="{base}" stroke="#333"/>')
+    out.append(
+        f'<text x="{left - 6}" y="{top + 10}" text-anchor="end">{peak}</text>'
+        f'<text x="{left - 6}" y="{base}" text-anchor="end">0</text>'
+        f'<text x="{left - 6}" y="{top + chart_h / 2}" text-anchor="end">'
+        f"req/{ts['bin_seconds']:g}s</text>"
+    )
+    # Failure ticks (visible even when a bar is one pixel).
+    for f in result["failure_list"]:
+        out.append(
+            f'<line x1="{x(f["t"]):.1f}" y1="{base + 4}" x2="{x(f["t"]):.1f}" y2="{base + 14}" '
+            f'stroke="{_CLASS_COLOURS.get(f["class"], "#000")}"/>'
+        )
+    # Time axis.
+    step = max(1, round(duration / 12))
+    t = 0
+    while t <= duration:
+        out.append(
+            f'<text x="{x(t):.1f}" y="{base + 28}" text-anchor="middle">{t}s</text>'
+            f'<line x1="{x(t):.1f}" y1="{top}" x2="{x(t):.1f}" '
+            f'y2="{lanes_top + lane_h * len(pods)}" stroke="#eee"/>'
+        )
+        t += step
+    for e in events:
+        if e["kind"] == "rollout-started":
+            out.append(
+                f'<line x1="{x(e["t"]):.1f}" y1="{top}" x2="{x(e["t"]):.1f}" '
+                f'y2="{lanes_top + lane_h * len(pods)}" stroke="#555" stroke-dasharray="4,3"/>'
+                f'<text x="{x(e["t"]) + 3:.1f}" y="{top + 10}">{escape(e["detail"])}</text>'
+            )
+    # One lane per pod.
+    by_pod: dict[str, list[dict[str, Any]]] = {}
+    for e in events:
+        by_pod.setdefault(e["pod"], []).append(e)
+    for row, p in enumerate(pods):
+        y0 = lanes_top + row * lane_h
+        out.append(f'<text x="{left - 6}" y="{y0 + 11}" text-anchor="end">{p["pod"]}</text>')
+        start = p["created_at"] or 0.0
+        end = p["exited_at"] if p["exited_at"] is not None else duration
+        ready_at = next((e["t"] for e in by_pod.get(p["pod"], []) if e["kind"] == "ready"), None)
+        stop_at = p["deleted_at"] if p["deleted_at"] is not None else end
+        segments = [(start, ready_at or stop_at, "#cccccc")]
+        if ready_at is not None:
+            segments.append((ready_at, stop_at, "#74c476"))
+        if p["deleted_at"] is not None:
+            segments.append((p["deleted_at"], end, "#d62728" if p["sigkilled"] else "#fdae6b"))
+        for a, b, colour in segments:
+            out.append(
+                f'<rect x="{x(a):.1f}" y="{y0 + 3}" width="{max(x(b) - x(a), 0.5):.1f}" '
+                f'height="{lane_h - 6}" fill="{colour}"/>'
+            )
+        marks = {"sigterm": "#6a3d9a", "endpoint-removed": "#1f77b4", "readiness-failing": "#000"}
+        for e in by_pod.get(p["pod"], []):
+            colour = marks.get(e["kind"])
+            if colour:
+                out.append(
+                    f'<line x1="{x(e["t"]):.1f}" y1="{y0 + 1}" x2="{x(e["t"]):.1f}" '
+                    f'y2="{y0 + lane_h - 1}" stroke="{colour}" stroke-width="2"/>'
+                )
+    # Legend.
+    ly = lanes_top + lane_h * len(pods) + 22
+    legend = [
+        ("#9ecae1", "requests ok"),
+        ("#cccccc", "starting"),
+        ("#74c476", "ready"),
+        ("#fdae6b", "terminating"),
+        ("#d62728", "SIGKILLed / refused"),
+        ("#6a3d9a", "| SIGTERM"),
+        ("#1f77b4", "| endpoint removed at balancer"),
+        ("#000", "| readiness 503"),
+    ]
+    lx = left
+    for colour, label in legend:
+        out.append(
+            f'<rect x="{lx}" y="{ly - 9}" width="10" height="10" fill="{colour}"/>'
+            f'<text x="{lx + 14}" y="{ly}">{escape(label)}</text>'
+        )
+        lx += 14 + 7 * len(label) + 12
+    classes = [c for c in FAILURE_CLASSES if c in ts["failed"]]
+    if classes:
+        lx = left
+        for c in classes:
+            out.append(
+                f'<rect x="{lx}" y="{ly + 9}" width="10" height="10" fill="{_CLASS_COLOURS[c]}"/>'
+                f'<text x="{lx + 14}" y="{ly + 18}">failed: {c}</text>'
+            )
+            lx += 14 + 7 * (8 + len(c)) + 12
+    out.append("</svg>")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,231 @@
+"""One rehearsal, start to verdict, with every process stopped on every exit path."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .balancer import HealthCheck, Service
+from .kubelet import Kubelet
+from .load import Load, LoadProfile, verify_writes
+from .manifest import DeploymentSpec
+from .pods import Pod, ProcessGroups, build_command, free_port, pod_environment
+from .report import summarize
+from .rollout import Deployment, RolloutError
+from .timeline import Timeline
+
+#: Environment variables of the pods whose values are durations, scaled by --time-scale.
+_SCALED_ENV = re.compile(r"^ZDT_\w*_SECONDS$")
+
+
+class DrillError(RuntimeError):
+    """The rehearsal could not run (pods never ready, bad settings); not a verdict."""
+
+
+@dataclass
+class DrillOptions:
+    command: str  # pod command template with {port}
+    spec: DeploymentSpec
+    service: str = "kube-proxy"
+    rollouts: int = 1
+    time_scale: float = 1.0
+    propagation_seconds: tuple[float, float] = (1.0, 3.0)  # unscaled
+    health_check: HealthCheck = field(default_factory=HealthCheck)  # unscaled
+    load: LoadProfile = field(default_factory=LoadProfile)
+    env: dict[str, str] = field(default_factory=dict)  # extra pod env, not scaled
+    cwd: Path = field(default_factory=Path.cwd)
+    work_dir: Path = field(default_factory=lambda: Path("drill-run"))
+    warmup_seconds: float = 3.0  # unscaled: steady load before the first rollout
+    settle_seconds: float = 3.0  # unscaled: load kept after the last pod exited
+    seed: int | None = None
+
+    def scaled(self, seconds: float) -> float:
+        return seconds * self.time_scale
+
+    def pod_env(self) -> dict[str, str]:
+        env = {}
+        for key, value in self.spec.env.items():
+            if _SCALED_ENV.match(key):
+                # A value that is no number is left for gunicorn-zdt itself to report.
+                with contextlib.suppress(ValueError):
+                    value = f"{float(value) * self.time_scale:g}"
+            env[key] = value
+        env.update(self.env)
+        return env
+
+
+def describe_settings(opts: DrillOptions) -> dict[str, Any]:
+    surge, unavailable = opts.spec.surge_and_unavailable()
+    hc = opts.health_check
+    return {
+        "service": opts.service,
+        "command": opts.command,
+        "deployment": opts.spec.name,
+        "rollouts": opts.rollouts,
+        "replicas": opts.spec.replicas,
+        "max_surge": surge,
+        "max_unavailable": unavailable,
+        "time_scale": opts.time_scale,
+        "grace_period_seconds": opts.scaled(opts.spec.grace_period_seconds),
+        "min_ready_seconds": opts.scaled(opts.spec.min_ready_seconds),
+        "prestop": opts.spec.prestop.describe()
+        + (f" (x{opts.time_scale:g})" if opts.spec.prestop.sleep_seconds else ""),
+        "readiness": None if opts.spec.readiness is None else opts.spec.readiness.__dict__,
+        "liveness": None if opts.spec.liveness is None else opts.spec.liveness.__dict__,
+        "pod_env": opts.pod_env(),
+        "propagation_seconds": [opts.scaled(v) for v in opts.propagation_seconds],
+        "health_check": {
+            "path": hc.path,
+            "interval": opts.scaled(hc.interval),
+            "timeout": opts.scaled(hc.timeout),
+            "healthy_threshold": hc.healthy_threshold,
+            "unhealthy_threshold": hc.unhealthy_threshold,
+        }
+        if opts.service == "health-check"
+        else None,
+        "load": opts.load.__dict__,
+        "seed": opts.seed,
+    }
+
+
+def run_drill(opts: DrillOptions, log: Any = None) -> dict[str, Any]:
+    """Rehearse ``opts.rollouts`` rolling updates under load; return the result dict.
+
+    Raises :class:`DrillError` when the rehearsal itself cannot run. Every process it
+    started is gone when it returns or raises (including on KeyboardInterrupt).
+    """
+    say = log or (lambda _msg: None)
+    if opts.time_scale <= 0:
+        raise DrillError("--time-scale must be > 0")
+    opts.work_dir.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(opts.seed)
+    timeline = Timeline()
+    groups = ProcessGroups()
+    hc = opts.health_check
+    service = Service(
+        opts.service,
+        timeline,
+        propagation_seconds=(
+            opts.scaled(opts.propagation_seconds[0]),
+            opts.scaled(opts.propagation_seconds[1]),
+        ),
+        health_check=HealthCheck(
+            path=hc.path,
+            interval=opts.scaled(hc.interval),
+            timeout=opts.scaled(hc.timeout),
+            healthy_threshold=hc.healthy_threshold,
+            unhealthy_threshold=hc.unhealthy_threshold,
+        ),
+        rng=rng,
+    )
+    env = pod_environment(opts.pod_env())
+    build_command(opts.command, 1)  # fail early on a template without {port}
+    deployment: Deployment | None = None
+    load: Load | None = None
+
+    def make_kubelet(revision: int, index: int) -> Kubelet:
+        assert deployment is not None
+        port = free_port()
+        pod = Pod(
+            name=f"pod-{index}",
+            revision=revision,
+            port=port,
+            command=build_command(opts.command, port),
+            env=env,
+            cwd=opts.cwd,
+            log_path=opts.work_dir / f"pod-{index}.log",
+        )
+        kubelet = Kubelet(
+            pod,
+            opts.spec,
+            scale=opts.time_scale,
+            groups=groups,
+            timeline=timeline,
+            service=service,
+            changed=deployment.changed,
+        )
+        kubelet.start()
+        return kubelet
+
+    lost: list[str] = []
+    unverified: list[str] = []
+    try:
+        service.start()
+        deployment = Deployment(
+            opts.spec, scale=opts.time_scale, timeline=timeline, make_kubelet=make_kubelet
+        )
+        say(f"starting {opts.spec.replicas} pods behind the {opts.service} service")
+        try:
+            deployment.rollout(1)
+        except RolloutError as exc:
+            raise DrillError(f"the first pods never became available: {exc}") from None
+        if not service.wait_endpoints(opts.spec.replicas, timeout=_admit_timeout(opts)):
+            raise DrillError(
+                f"the {opts.service} service did not route to the first "
+                f"{opts.spec.replicas} pods in time"
+            )
+        load = Load(service.port, opts.load, timeline.now, service.was_refused)
+        load.start()
+        timeline.record("", "load-started")
+        _modelled_delay(opts.scaled(opts.warmup_seconds))  # modelled steady state
+        for n in range(opts.rollouts):
+            say(f"rolling update {n + 1}/{opts.rollouts}")
+            try:
+                deployment.rollout(n + 2)
+            except RolloutError as exc:
+                raise DrillError(str(exc)) from None
+        grace = opts.scaled(opts.spec.grace_period_seconds)
+        if not deployment.wait_terminated(grace + opts.scaled(2) + 10):
+            raise DrillError("a deleted pod outlived its grace period by more than 10 s")
+        _modelled_delay(opts.scaled(opts.settle_seconds))  # modelled observation tail
+        load.stop()
+        timeline.record("", "load-stopped")
+        if opts.load.write_path and load.acked:
+            port = deployment.ready_port()
+            if port is None:
+                raise DrillError("no ready pod left to verify the acknowledged writes against")
+            say(f"verifying {len(load.acked)} acknowledged writes")
+            lost, unverified = verify_writes(load.acked, port, opts.load.write_path)
+    finally:
+        if load is not None:
+            load.stop()
+        if deployment is not None:
+            deployment.teardown()
+        service.stop()
+        groups.kill_all()
+    assert load is not None and deployment is not None
+    return summarize(
+        settings=describe_settings(opts),
+        records=sorted(load.records, key=lambda r: r.t),
+        acked=len(load.acked),
+        lost=lost,
+        unverified=unverified,
+        pods=[k.pod for k in deployment.kubelets],
+        events=timeline.events(),
+        service_stats={
+            "new_connections_per_pod": dict(service.connections),
+            "refused_for_clients": len(service.refused_ports),
+            "l7_upstream_failures": dict(service.upstream_failures),
+        },
+        duration_seconds=timeline.now(),
+    )
+
+
+def _admit_timeout(opts: DrillOptions) -> float:
+    """Deadline for the first pods to reach the balancer: its slowest path plus 10 s."""
+    hc = opts.health_check
+    slowest = opts.propagation_seconds[1]
+    if opts.service == "health-check":
+        slowest = (hc.interval + hc.timeout) * (hc.healthy_threshold + 1)
+    return opts.scaled(slowest) + 10.0
+
+
+def _modelled_delay(seconds: float) -> None:
+    """A period of the model (steady state, observation tail), never a synchronisation."""
+    if seconds > 0:
+        time.sleep(seconds)

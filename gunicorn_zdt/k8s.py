@@ -1,0 +1,409 @@
+"""Read Kubernetes manifests and extract what the termination budget depends on.
+
+Input: files, folders (their ``*.yaml``/``*.yml``/``*.json`` files, not subfolders),
+multi-document YAML, ``kind: List`` objects, and ``-`` for standard input (e.g.
+``kubectl kustomize k8s/ | gunicorn-zdt check -``). Output: :class:`Document` objects
+and, for each Deployment, a :class:`Workload` with the pod's grace period, preStop,
+probes, ports, literal env and command, Kubernetes defaults applied.
+
+Problems with the input itself are raised as :class:`ManifestError` with a one-line
+message; nothing here knows about Gunicorn or the rules. Needs PyYAML.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+__all__ = [
+    "Document",
+    "ManifestError",
+    "PreStop",
+    "Probe",
+    "Workload",
+    "label_selector_matches",
+    "read_documents",
+    "resolve_int_or_percent",
+    "workloads",
+]
+
+#: Kubernetes defaults (core/v1 types.go): the numbers a probe has when a field is left out.
+PROBE_DEFAULTS = {
+    "initialDelaySeconds": 0,
+    "periodSeconds": 10,
+    "timeoutSeconds": 1,
+    "successThreshold": 1,
+    "failureThreshold": 3,
+}
+DEFAULT_GRACE_PERIOD_SECONDS = 30
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+STDIN_NAME = "<stdin>"
+
+
+class ManifestError(Exception):
+    """The input cannot be read as Kubernetes objects; ``str()`` is the one-line report."""
+
+
+@dataclass(frozen=True)
+class Document:
+    """One Kubernetes object and where it came from."""
+
+    source: str
+    obj: Mapping[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return str(self.obj.get("kind") or "")
+
+    @property
+    def name(self) -> str:
+        metadata = self.obj.get("metadata")
+        name = metadata.get("name") if isinstance(metadata, Mapping) else None
+        return str(name) if name else "<unnamed>"
+
+    @property
+    def namespace(self) -> str | None:
+        metadata = self.obj.get("metadata")
+        ns = metadata.get("namespace") if isinstance(metadata, Mapping) else None
+        return str(ns) if ns else None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind or '<no kind>'}/{self.name}"
+
+
+def read_documents(
+    paths: Iterable[str], stdin: IO[str] | None = None
+) -> tuple[list[Document], list[str]]:
+    """Every object in ``paths``; plus one error line per path that could not be read."""
+    docs: list[Document] = []
+    errors: list[str] = []
+    for raw in paths:
+        try:
+            if raw == "-":
+                text = (stdin or sys.stdin).read()
+                docs.extend(parse_documents(text, STDIN_NAME))
+                continue
+            path = Path(raw)
+            if path.is_dir():
+                files = sorted(p for p in path.iterdir() if p.suffix in MANIFEST_SUFFIXES)
+                if not files:
+                    raise ManifestError(
+                        f"{raw}: no *.yaml, *.yml or *.json file in this folder; "
+                        "pass the folder that holds your Deployment"
+                    )
+            elif path.exists():
+                files = [path]
+            else:
+                raise ManifestError(f"{raw}: no such file or folder")
+            for file in files:
+                try:
+                    text = file.read_text(encoding="utf-8")
+                except (OSError, UnicodeDecodeError) as exc:
+                    raise ManifestError(f"{file}: cannot read: {exc}") from None
+                docs.extend(parse_documents(text, str(file)))
+        except ManifestError as exc:
+            errors.append(str(exc))
+    return docs, errors
+
+
+def parse_documents(text: str, source: str) -> list[Document]:
+    """The objects of a (multi-document) YAML or JSON text; ``kind: List`` is flattened."""
+    try:
+        loaded = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise ManifestError(
+            f"{source}: not valid YAML{where}: {problem}; fix the syntax "
+            "(or render templates first, e.g. kubectl kustomize DIR | gunicorn-zdt check -)"
+        ) from None
+    out: list[Document] = []
+    for index, obj in enumerate(loaded, start=1):
+        if not isinstance(obj, Mapping) or "kind" not in obj:
+            raise ManifestError(
+                f"{source}: document {index} is not a Kubernetes object (no kind); "
+                "pass only manifests, one object per YAML document"
+            )
+        if obj.get("kind") == "List" and isinstance(obj.get("items"), list):
+            out.extend(Document(source, item) for item in obj["items"] if isinstance(item, Mapping))
+        else:
+            out.append(Document(source, obj))
+    return out
+
+
+def resolve_int_or_percent(value: int | str, total: int, *, round_up: bool) -> int:
+    """Kubernetes' IntOrString scaling: ``"25%"`` of ``total``, rounded as the controller does."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a number or percentage")
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    if text.endswith("%"):
+        percent = int(text[:-1])
+        scaled, remainder = divmod(percent * total, 100)
+        return scaled + (1 if round_up and remainder else 0)
+    return int(text)
+
+
+def label_selector_matches(selector: Any, labels: Mapping[str, str]) -> bool:
+    """A LabelSelector (matchLabels + matchExpressions) against a pod's labels."""
+    if not isinstance(selector, Mapping):
+        return False
+    match_labels = selector.get("matchLabels") or {}
+    expressions = selector.get("matchExpressions") or []
+    if not match_labels and not expressions:
+        return True  # policy/v1: an empty selector selects every pod
+    if any(labels.get(k) != str(v) for k, v in match_labels.items()):
+        return False
+    for expr in expressions:
+        key, op = expr.get("key"), expr.get("operator")
+        values = [str(v) for v in expr.get("values") or []]
+        ok = {
+            "In": key in labels and labels[key] in values,
+            "NotIn": key not in labels or labels[key] not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }.get(op, False)
+        if not ok:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One probe of the app container, Kubernetes defaults applied."""
+
+    kind: str  # readiness | liveness | startup
+    field: str  # e.g. spec.template.spec.containers[app].readinessProbe
+    handler: str | None  # httpGet | tcpSocket | exec | grpc
+    path: str | None
+    port: int | str | None
+    initial_delay_seconds: int
+    period_seconds: int
+    timeout_seconds: int
+    success_threshold: int
+    failure_threshold: int
+
+    @property
+    def path_only(self) -> str | None:
+        """The httpGet path without its query string (``?exclude=`` is allowed)."""
+        return None if self.path is None else self.path.split("?", 1)[0]
+
+
+@dataclass(frozen=True)
+class PreStop:
+    """The container's preStop hook, as far as its duration is known."""
+
+    handler: str | None  # sleep | exec | httpGet | None
+    seconds: float  # 0 when none or unknown
+    field: str
+    exec_sleep: bool = False  # exec of a ``sleep`` binary (needs one in the image)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A Deployment's pod, reduced to what decides whether requests drop."""
+
+    doc: Document
+    replicas: int
+    strategy: Mapping[str, Any]
+    labels: Mapping[str, str]
+    grace_period_seconds: float
+    grace_period_set: bool
+    container_name: str
+    container_field: str
+    ports: Mapping[str, int]  # name (or str(port) when unnamed) -> containerPort
+    env: Mapping[str, str]  # literal values only
+    env_indirect: frozenset[str]  # names set through valueFrom
+    command: list[str] | None
+    args: list[str] | None
+    prestop: PreStop
+    probes: Mapping[str, Probe | None] = field(default_factory=dict)
+
+    @property
+    def source(self) -> str:
+        return self.doc.source
+
+    @property
+    def ref(self) -> str:
+        return self.doc.ref
+
+    def env_field(self, name: str) -> str:
+        return f"{self.container_field}.env[{name}]"
+
+    @property
+    def container_ports(self) -> list[int]:
+        return sorted(set(self.ports.values()))
+
+    def resolve_port(self, port: int | str | None) -> int | None:
+        """A probe's or Service's port, by number or by the container port's name."""
+        if isinstance(port, int) and not isinstance(port, bool):
+            return port
+        if isinstance(port, str):
+            if port.isdigit():
+                return int(port)
+            return self.ports.get(port)
+        return None
+
+
+def workloads(docs: Iterable[Document]) -> Iterator[Workload | ManifestError]:
+    """A Workload per Deployment; a ManifestError (one line) for one that lacks a pod spec."""
+    for doc in docs:
+        if doc.kind != "Deployment":
+            continue
+        try:
+            yield _workload(doc)
+        except ManifestError as exc:
+            yield exc
+        except (TypeError, ValueError, AttributeError) as exc:
+            yield ManifestError(
+                f"{doc.source}: {doc.ref}: cannot read this Deployment ({exc}); "
+                "check it with kubectl apply --dry-run=client"
+            )
+
+
+def _need(obj: Any, key: str, doc: Document, path: str, kind: type = dict) -> Any:
+    value = obj.get(key) if isinstance(obj, Mapping) else None
+    if not isinstance(value, kind) or not value:
+        expected = "a mapping" if kind is dict else "a non-empty list"
+        raise ManifestError(
+            f"{doc.source}: {doc.ref}: {path}: missing or not {expected}; "
+            "give the complete Deployment (render kustomize/helm output first)"
+        )
+    return value
+
+
+def _workload(doc: Document) -> Workload:
+    spec = _need(doc.obj, "spec", doc, "spec")
+    template = _need(spec, "template", doc, "spec.template")
+    pod = _need(template, "spec", doc, "spec.template.spec")
+    containers = _need(pod, "containers", doc, "spec.template.spec.containers", list)
+    container = _app_container(containers)
+    cname = str(container.get("name") or containers.index(container))
+    cfield = f"spec.template.spec.containers[{cname}]"
+    labels = {
+        str(k): str(v) for k, v in ((template.get("metadata") or {}).get("labels") or {}).items()
+    }
+    grace_raw = pod.get("terminationGracePeriodSeconds")
+    ports = {}
+    for port in container.get("ports") or []:
+        number = int(port["containerPort"])
+        ports[str(port.get("name") or number)] = number
+    env: dict[str, str] = {}
+    indirect: set[str] = set()
+    for var in container.get("env") or []:
+        name = str(var.get("name"))
+        if "valueFrom" in var:
+            indirect.add(name)
+        else:
+            env[name] = "" if var.get("value") is None else str(var.get("value"))
+    probes = {
+        kind: _probe(kind, container.get(f"{kind}Probe"), f"{cfield}.{kind}Probe")
+        for kind in ("readiness", "liveness", "startup")
+    }
+    return Workload(
+        doc=doc,
+        replicas=int(spec.get("replicas", 1)),
+        strategy=spec.get("strategy") or {},
+        labels=labels,
+        grace_period_seconds=float(
+            DEFAULT_GRACE_PERIOD_SECONDS if grace_raw is None else grace_raw
+        ),
+        grace_period_set=grace_raw is not None,
+        container_name=cname,
+        container_field=cfield,
+        ports=ports,
+        env=env,
+        env_indirect=frozenset(indirect),
+        command=_str_list(container.get("command")),
+        args=_str_list(container.get("args")),
+        prestop=_prestop(container, f"{cfield}.lifecycle.preStop"),
+        probes=probes,
+    )
+
+
+def _str_list(value: Any) -> list[str] | None:
+    return None if value is None else [str(v) for v in value]
+
+
+def _mentions_gunicorn(container: Mapping[str, Any]) -> bool:
+    words = [*(container.get("command") or []), *(container.get("args") or [])]
+    return any("gunicorn" in str(w) for w in words)
+
+
+def _app_container(containers: list[Any]) -> Mapping[str, Any]:
+    """The container that runs Gunicorn: named in its command, else has ZDT_* env, else first."""
+    mappings = [c for c in containers if isinstance(c, Mapping)]
+    if not mappings:
+        raise TypeError("containers must be mappings")
+    for c in mappings:
+        if _mentions_gunicorn(c):
+            return c
+    for c in mappings:
+        if any(str(v.get("name", "")).startswith("ZDT_") for v in c.get("env") or []):
+            return c
+    return mappings[0]
+
+
+def _probe(kind: str, raw: Any, fld: str) -> Probe | None:
+    if not isinstance(raw, Mapping):
+        return None
+    handler = next((h for h in ("httpGet", "tcpSocket", "exec", "grpc") if h in raw), None)
+    action = raw.get(handler) if handler else None
+    action = action if isinstance(action, Mapping) else {}
+    numbers = {key: int(raw.get(key, default)) for key, default in PROBE_DEFAULTS.items()}
+    return Probe(
+        kind=kind,
+        field=fld,
+        handler=handler,
+        path=str(action.get("path", "/")) if handler == "httpGet" else None,
+        port=action.get("port"),
+        initial_delay_seconds=numbers["initialDelaySeconds"],
+        period_seconds=numbers["periodSeconds"],
+        timeout_seconds=numbers["timeoutSeconds"],
+        success_threshold=numbers["successThreshold"],
+        failure_threshold=numbers["failureThreshold"],
+    )
+
+
+def _prestop(container: Mapping[str, Any], fld: str) -> PreStop:
+    hook = (container.get("lifecycle") or {}).get("preStop")
+    if not isinstance(hook, Mapping):
+        return PreStop(None, 0.0, fld)
+    if isinstance(hook.get("sleep"), Mapping):
+        return PreStop("sleep", float(hook["sleep"].get("seconds", 0)), fld)
+    if isinstance(hook.get("exec"), Mapping):
+        seconds = exec_sleep_seconds(_str_list(hook["exec"].get("command")) or [])
+        return PreStop("exec", seconds or 0.0, fld, exec_sleep=seconds is not None)
+    if "httpGet" in hook:
+        return PreStop("httpGet", 0.0, fld)
+    return PreStop(None, 0.0, fld)
+
+
+def exec_sleep_seconds(command: list[str]) -> float | None:
+    """``["sleep", "5"]`` or ``["/bin/sh", "-c", "sleep 5"]`` -> 5.0; anything else -> None."""
+    words = command
+    if len(command) >= 3 and Path(command[0]).name in SHELLS and command[1] == "-c":
+        try:
+            words = shlex.split(command[2])
+        except ValueError:
+            return None
+    if len(words) == 2 and Path(words[0]).name == "sleep":
+        try:
+            return float(words[1].rstrip("s"))
+        except ValueError:
+            return None
+    return None
+
+
+SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh", "busybox"})

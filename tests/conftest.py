@@ -1,0 +1,38 @@
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import Gunicorn
+
+_ENV_PREFIXES = ("ZDT_", "GUNICORN_CMD_ARGS", "DATABASE_URL")
+_ENV_NAMES = {"PORT", "WEB_CONCURRENCY"}
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts without our settings in the environment (restored afterwards)."""
+    for name in list(os.environ):
+        if name.startswith(_ENV_PREFIXES) or name in _ENV_NAMES:
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def gunicorn(tmp_path: Path) -> Iterator[type[Gunicorn]]:
+    """Factory for real Gunicorn masters; every one started is stopped after the test."""
+    started: list[Gunicorn] = []
+
+    class Tracked(Gunicorn):
+        def start(self, wait_ready: bool = True) -> Gunicorn:
+            started.append(self)
+            return super().start(wait_ready)
+
+    def make(**kw):  # type: ignore[no-untyped-def]
+        kw.setdefault("tmp", tmp_path / f"g{len(started)}")
+        kw["tmp"].mkdir(parents=True, exist_ok=True)
+        return Tracked(**kw)
+
+    yield make  # type: ignore[misc]
+    for server in started:
+        server.stop()

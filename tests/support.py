@@ -1,0 +1,221 @@
+"""Real Gunicorn masters for tests: own session, port 0, log file, deadlines, TERM then KILL."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+REPO = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
+
+
+def wait_until(
+    predicate: Callable[[], T], timeout: float, what: str, log: Callable[[], str] | None = None
+) -> T:
+    """Poll ``predicate`` until truthy; fail with its last value (and the log) at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            tail = f"\n--- log ---\n{log()}" if log else ""
+            raise AssertionError(
+                f"timed out after {timeout} s waiting for {what}; last: {value!r}{tail}"
+            )
+        time.sleep(0.02)
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.body)
+
+
+def request(
+    port: int,
+    path: str,
+    method: str = "GET",
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    conn: http.client.HTTPConnection | None = None,
+    timeout: float = 10,
+) -> Response:
+    """One HTTP request; on a fresh connection unless ``conn`` is given (keep-alive)."""
+    own = conn is None
+    c = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        data = r.read()
+        return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+    finally:
+        if own:
+            c.close()
+
+
+def children(pid: int) -> list[int]:
+    """Direct child processes of ``pid`` (the master's workers), from /proc."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        # field 4 (ppid) follows the ")" that closes the command name
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z" and int(fields[1]) == pid:
+            out.append(int(entry))
+    return sorted(out)
+
+
+@dataclass
+class Gunicorn:
+    """A real Gunicorn master running ``app`` with a config written into ``tmp``."""
+
+    tmp: Path
+    config: str = ""
+    app: str = "tests.apps:app"
+    env: dict[str, str] = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)
+    hooks: bool = True
+    proc: subprocess.Popen[bytes] | None = None
+    port: int = 0
+
+    def __post_init__(self) -> None:
+        self.log_path = self.tmp / "gunicorn.log"
+        self.conf_path = self.tmp / "gunicorn_test.conf.py"
+
+    def start(self, wait_ready: bool = True) -> Gunicorn:
+        base = textwrap.dedent(
+            """
+            control_socket_disable = True  # Gunicorn >= 25: no shared ~/.gunicorn socket
+            workers = 2
+            loglevel = "info"
+            """
+        )
+        install = "\nfrom gunicorn_zdt.hooks import install\ninstall(globals())\n"
+        self.conf_path.write_text(
+            base + textwrap.dedent(self.config) + (install if self.hooks else "")
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ZDT_", "GUNICORN"))}
+        env.update({"DATABASE_URL": f"sqlite:///{self.tmp / 'test.db'}", "PYTHONUNBUFFERED": "1"})
+        env.update(self.env)
+        # The console script, as users run it: `python -m gunicorn` would re-exec (USR2) with
+        # gunicorn's own folder first on sys.path, where its `http` package shadows the stdlib.
+        cmd = [str(Path(sys.executable).with_name("gunicorn")), "-c", str(self.conf_path)]
+        cmd += ["--bind", "127.0.0.1:0", *self.args, self.app]
+        self._log = open(self.log_path, "ab")  # noqa: SIM115  closed in stop()
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        if wait_ready:
+            self.wait_listening()
+            self.wait_ready()
+        return self
+
+    # -- observation ---------------------------------------------------------------
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, pattern: str, timeout: float = 15, count: int = 1) -> list[str]:
+        def found() -> list[str]:
+            hits = re.findall(pattern, self.log())
+            return hits if len(hits) >= count else []
+
+        return wait_until(found, timeout, f"log line {pattern!r} x{count}", self.log)
+
+    def wait_listening(self, timeout: float = 20) -> int:
+        def port() -> int:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"gunicorn exited {self.proc.returncode}:\n{self.log()}")
+            m = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", self.log())
+            return int(m.group(1)) if m else 0
+
+        self.port = wait_until(port, timeout, "Listening at", self.log)
+        return self.port
+
+    def wait_ready(self, timeout: float = 20) -> None:
+        wait_until(lambda: self.try_get("/healthz/ready") == 200, timeout, "ready", self.log)
+
+    def try_get(self, path: str) -> int | None:
+        try:
+            return self.get(path, timeout=2).status
+        except OSError:
+            return None
+
+    def get(self, path: str, **kw: Any) -> Response:
+        return request(self.port, path, **kw)
+
+    def connect(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def workers(self) -> list[int]:
+        return children(self.pid)
+
+    def wait_workers(self, n: int, timeout: float = 15) -> list[int]:
+        return wait_until(
+            lambda: w if len(w := self.workers()) == n else [], timeout, f"{n} workers", self.log
+        )
+
+    def signal(self, sig: int) -> None:
+        os.kill(self.pid, sig)
+
+    def wait_exit(self, timeout: float = 30) -> int:
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"gunicorn still running after {timeout} s:\n{self.log()}"
+            ) from None
+
+    def stop(self) -> None:
+        """Quick-stop the master, then KILL its whole process group: no process is left."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(5)
+        with contextlib.suppress(ProcessLookupError):  # stragglers, e.g. a USR2 child master
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+        self._log.close()
+
+    def __enter__(self) -> Gunicorn:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,244 @@
+"""The drain on SIGTERM, proven on real Gunicorn masters with real signals and sockets."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import signal
+import socket
+import threading
+import time
+
+import pytest
+
+from tests.support import Response, request, wait_until
+
+WORKER_CLASSES = ["sync", "gthread", "gevent"]
+
+
+def _require(worker_class: str) -> None:
+    if worker_class == "gevent" and importlib.util.find_spec("gevent") is None:
+        pytest.skip("gevent is not installed (pip install gunicorn-zdt[gevent])")
+
+
+def _config(worker_class: str, extra: str = "") -> str:
+    threads = "threads = 4\n" if worker_class == "gthread" else ""
+    return f'worker_class = "{worker_class}"\n{threads}keepalive = 1\n{extra}'
+
+
+def _answers_from_every_worker(server, path: str, expect: int, workers: list[int]) -> set[int]:
+    """Fresh connections until each worker answered ``path``; every answer must be ``expect``."""
+    seen: dict[int, int] = {}
+
+    def all_seen() -> bool:
+        r = server.get(path)
+        seen[int(r.headers["x-worker-pid"])] = r.status
+        assert r.status == expect, (r.status, r.body, server.log())
+        return set(workers) <= set(seen)
+
+    wait_until(all_seen, 20, f"{path} answered by every worker {workers}", server.log)
+    return set(seen)
+
+
+@pytest.mark.parametrize("preload", [False, True], ids=["no-preload", "preload"])
+@pytest.mark.parametrize("worker_class", WORKER_CLASSES)
+def test_ready_is_503_on_every_worker_after_sigterm_while_traffic_is_served(
+    gunicorn, worker_class: str, preload: bool
+) -> None:
+    _require(worker_class)
+    drain = 2.0
+    server = gunicorn(
+        config=_config(worker_class, f"workers = 3\npreload_app = {preload}\n"),
+        env={"ZDT_DRAIN_SECONDS": str(drain)},
+    ).start()
+    workers = server.wait_workers(3)
+    _answers_from_every_worker(server, "/healthz/ready", 200, workers)
+    keep_alive = server.connect()
+    assert server.get("/work?ms=0", conn=keep_alive).status == 200
+
+    sigterm_at = time.monotonic()
+    server.signal(signal.SIGTERM)
+    server.wait_for_log(r"gunicorn-zdt: SIGTERM: draining for 2 s")
+    _answers_from_every_worker(server, "/healthz/ready", 503, workers)
+    assert server.get("/healthz/live").status == 200
+    # New connections are still accepted and served during the drain ...
+    served = server.get("/work?ms=0")
+    assert served.status == 200
+    # ... and a response on a kept-alive connection closes it.
+    last = server.get("/work?ms=0", conn=keep_alive)
+    assert last.status == 200
+    if worker_class != "sync":  # sync always answers Connection: close anyway
+        assert last.headers.get("connection") == "close"
+    assert keep_alive.sock is None or keep_alive.sock.recv(1) == b""
+
+    assert server.wait_exit(30) == 0
+    took = time.monotonic() - sigterm_at
+    assert drain <= took < drain + 10, took
+    server.wait_for_log(r"gunicorn-zdt: graceful stop begins \(drain over\)")
+
+
+def test_in_flight_request_finishes_after_drain_and_then_new_connections_are_refused(
+    gunicorn,
+) -> None:
+    server = gunicorn(config=_config("gthread"), env={"ZDT_DRAIN_SECONDS": "1"}).start()
+    server.signal(signal.SIGTERM)
+    server.wait_for_log("draining for 1 s")
+    slow: list[Response] = []
+    t = threading.Thread(target=lambda: slow.append(server.get("/work?ms=2500")))
+    t.start()
+    server.wait_for_log(r"graceful stop begins")
+
+    def refused() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
+        except ConnectionRefusedError:
+            return True
+        return False
+
+    wait_until(refused, 5, "listeners closed after the drain", server.log)
+    t.join(15)
+    assert slow and slow[0].status == 200, server.log()
+    assert server.wait_exit(15) == 0
+
+
+def test_second_sigterm_ends_the_drain_at_once(gunicorn) -> None:
+    server = gunicorn(config=_config("sync"), env={"ZDT_DRAIN_SECONDS": "60"}).start()
+    server.signal(signal.SIGTERM)
+    server.wait_for_log("draining for 60 s")
+    assert server.get("/healthz/ready").status == 503
+    second = time.monotonic()
+    server.signal(signal.SIGTERM)
+    assert server.wait_exit(10) == 0
+    assert time.monotonic() - second < 5
+    assert "graceful stop begins (second SIGTERM, drain cut short)" in server.log()
+
+
+def test_sigint_during_drain_is_gunicorns_quick_shutdown(gunicorn) -> None:
+    server = gunicorn(config=_config("gthread"), env={"ZDT_DRAIN_SECONDS": "60"}).start()
+    server.signal(signal.SIGTERM)
+    server.wait_for_log("draining for 60 s")
+    started = time.monotonic()
+    server.signal(signal.SIGINT)
+    assert server.wait_exit(10) == 0
+    assert time.monotonic() - started < 5
+    assert "graceful stop begins" not in server.log()
+
+
+def test_drain_zero_is_plain_gunicorn_graceful_stop(gunicorn) -> None:
+    server = gunicorn(config=_config("sync"), env={"ZDT_DRAIN_SECONDS": "0"}).start()
+    server.signal(signal.SIGTERM)
+    assert server.wait_exit(10) == 0
+    assert "graceful stop begins (ZDT_DRAIN_SECONDS is 0)" in server.log()
+
+
+def test_worker_killed_during_drain_is_replaced_and_reports_draining(gunicorn) -> None:
+    server = gunicorn(config=_config("sync"), env={"ZDT_DRAIN_SECONDS": "30"}).start()
+    old = server.wait_workers(2)
+    server.signal(signal.SIGTERM)
+    server.wait_for_log("draining for 30 s")
+    victim = old[0]
+    os.kill(victim, signal.SIGKILL)
+    now = wait_until(
+        lambda: w if len(w := server.workers()) == 2 and victim not in w else [],
+        15,
+        "a replacement worker",
+        server.log,
+    )
+    (newborn,) = set(now) - set(old)
+    _answers_from_every_worker(server, "/healthz/ready", 503, [newborn, old[1]])
+
+
+def test_workers_recycled_by_max_requests_during_drain_report_draining(gunicorn) -> None:
+    server = gunicorn(
+        config=_config("sync", "max_requests = 3\n"), env={"ZDT_DRAIN_SECONDS": "30"}
+    ).start()
+    first = set(server.wait_workers(2))
+    server.signal(signal.SIGTERM)
+    server.wait_for_log("draining for 30 s")
+    seen: set[int] = set()
+
+    def recycled() -> bool:
+        r = server.get("/healthz/ready")
+        assert r.status == 503, server.log()
+        seen.add(int(r.headers["x-worker-pid"]))
+        return bool(seen - first)
+
+    wait_until(recycled, 20, "an answer from a worker born during the drain", server.log)
+
+
+def test_hung_worker_is_still_killed_on_timeout_during_drain(gunicorn) -> None:
+    server = gunicorn(
+        config=_config("sync", "timeout = 2\ngraceful_timeout = 2\n"),
+        env={"ZDT_DRAIN_SECONDS": "30"},
+    ).start()
+    server.signal(signal.SIGTERM)
+    server.wait_for_log("draining for 30 s")
+    old = set(server.wait_workers(2))
+    # The worker is aborted under the request: an error page or a dropped connection.
+    with contextlib.suppress(OSError):
+        assert server.get("/work?ms=9000", timeout=15).status == 500
+    server.wait_for_log(r"WORKER TIMEOUT")
+    wait_until(lambda: len(set(server.workers()) - old) == 1, 15, "a replacement", server.log)
+    assert server.get("/healthz/ready").status == 503
+
+
+def test_sighup_reload_keeps_ready_and_sigterm_still_drains(gunicorn) -> None:
+    server = gunicorn(config=_config("gthread"), env={"ZDT_DRAIN_SECONDS": "30"}).start()
+    old = set(server.wait_workers(2))
+    server.signal(signal.SIGHUP)
+    wait_until(
+        lambda: (w := set(server.workers())) and len(w) == 2 and not (w & old),
+        20,
+        "workers replaced by SIGHUP",
+        server.log,
+    )
+    assert server.get("/healthz/ready").status == 200
+    server.signal(signal.SIGTERM)
+    server.wait_for_log("draining for 30 s")
+    assert server.get("/healthz/ready").status == 503
+
+
+def test_sighup_during_drain_does_not_undo_it(gunicorn) -> None:
+    server = gunicorn(config=_config("gthread"), env={"ZDT_DRAIN_SECONDS": "30"}).start()
+    old = set(server.wait_workers(2))
+    server.signal(signal.SIGTERM)
+    server.wait_for_log("draining for 30 s")
+    server.signal(signal.SIGHUP)
+    wait_until(
+        lambda: (w := set(server.workers())) and len(w) == 2 and not (w & old),
+        20,
+        "workers replaced by SIGHUP",
+        server.log,
+    )
+    for _ in range(10):
+        assert server.get("/healthz/ready").status == 503
+    server.signal(signal.SIGTERM)
+    assert server.wait_exit(15) == 0
+
+
+def test_usr2_reexec_starts_a_new_master_that_is_ready(gunicorn, tmp_path) -> None:
+    pidfile = tmp_path / "master.pid"
+    server = gunicorn(
+        config=_config("sync", f"pidfile = {str(pidfile)!r}\n"), env={"ZDT_DRAIN_SECONDS": "1"}
+    ).start()
+    wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), 10, "pidfile")
+    server.signal(signal.SIGUSR2)
+
+    new_pidfile = tmp_path / "master.pid.2"  # Gunicorn's name for it until promotion
+
+    def new_master() -> int:
+        text = new_pidfile.read_text().strip() if new_pidfile.exists() else ""
+        return int(text) if text.isdigit() and int(text) != server.pid else 0
+
+    child = wait_until(new_master, 20, "a new master from USR2", server.log)
+    server.wait_for_log(r"Booting worker", count=4)
+    # Both generations answer ready; nothing flipped.
+    for _ in range(10):
+        assert server.get("/healthz/ready").status == 200
+    # Retire the old generation as an operator would: the new one keeps serving.
+    server.signal(signal.SIGTERM)
+    assert server.wait_exit(30) == 0
+    os.kill(child, 0)  # still alive
+    assert request(server.port, "/healthz/ready").status == 200
+    os.kill(child, signal.SIGINT)
