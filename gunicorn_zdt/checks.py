@@ -57,22 +57,14 @@ class Check:
 
     def result(self) -> CheckResult:
         """The cached result, the result of the run in flight, or a timeout failure."""
-        done, deadline = self._join_or_start()
-        if done is None:
-            assert self._result is not None
-            return self._result
-        done.wait(max(0.0, deadline - time.monotonic()))
-        with self._lock:
-            if done.is_set() and self._result is not None:
-                return self._result
-            elapsed = time.monotonic() - self._started
-        return self._failed(elapsed, f"timed out after {self.timeout:g} s (still running)")
+        return self.finish(self.begin())
 
-    def _join_or_start(self) -> tuple[threading.Event | None, float]:
+    def begin(self) -> CheckResult | tuple[threading.Event, float]:
+        """A fresh cached result, or (the run in flight, its deadline), starting one if needed."""
         with self._lock:  # never yield (gevent) or start a thread while holding it
             now = time.monotonic()
             if self._result is not None and now - self._result_at < self.cache_seconds:
-                return None, now
+                return self._result
             start = self._done is None
             if start:
                 self._done = threading.Event()
@@ -84,6 +76,19 @@ class Check:
             thread.daemon = True
             thread.start()
         return done, deadline
+
+    def finish(self, pending: CheckResult | tuple[threading.Event, float]) -> CheckResult:
+        """Wait for the run ``begin`` joined, at most until its deadline."""
+        if isinstance(pending, CheckResult):
+            return pending
+        done, deadline = pending
+        if done.wait(max(0.0, deadline - time.monotonic())):
+            with self._lock:
+                result = self._result
+            assert result is not None
+            return result
+        elapsed = time.monotonic() - (deadline - self.timeout)
+        return self._failed(elapsed, f"timed out after {self.timeout:g} s (still running)")
 
     def _run(self, done: threading.Event) -> None:
         started = time.monotonic()
@@ -138,9 +143,8 @@ class CheckRegistry:
     def run(self, names: Iterable[str]) -> list[CheckResult]:
         """Run the named checks concurrently; total time <= the largest timeout."""
         checks = [self.checks[n] for n in names]
-        for check in checks:
-            check._join_or_start()  # start them all before waiting on any
-        return [check.result() for check in checks]
+        pending = [check.begin() for check in checks]  # start them all before waiting on any
+        return [check.finish(p) for check, p in zip(checks, pending, strict=True)]
 
 
 def sqlalchemy_ping(engine_or_db: Any, statement: str = "SELECT 1") -> CheckFunc:

@@ -48,6 +48,7 @@ class DrainPlan:
     drain_seconds: float
     prestop_seconds: float
     grace_period_seconds: float | None
+    min_propagation_seconds: float
 
     @classmethod
     def resolve(
@@ -60,6 +61,7 @@ class DrainPlan:
             drain_seconds=settings.resolve("ZDT_DRAIN_SECONDS", drain_seconds),
             prestop_seconds=settings.resolve("ZDT_PRESTOP_SECONDS", prestop_seconds),
             grace_period_seconds=settings.resolve("ZDT_GRACE_PERIOD_SECONDS", grace_period_seconds),
+            min_propagation_seconds=settings.resolve("ZDT_MIN_PROPAGATION_SECONDS"),
         )
 
     def budget_for(self, cfg: Any) -> budget.Budget:
@@ -70,6 +72,7 @@ class DrainPlan:
             grace_period_seconds=self.grace_period_seconds,
             worker_timeout=cfg.timeout,
             keepalive_seconds=cfg.keepalive if _keeps_alive(cfg) else None,
+            min_propagation_seconds=self.min_propagation_seconds,
         )
 
 

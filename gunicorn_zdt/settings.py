@@ -118,7 +118,8 @@ SETTINGS: tuple[Setting, ...] = (
         "/healthz",
         _path,
         "flask",
-        "URL prefix of the probe endpoints: <prefix>/live, <prefix>/ready, <prefix>/startup.",
+        "URL prefix of the probe endpoints: PREFIX/live, PREFIX/ready (and PREFIX/ready/NAME "
+        "for one check), PREFIX/startup.",
     ),
     Setting(
         "ZDT_CHECK_TIMEOUT_SECONDS",
@@ -153,10 +154,16 @@ def resolve(name: str, explicit: object = None, environ: Mapping[str, str] | Non
     return BY_NAME[name].resolve(explicit, environ)
 
 
+def _show(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def reference_markdown() -> str:
     """The configuration table used in the README (kept in sync by a test)."""
     rows = ["| setting | default | read by | meaning |", "| --- | --- | --- | --- |"]
     for s in SETTINGS:
-        default = "unset" if s.default is None else f"`{s.default}`"
+        default = "unset" if s.default is None else f"`{_show(s.default)}`"
         rows.append(f"| `{s.name}` | {default} | {s.side} | {s.doc} |")
     return "\n".join(rows)

@@ -36,3 +36,17 @@ def gunicorn(tmp_path: Path) -> Iterator[type[Gunicorn]]:
     yield make  # type: ignore[misc]
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One real PostgreSQL server for the session (tests that stop it must start it again)."""
+    from tests.postgres import Postgres
+
+    try:
+        server = Postgres()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    server.start()
+    yield server
+    server.destroy()

@@ -47,9 +47,9 @@ def test_ready_is_503_on_every_worker_after_sigterm_while_traffic_is_served(
     gunicorn, worker_class: str, preload: bool
 ) -> None:
     _require(worker_class)
-    drain = 2.0
+    drain = 3.0
     server = gunicorn(
-        config=_config(worker_class, f"workers = 3\npreload_app = {preload}\n"),
+        config=_config(worker_class, f"workers = 3\npreload_app = {preload}\nkeepalive = 30\n"),
         env={"ZDT_DRAIN_SECONDS": str(drain)},
     ).start()
     workers = server.wait_workers(3)
@@ -59,18 +59,18 @@ def test_ready_is_503_on_every_worker_after_sigterm_while_traffic_is_served(
 
     sigterm_at = time.monotonic()
     server.signal(signal.SIGTERM)
-    server.wait_for_log(r"gunicorn-zdt: SIGTERM: draining for 2 s")
-    _answers_from_every_worker(server, "/healthz/ready", 503, workers)
-    assert server.get("/healthz/live").status == 200
-    # New connections are still accepted and served during the drain ...
-    served = server.get("/work?ms=0")
-    assert served.status == 200
-    # ... and a response on a kept-alive connection closes it.
+    server.wait_for_log(r"gunicorn-zdt: SIGTERM: draining for 3 s")
+    # A response on a kept-alive connection closes it ...
     last = server.get("/work?ms=0", conn=keep_alive)
     assert last.status == 200
-    if worker_class != "sync":  # sync always answers Connection: close anyway
+    if worker_class != "sync":  # sync answers Connection: close to every request anyway
         assert last.headers.get("connection") == "close"
     assert keep_alive.sock is None or keep_alive.sock.recv(1) == b""
+    # ... readiness is 503 on every worker, liveness stays 200 ...
+    _answers_from_every_worker(server, "/healthz/ready", 503, workers)
+    assert server.get("/healthz/live").status == 200
+    # ... and new connections are still accepted and served.
+    assert server.get("/work?ms=0").status == 200
 
     assert server.wait_exit(30) == 0
     took = time.monotonic() - sigterm_at

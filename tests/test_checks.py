@@ -1,0 +1,226 @@
+"""The check engine: single-flight, cache, timeouts without signals, no leaks, real databases."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, event
+
+from gunicorn_zdt.checks import CheckRegistry, sqlalchemy_ping
+from tests.support import wait_until
+
+
+def test_concurrent_probes_share_one_run_of_each_check() -> None:
+    calls = []
+    registry = CheckRegistry(default_timeout=2, cache_seconds=0)
+    registry.add("slow", lambda: calls.append(1) or time.sleep(0.3))
+    with ThreadPoolExecutor(50) as pool:
+        results = list(pool.map(lambda _: registry.run(["slow"]), range(50)))
+    assert all(r[0].ok for r in results)
+    assert len(calls) <= 2  # one run; a second only if a probe arrived after the first ended
+
+
+def test_result_is_reused_within_the_cache_period_then_refreshed() -> None:
+    registry = CheckRegistry(default_timeout=1, cache_seconds=0.3)
+    check = registry.add("db", lambda: None)
+    for _ in range(20):
+        registry.run(["db"])
+    assert check.runs == 1
+    wait_until(lambda: registry.run(["db"]) and check.runs == 2, 2, "a refresh after 0.3 s")
+
+
+def test_checks_run_concurrently_so_a_probe_costs_the_slowest_not_the_sum() -> None:
+    registry = CheckRegistry(default_timeout=2, cache_seconds=0)
+    for name in ("a", "b", "c"):
+        registry.add(name, lambda: time.sleep(0.4))
+    started = time.monotonic()
+    assert all(r.ok for r in registry.run(["a", "b", "c"]))
+    assert time.monotonic() - started < 1.0  # the sum would be 1.2
+
+
+def test_hung_check_fails_within_its_timeout_every_time_and_holds_one_thread() -> None:
+    release = threading.Event()
+    registry = CheckRegistry(default_timeout=0.2, cache_seconds=0)
+    registry.add("hung", release.wait)
+    before = threading.active_count()
+    try:
+        for _ in range(30):
+            started = time.monotonic()
+            (result,) = registry.run(["hung"])
+            assert not result.ok and result.reason.startswith("timed out after 0.2 s")
+            assert time.monotonic() - started < 0.5
+        assert threading.active_count() <= before + 1
+    finally:
+        release.set()
+
+
+def test_check_returning_false_or_raising_fails_with_a_reason() -> None:
+    registry = CheckRegistry(default_timeout=1, cache_seconds=0)
+    registry.add("false", lambda: False)
+    registry.add("boom", lambda: 1 / 0)
+    results = {r.name: r.reason for r in registry.run(["false", "boom"])}
+    assert results == {"false": "returned False", "boom": "ZeroDivisionError: division by zero"}
+
+
+@pytest.mark.parametrize(
+    ("name", "timeout", "message"),
+    [
+        ("has space", None, "check name 'has space' must be letters, digits, '-' or '_'"),
+        ("ok", 0, "check 'ok': timeout must be > 0 seconds, got 0"),
+    ],
+)
+def test_bad_registrations_are_refused(name: str, timeout: float | None, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        CheckRegistry(1, 1).add(name, lambda: None, timeout)
+
+
+def test_duplicate_check_name_is_refused() -> None:
+    registry = CheckRegistry(1, 1)
+    registry.add("db", lambda: None)
+    with pytest.raises(ValueError, match="already registered"):
+        registry.add("db", lambda: None)
+
+
+def _sqlite_engine_with_sleep(path: Path):
+    engine = create_engine(f"sqlite:///{path}", pool_size=3, max_overflow=0, pool_timeout=5)
+
+    @event.listens_for(engine, "connect")
+    def _add_sleep(dbapi_conn, _record):  # a real slow query: SELECT sleep_ms(300)
+        dbapi_conn.create_function("sleep_ms", 1, lambda ms: time.sleep(ms / 1000))
+
+    return engine
+
+
+def test_sqlalchemy_ping_returns_every_connection_after_errors_and_timeouts(tmp_path) -> None:
+    engine = _sqlite_engine_with_sleep(tmp_path / "db.sqlite")
+    registry = CheckRegistry(default_timeout=0.05, cache_seconds=0)
+    registry.add("broken", sqlalchemy_ping(engine, "SELECT * FROM no_such_table"))
+    registry.add("slow", sqlalchemy_ping(engine, "SELECT sleep_ms(80)"))
+    registry.add("ok", sqlalchemy_ping(engine))
+    outcomes = {"broken": 0, "slow": 0, "ok": 0}
+    for _ in range(300):
+        for r in registry.run(["broken", "slow", "ok"]):
+            outcomes[r.name] += r.ok
+    assert outcomes["broken"] == 0 and outcomes["slow"] < 300 and outcomes["ok"] > 0
+    wait_until(lambda: engine.pool.checkedout() == 0, 5, "every connection back in the pool")
+
+
+def test_flask_sqlalchemy_style_db_object_is_accepted(tmp_path) -> None:
+    class FakeDb:  # Flask-SQLAlchemy's db exposes the engine as .engine
+        engine = create_engine(f"sqlite:///{tmp_path / 'x.db'}")
+
+    assert sqlalchemy_ping(FakeDb())() is None
+
+
+class SilentServer:
+    """A real TCP server that accepts connections and never answers (a hung dependency)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+
+    def close(self) -> None:
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+def _thread_count(pid: int) -> int:
+    return len(list(Path(f"/proc/{pid}/task").iterdir()))
+
+
+def test_hung_database_makes_readiness_503_within_the_timeout_and_threads_stay_bounded(
+    gunicorn,
+) -> None:
+    silent = SilentServer()
+    try:
+        server = gunicorn(
+            config='worker_class = "gthread"\nthreads = 4\nworkers = 1\n',
+            env={
+                "DATABASE_URL": f"postgresql+psycopg2://zdt@127.0.0.1:{silent.port}/db",
+                "ZDT_CHECK_TIMEOUT_SECONDS": "0.5",
+            },
+        ).start(wait_ready=False)
+        server.wait_listening()
+        (worker,) = server.wait_workers(1)
+        assert server.get("/healthz/live").status == 200
+        counts = []
+        for _ in range(15):
+            started = time.monotonic()
+            r = server.get("/healthz/ready")
+            assert r.status == 503 and r.json() == {"status": "failed", "failed": ["database"]}
+            assert time.monotonic() - started < 1.5
+            counts.append(_thread_count(worker))
+        assert max(counts) - min(counts) <= 1, counts  # no new stuck thread per probe
+        assert server.get("/healthz/live").status == 200
+    finally:
+        silent.close()
+
+
+@pytest.mark.postgres
+def test_database_down_then_back_flips_readiness_and_never_liveness(gunicorn, postgres) -> None:
+    server = gunicorn(
+        config='worker_class = "gthread"\nthreads = 4\nworkers = 1\n',
+        env={"DATABASE_URL": postgres.url, "ZDT_CHECK_CACHE_SECONDS": "1"},
+    ).start()
+    try:
+        postgres.stop()
+        wait_until(lambda: server.get("/healthz/ready").status == 503, 5, "503 with the DB down")
+        assert server.get("/healthz/live").status == 200
+    finally:
+        postgres.start()
+    back = time.monotonic()
+    wait_until(lambda: server.get("/healthz/ready").status == 200, 5, "200 with the DB back")
+    assert time.monotonic() - back < 3  # one cache period plus the ping
+
+
+@pytest.mark.postgres
+def test_postgres_lock_holding_the_ping_makes_readiness_fail_in_time(tmp_path, postgres) -> None:
+    """A real hang inside PostgreSQL: the ping waits on a table lock another session holds."""
+    engine = create_engine(postgres.url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS locked (x int)")
+    holder = engine.connect()
+    holder.exec_driver_sql("BEGIN; LOCK TABLE locked IN ACCESS EXCLUSIVE MODE")
+    registry = CheckRegistry(default_timeout=0.3, cache_seconds=0)
+    registry.add("db", sqlalchemy_ping(engine, "SELECT count(*) FROM locked"))
+    try:
+        for _ in range(5):
+            started = time.monotonic()
+            (r,) = registry.run(["db"])
+            assert not r.ok and time.monotonic() - started < 0.6
+    finally:
+        holder.rollback()
+        holder.close()
+    wait_until(lambda: registry.run(["db"])[0].ok, 3, "the ping to pass once the lock is gone")
+    wait_until(lambda: engine.pool.checkedout() == 0, 3, "every connection back in the pool")
+    engine.dispose()
+
+
+def test_sigalrm_is_not_used_by_checks() -> None:
+    """Checks run in threads: they must work where signal.alarm cannot (any non-main thread)."""
+    registry = CheckRegistry(default_timeout=0.5, cache_seconds=0)
+    registry.add("x", lambda: None)
+    before = signal.getsignal(signal.SIGALRM)
+    out: list = []
+    t = threading.Thread(target=lambda: out.extend(registry.run(["x"])))
+    t.start()
+    t.join(2)
+    assert out and out[0].ok and signal.getsignal(signal.SIGALRM) == before

@@ -1,0 +1,54 @@
+"""The example app's interface, which the drill and acceptance checks rely on."""
+
+from __future__ import annotations
+
+import pytest
+
+from example_app.app import create_app
+
+
+@pytest.fixture
+def client(tmp_path):
+    return create_app(f"sqlite:///{tmp_path / 'items.db'}").test_client()
+
+
+def test_post_is_201_once_then_200_without_a_second_row(client) -> None:
+    assert client.post("/items", json={"id": "a1", "n": 1}).status_code == 201
+    again = client.post("/items", json={"id": "a1", "n": 2})
+    assert (again.status_code, again.json) == (200, {"id": "a1", "created": False})
+    assert client.get("/items/a1").json == {"id": "a1", "data": {"id": "a1", "n": 1}}
+
+
+def test_missing_item_is_404(client) -> None:
+    assert client.get("/items/nope").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "body", [None, [], {"id": 5}, {"id": ""}, {"name": "x"}, {"id": "x" * 201}]
+)
+def test_bad_item_is_400_with_a_hint(client, body) -> None:
+    r = client.post("/items", json=body) if body is not None else client.post("/items", data="x")
+    assert r.status_code == 400 and "id" in r.json["error"]
+
+
+@pytest.mark.parametrize(
+    ("ms", "status"), [("0", 200), ("15", 200), ("-1", 400), ("x", 400), ("10001", 400)]
+)
+def test_work_sleeps_about_ms_and_rejects_bad_input(client, ms: str, status: int) -> None:
+    r = client.get(f"/work?ms={ms}")
+    assert r.status_code == status
+    if status == 400:
+        assert r.json == {"error": "ms must be a whole number from 0 to 10000"}
+
+
+def test_readiness_pings_the_database(client) -> None:
+    r = client.get("/healthz/ready?verbose")
+    assert r.status_code == 200 and r.json["checks"]["database"]["status"] == "ok"
+
+
+def test_boots_and_is_live_while_the_database_is_unreachable(tmp_path) -> None:
+    app = create_app(f"sqlite:///{tmp_path / 'missing-dir' / 'x.db'}")  # cannot be opened
+    client = app.test_client()
+    assert client.get("/healthz/live").status_code == 200
+    assert client.get("/healthz/ready").status_code == 503
+    assert client.get("/healthz/startup").status_code == 503
