@@ -113,14 +113,18 @@ def _budget_without_manifest(config: str | None) -> tuple[str, Budget]:
         k: v for k, v in os.environ.items() if k.startswith("ZDT_") or k in app_config.POD_ONLY_ENV
     }
     view = app_config.load([], env, config)
-    plan = view.plan or DrainPlan(0.0, 0.0, None)
-    b = plan.budget_for(view.cfg)
     try:
         minimum = settings.resolve("ZDT_MIN_PROPAGATION_SECONDS")
     except settings.SettingError:
         minimum = None
+    plan = view.plan or DrainPlan(
+        drain_seconds=0.0,
+        prestop_seconds=0.0,
+        grace_period_seconds=None,
+        min_propagation_seconds=minimum,
+    )
+    b = dataclasses.replace(plan.budget_for(view.cfg), min_propagation_seconds=minimum)
     title = view.location or "Gunicorn defaults"
-    b = dataclasses.replace(b, min_propagation_seconds=minimum)
     return title, b
 
 

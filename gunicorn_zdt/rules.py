@@ -13,6 +13,7 @@ budget are the budget's own messages. ``docs/k8s.md`` explains every rule.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -97,18 +98,24 @@ def make_pod(
 ) -> Pod:
     """Combine a Deployment, its Gunicorn config and the budget they make together."""
     env = dict(workload.env)
+    if min_propagation_seconds is None:
+        min_propagation_seconds = _resolve_or_default("ZDT_MIN_PROPAGATION_SECONDS", env)
     if view.plan is not None:
         plan = view.plan
     elif view.installed:  # install() deferred a setting error: the hooks refuse to start
         plan = DrainPlan(
-            settings.BY_NAME["ZDT_DRAIN_SECONDS"].default,
-            settings.BY_NAME["ZDT_PRESTOP_SECONDS"].default,
-            None,
+            drain_seconds=settings.BY_NAME["ZDT_DRAIN_SECONDS"].default,
+            prestop_seconds=settings.BY_NAME["ZDT_PRESTOP_SECONDS"].default,
+            grace_period_seconds=None,
+            min_propagation_seconds=min_propagation_seconds,
         )
     else:  # no hooks: SIGTERM closes the listeners at once
-        plan = DrainPlan(0.0, 0.0, None)
-    if min_propagation_seconds is None:
-        min_propagation_seconds = _resolve_or_default("ZDT_MIN_PROPAGATION_SECONDS", env)
+        plan = DrainPlan(
+            drain_seconds=0.0,
+            prestop_seconds=0.0,
+            grace_period_seconds=None,
+            min_propagation_seconds=min_propagation_seconds,
+        )
     pod_budget = dataclasses.replace(
         plan.budget_for(view.cfg),
         prestop_seconds=workload.prestop.seconds,
@@ -155,6 +162,8 @@ def rule_prestop_grace(pod: Pod) -> Iterator[Finding]:
 
 
 def rule_propagation(pod: Pod) -> Iterator[Finding]:
+    if not pod.view.installed:
+        return  # no drain at all: the hooks rule says so
     for message in _only(pod.budget, propagation=True).warnings():
         fld = pod.workload.env_field("ZDT_DRAIN_SECONDS")
         yield pod.finding("propagation", ERROR, fld, message)
@@ -211,7 +220,13 @@ def rule_pid1(pod: Pod) -> Iterator[Finding]:
                 'form, command: ["gunicorn", ...] (or start the script with exec)',
             )
         return
-    if first == "dumb-init" and not {"--single-child", "-c"} & set(words):
+    # the wrapper's own options: the words before the program it starts
+    own = set()
+    for word in words[1:]:
+        if not word.startswith("-") or word == "--":
+            break
+        own.add(word)
+    if first == "dumb-init" and not {"--single-child", "-c"} & own:
         yield pod.finding(
             "pid1",
             ERROR,
@@ -220,7 +235,7 @@ def rule_pid1(pod: Pod) -> Iterator[Finding]:
             "instead of serving through the drain; run gunicorn directly (exec form) or use "
             "dumb-init --single-child",
         )
-    elif first == "tini" and {"-g", "-pg"} & set(words):
+    elif first == "tini" and {"-g", "-pg"} & own:
         yield pod.finding(
             "pid1",
             ERROR,
@@ -602,12 +617,10 @@ def rule_zdt_env(pod: Pod) -> Iterator[Finding]:
         if not name.startswith("ZDT_"):
             continue
         if name not in settings.BY_NAME:
-            known = ", ".join(s.name for s in settings.SETTINGS)
+            close = difflib.get_close_matches(name, list(settings.BY_NAME), n=1)
+            hint = f"did you mean {close[0]}?" if close else "see gunicorn_zdt/settings.py"
             yield pod.finding(
-                "zdt-env",
-                WARNING,
-                w.env_field(name),
-                f"unknown setting, ignored; use one of {known}",
+                "zdt-env", WARNING, w.env_field(name), f"unknown setting, ignored; {hint}"
             )
             continue
         try:

@@ -1,0 +1,450 @@
+"""``gunicorn-zdt check``: one manifest per rule that breaks it, exact lines; clean ones pass.
+
+Every fixture in tests/manifests/ is tests/manifests/good.yaml with one thing broken (its
+first line says what). The Gunicorn config is tests/manifests/gunicorn.conf.py (the
+example's settings with the hooks), loaded by Gunicorn with each container's env.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gunicorn_zdt import cli
+from gunicorn_zdt.rules import RULES
+
+ROOT = Path(__file__).resolve().parent.parent
+MANIFESTS = Path(__file__).resolve().parent / "manifests"
+CONF = str(MANIFESTS / "gunicorn.conf.py")
+
+CASES: dict[str, list[str]] = {
+    "bind": [
+        (
+            "{f}: Deployment/app: gunicorn.bind: error[bind]: Gunicorn binds "
+            "127.0.0.1:8080: only the pod itself can connect, not the probes nor the "
+            "Service; bind 0.0.0.0:8080"
+        ),
+    ],
+    "check-timeout": [
+        (
+            "{f}: Deployment/app: "
+            "spec.template.spec.containers[web].readinessProbe.timeoutSeconds: "
+            "warning[check-timeout]: timeoutSeconds 1 <= ZDT_CHECK_TIMEOUT_SECONDS 1:"
+            " the kubelet gives up before a slow check answers and counts a timeout "
+            "instead; set timeoutSeconds: 2 or more"
+        ),
+    ],
+    "grace-period": [
+        (
+            "{f}: Deployment/app: spec.template.spec.terminationGracePeriodSeconds: "
+            "error[grace-period]: terminationGracePeriodSeconds 30 < preStop 0 + "
+            "drain 5 + graceful_timeout 30 + margin 2 = 37; raise it to 37 or lower "
+            "graceful_timeout to 23, so the kubelet's SIGKILL cannot cut a request"
+        ),
+    ],
+    "keepalive": [
+        (
+            "{f}: Deployment/app: gunicorn.keepalive: warning[keepalive]: drain 5 <= "
+            "keepalive 5: idle keep-alive connections may outlive the drain and be "
+            "closed while a client reuses them; keep keepalive below the drain delay"
+        ),
+    ],
+    "liveness-target": [
+        (
+            "{f}: Deployment/app: "
+            "spec.template.spec.containers[web].livenessProbe.httpGet.path: "
+            "error[liveness-target]: liveness points at readiness (/healthz/ready): "
+            "it fails during every drain and whenever a dependency is down, so the "
+            "kubelet restarts healthy pods; use /healthz/live"
+        ),
+    ],
+    "max-unavailable-default": [
+        (
+            "{f}: Deployment/app: spec.strategy.rollingUpdate.maxUnavailable: "
+            "error[max-unavailable]: not set (default 25%): maxUnavailable 25% lets 1"
+            " of 4 pods go before their replacements are ready (25 % of the capacity "
+            "during every rollout); set maxUnavailable: 0 and maxSurge: 1"
+        ),
+    ],
+    "max-unavailable": [
+        (
+            "{f}: Deployment/app: spec.strategy.rollingUpdate.maxUnavailable: "
+            "error[max-unavailable]: maxUnavailable 1 lets 1 of 3 pods go before "
+            "their replacements are ready (33 % of the capacity during every "
+            "rollout); set maxUnavailable: 0 and maxSurge: 1"
+        ),
+    ],
+    "pdb-blocking": [
+        (
+            "{f}: PodDisruptionBudget/app: spec.minAvailable: error[pdb]: "
+            "minAvailable 3 with 3 replicas (Deployment/app) allows no eviction: "
+            "every node drain blocks until someone deletes the pod by hand; use "
+            "maxUnavailable: 1"
+        ),
+    ],
+    "pdb-missing": [
+        (
+            "{f}: Deployment/app: spec.template.metadata.labels: warning[pdb]: no "
+            "PodDisruptionBudget selects these pods: a node drain may evict several "
+            "at once; add one with maxUnavailable: 1 (k8s/pdb.yaml)"
+        ),
+    ],
+    "pid1-dumb-init": [
+        (
+            "{f}: Deployment/app: spec.template.spec.containers[web].command: "
+            "error[pid1]: dumb-init sends SIGTERM to the whole process group: every "
+            "worker stops at once instead of serving through the drain; run gunicorn "
+            "directly (exec form) or use dumb-init --single-child"
+        ),
+    ],
+    "pid1-shell": [
+        (
+            "{f}: Deployment/app: spec.template.spec.containers[web].command: "
+            "error[pid1]: shell form (/bin/sh -c): the shell is PID 1 and does not "
+            "pass SIGTERM to Gunicorn, which never drains and is SIGKILLed at the "
+            'deadline; use exec form, command: ["gunicorn", ...] (or start the script'
+            " with exec)"
+        ),
+    ],
+    "prestop-exec-sleep": [
+        (
+            "{f}: Deployment/app: "
+            "spec.template.spec.containers[web].lifecycle.preStop.exec: "
+            "warning[prestop-exec-sleep]: exec sleep 5 needs a sleep binary in the "
+            "image: in distroless or scratch images the hook fails and SIGTERM comes "
+            "at once; use lifecycle.preStop.sleep.seconds: 5 (Kubernetes >= 1.30)"
+        ),
+    ],
+    "prestop-grace": [
+        (
+            "{f}: Deployment/app: spec.template.spec.terminationGracePeriodSeconds: "
+            "error[grace-period]: terminationGracePeriodSeconds 30 < preStop 40 + "
+            "drain 5 + graceful_timeout 30 + margin 2 = 77; raise it to 77 (drain and"
+            " preStop alone leave no room for graceful_timeout), so the kubelet's "
+            "SIGKILL cannot cut a request"
+        ),
+        (
+            "{f}: Deployment/app: "
+            "spec.template.spec.containers[web].lifecycle.preStop: "
+            "error[prestop-grace]: preStop 40 > terminationGracePeriodSeconds 30; the"
+            " pod is killed before SIGTERM is even sent: shorten preStop or raise the"
+            " grace period"
+        ),
+    ],
+    "probe-path": [
+        (
+            "{f}: Deployment/app: "
+            "spec.template.spec.containers[web].readinessProbe.httpGet.path: "
+            "error[probe-path]: /healthz/ready/database runs one check only and stays"
+            " 200 after SIGTERM (it does not see the drain); use /healthz/ready (add "
+            "?exclude=NAME to skip a check)"
+        ),
+    ],
+    "probe-port": [
+        (
+            "{f}: Deployment/app: "
+            "spec.template.spec.containers[web].readinessProbe.httpGet.port: "
+            "error[probe-port]: port 8000 is not the port Gunicorn binds (8080): the "
+            "probe never reaches the app; use http"
+        ),
+    ],
+    "propagation": [
+        (
+            "{f}: Deployment/app: "
+            "spec.template.spec.containers[web].env[ZDT_DRAIN_SECONDS]: "
+            "error[propagation]: preStop 0 + drain 5 < propagation 8: new connections"
+            " may still arrive after the listeners close; raise ZDT_DRAIN_SECONDS or "
+            "add a preStop sleep"
+        ),
+    ],
+    "readiness-period": [
+        (
+            "{f}: Deployment/app: "
+            "spec.template.spec.containers[web].readinessProbe.periodSeconds: "
+            "warning[readiness-period]: periodSeconds 10 x failureThreshold 3 = 30 s "
+            "> drain 5: the pod turns NotReady only after the listeners closed, and "
+            "load balancers that follow pod readiness keep routing to it; lower them "
+            "so that periodSeconds x failureThreshold <= 5, e.g. periodSeconds: 1, "
+            "failureThreshold: 3"
+        ),
+    ],
+    "service-port": [
+        (
+            "{f}: Service/app: spec.ports[http].targetPort: error[service-port]: 8000"
+            " is not the port Gunicorn binds (8080): the Service sends traffic "
+            "nowhere; use targetPort: http"
+        ),
+    ],
+    "startup-probe": [
+        (
+            "{f}: Deployment/app: spec.template.spec.containers[web].startupProbe: "
+            "warning[startup-probe]: missing while livenessProbe starts after "
+            "initialDelaySeconds 0: a start slower than about 30 s (imports, "
+            "database, migrations) is killed and restarted in a loop; add "
+            "startupProbe: httpGet /healthz/startup on port http, e.g. periodSeconds:"
+            " 1, failureThreshold: 30"
+        ),
+    ],
+    "worker-timeout": [
+        (
+            "{f}: Deployment/app: gunicorn.timeout: warning[worker-timeout]: "
+            "graceful_timeout 23 < timeout 30: a request that runs longer than 23 s "
+            "when the graceful stop begins is cut; lower timeout or raise "
+            "graceful_timeout (and the grace period with it)"
+        ),
+    ],
+    "zdt-env-grace": [
+        (
+            "{f}: Deployment/app: spec.template.spec.terminationGracePeriodSeconds: "
+            "error[grace-period]: terminationGracePeriodSeconds 30 < preStop 0 + "
+            "drain 5 + graceful_timeout 33 + margin 2 = 40; raise it to 40 or lower "
+            "graceful_timeout to 23, so the kubelet's SIGKILL cannot cut a request"
+        ),
+        (
+            "{f}: Deployment/app: "
+            "spec.template.spec.containers[web].env[ZDT_GRACE_PERIOD_SECONDS]: "
+            "error[zdt-env]: ZDT_GRACE_PERIOD_SECONDS 40 != "
+            "terminationGracePeriodSeconds 30: Gunicorn derives graceful_timeout for "
+            'the wrong grace period; set it to "30"'
+        ),
+    ],
+    "zdt-env-missing": [
+        (
+            "{f}: Deployment/app: "
+            "spec.template.spec.containers[web].env[ZDT_GRACE_PERIOD_SECONDS]: "
+            "warning[zdt-env]: not set: Gunicorn can neither derive graceful_timeout "
+            "from the grace period nor refuse a budget that does not fit; set it to "
+            '"30" (= terminationGracePeriodSeconds)'
+        ),
+    ],
+    "zdt-env-prestop": [
+        (
+            "{f}: Deployment/app: spec.template.spec.terminationGracePeriodSeconds: "
+            "error[grace-period]: terminationGracePeriodSeconds 30 < preStop 5 + "
+            "drain 5 + graceful_timeout 23 + margin 2 = 35; raise it to 35 or lower "
+            "graceful_timeout to 18, so the kubelet's SIGKILL cannot cut a request"
+        ),
+        (
+            "{f}: Deployment/app: "
+            "spec.template.spec.containers[web].env[ZDT_PRESTOP_SECONDS]: "
+            "error[zdt-env]: ZDT_PRESTOP_SECONDS 0 != preStop sleep 5 "
+            "(spec.template.spec.containers[web].lifecycle.preStop): Gunicorn derives"
+            ' graceful_timeout for the wrong preStop; set it to "5"'
+        ),
+    ],
+    "zdt-env-unknown": [
+        (
+            "{f}: Deployment/app: spec.template.spec.containers[web].env[ZDT_DRAIN_SECOND]: "
+            "warning[zdt-env]: unknown setting, ignored; did you mean ZDT_DRAIN_SECONDS?"
+        ),
+    ],
+}
+
+
+def run(
+    argv: list[str], capsys: pytest.CaptureFixture[str], **kw: object
+) -> tuple[int, list[str], list[str]]:
+    code = cli.main(argv, **kw)  # type: ignore[arg-type]
+    captured = capsys.readouterr()
+    return code, captured.out.splitlines(), captured.err.splitlines()
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_broken_manifest_gives_exactly_its_findings(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = str(MANIFESTS / f"{name}.yaml")
+    code, out, _ = run(["check", "--config", CONF, path], capsys)
+    assert out == [line.replace("{f}", path) for line in CASES[name]]
+    has_error = any("error[" in line for line in out)
+    assert code == (1 if has_error else 0)
+    strict, _, _ = run(["check", "--strict", "--config", CONF, path], capsys)
+    assert strict == 1
+
+
+def test_every_rule_has_a_breaking_manifest() -> None:
+    covered = {
+        rule.id
+        for rule in RULES
+        if any(f"[{rule.id}]:" in line for lines in CASES.values() for line in lines)
+    }
+    covered.add("hooks")  # test_config_without_hooks_is_an_error
+    assert covered == {rule.id for rule in RULES}
+
+
+def test_good_manifest_is_clean_even_strict(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(
+        ["check", "--strict", "--config", CONF, str(MANIFESTS / "good.yaml")], capsys
+    )
+    assert (code, out) == (0, [])
+    assert err == ["gunicorn-zdt check: 0 error(s), 0 warning(s) in 1 Deployment(s)"]
+
+
+def test_config_without_hooks_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    conf = str(MANIFESTS / "no_hooks.conf.py")
+    path = str(MANIFESTS / "good.yaml")
+    code, out, _ = run(["check", "--config", conf, path], capsys)
+    assert code == 1
+    assert out == [
+        f"{path}: Deployment/app: gunicorn.config: error[hooks]: {conf} does not call "
+        "gunicorn_zdt.hooks.install(globals()): on SIGTERM Gunicorn closes its listeners at "
+        "once, without a drain; add install(globals()) as its last line, or use "
+        "-c python:gunicorn_zdt.conf"
+    ]
+
+
+def test_config_from_the_container_command_is_used(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)  # the command says -c example_app/gunicorn.conf.py
+    code, out, _ = run(["check", "--strict", str(MANIFESTS / "good.yaml")], capsys)
+    assert (code, out) == (0, [])
+
+
+def _edited(tmp_path: Path, edit) -> str:  # type: ignore[no-untyped-def]
+    docs = list(yaml.safe_load_all((MANIFESTS / "good.yaml").read_text()))
+    edit(docs[0]["spec"]["template"]["spec"]["containers"][0])
+    path = tmp_path / "edited.yaml"
+    path.write_text(yaml.safe_dump_all(docs))
+    return str(path)
+
+
+def test_gunicorn_priority_cli_beats_cmd_args_beats_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def edit(c: dict) -> None:
+        c["command"] += ["--graceful-timeout", "23"]
+        c["env"].append(
+            {"name": "GUNICORN_CMD_ARGS", "value": "--graceful-timeout 30 --timeout 25"}
+        )
+
+    path = _edited(tmp_path, edit)
+    code, out, _ = run(["check", "--config", CONF, path], capsys)
+    # 23 from the command line wins over GUNICORN_CMD_ARGS; its --timeout 25 beats the file's 20
+    assert code == 0
+    assert len(out) == 1
+    assert out[0].startswith(
+        f"{path}: Deployment/app: gunicorn.timeout: warning[worker-timeout]: "
+        "graceful_timeout 23 < timeout 25: "
+    )
+
+
+def test_environment_is_restored_and_ignored(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the shell's ZDT_* must not leak into the pod's view, nor stay changed afterwards
+    monkeypatch.setenv("ZDT_DRAIN_SECONDS", "1")
+    before = dict(os.environ)
+    code, out, _ = run(
+        ["check", "--strict", "--config", CONF, str(MANIFESTS / "good.yaml")], capsys
+    )
+    assert (code, out) == (0, [])
+    assert dict(os.environ) == before
+
+
+def test_stdin_multi_document_and_list(capsys: pytest.CaptureFixture[str]) -> None:
+    docs = list(yaml.safe_load_all((MANIFESTS / "good.yaml").read_text()))
+    text = yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": docs})
+    code, out, _ = run(
+        ["check", "--strict", "--config", CONF, "-"], capsys, stdin=io.StringIO(text)
+    )
+    assert (code, out) == (0, [])
+
+
+def test_folder_reads_its_manifests(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    docs = (MANIFESTS / "good.yaml").read_text().split("---\n")
+    for i, doc in enumerate(docs):
+        (tmp_path / f"{i}.yaml").write_text(doc)
+    (tmp_path / "notes.txt").write_text("not a manifest")
+    code, out, _ = run(["check", "--strict", "--config", CONF, str(tmp_path)], capsys)
+    assert (code, out) == (0, [])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "kind: Deployment\n  bad: [indent\n",
+            "{f}: not valid YAML at line 2, column 6: mapping values are not allowed here; "
+            "fix the syntax (or render templates first, e.g. kubectl kustomize DIR | "
+            "gunicorn-zdt check -)",
+        ),
+        (
+            "just: values\n",
+            "{f}: document 1 is not a Kubernetes object (no kind); pass only manifests, one "
+            "object per YAML document",
+        ),
+        (
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: half}\nspec: {replicas: 2}\n",
+            "{f}: Deployment/half: spec.template: missing or not a mapping; give the complete "
+            "Deployment (render kustomize/helm output first)",
+        ),
+        (
+            "apiVersion: v1\nkind: Service\nmetadata: {name: only}\n",
+            "{f}: no Deployment found; pass the files or folder that hold your Deployment "
+            "(or - for kustomize output on stdin)",
+        ),
+    ],
+)
+def test_unreadable_manifest_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, message: str
+) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(text)
+    code, out, err = run(["check", "--config", CONF, str(path)], capsys)
+    assert (code, out) == (2, [])
+    assert err[0] == message.replace("{f}", str(path))
+
+
+def test_missing_path(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["check", "no/such/dir"], capsys)
+    assert (code, out, err[0]) == (2, [], "no/such/dir: no such file or folder")
+
+
+def test_config_that_fails_to_import_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    conf = str(MANIFESTS / "broken.conf.py")
+    path = str(MANIFESTS / "good.yaml")
+    code, out, err = run(["check", "--config", conf, path], capsys)
+    assert (code, out) == (2, [])
+    assert err == [
+        f"{path}: Deployment/app: {conf}: cannot load the Gunicorn config: "
+        "ModuleNotFoundError: No module named 'gunicorn_zdt_no_such_module'; fix it "
+        "(try: gunicorn --check-config ...) or pass --config",
+        "gunicorn-zdt check: 0 error(s), 0 warning(s) in 0 Deployment(s), input errors above",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "code"),
+    [([], 2), (["check"], 2), (["check", "--bogus", "x"], 2), (["--help"], 0)],
+)
+def test_usage_exit_codes(argv: list[str], code: int, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(argv) == code
+    capsys.readouterr()
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn_zdt",
+            "check",
+            "--config",
+            CONF,
+            str(MANIFESTS / "probe-port.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "error[probe-port]" in done.stdout

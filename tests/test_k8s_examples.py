@@ -1,0 +1,130 @@
+"""The shipped k8s/ and Dockerfile: valid for the Kubernetes versions we claim, and clean."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gunicorn_zdt import app_config, cli
+from gunicorn_zdt.rules import RULES
+
+ROOT = Path(__file__).resolve().parent.parent
+K8S = ROOT / "k8s"
+#: Oldest (native preStop sleep on by default) and newest Kubernetes we claim.
+KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
+OBJECT_FILES = sorted(
+    p for p in [*K8S.glob("*.yaml"), *K8S.glob("variants/*.yaml")] if p.name != "kustomization.yaml"
+)
+
+
+def _deployment(path: Path = K8S / "deployment.yaml") -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("kubernetes_validate") is None,
+    reason="kubernetes-validate is not installed (pip install kubernetes-validate)",
+)
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_manifests_validate_strictly_against_official_schemas(version: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "kubernetes_validate", "--strict", "-k", version]
+        + [str(p) for p in OBJECT_FILES],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    # a kind without a schema is only a WARN with exit 0: require a pass for each object
+    passed = [line for line in done.stdout.splitlines() if line.startswith("INFO")]
+    assert len(passed) == len(OBJECT_FILES), done.stdout
+
+
+def test_kustomization_lists_every_object_file() -> None:
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    assert kustomization["kind"] == "Kustomization"
+    listed = sorted(kustomization["resources"])
+    assert listed == sorted(p.name for p in OBJECT_FILES if p.parent == K8S)
+
+
+@pytest.mark.parametrize(
+    "paths",
+    [["k8s"], ["k8s/variants/prestop-sleep.yaml", "k8s/service.yaml", "k8s/pdb.yaml"]],
+)
+def test_shipped_manifests_pass_the_check_strictly(
+    paths: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)
+    assert cli.main(["check", "--strict", *paths]) == 0
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (kustomize) not installed")
+def test_kustomize_output_on_stdin_passes(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    rendered = subprocess.run(
+        ["kubectl", "kustomize", str(K8S)], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    monkeypatch.chdir(ROOT)
+    assert cli.main(["check", "--strict", "-"], stdin=io.StringIO(rendered)) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_shipped_numbers_follow_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    pod = _deployment()["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    view = app_config.load(app_config.gunicorn_argv(container["command"], None) or [], env)
+    assert pod["terminationGracePeriodSeconds"] == 30
+    assert (env["ZDT_DRAIN_SECONDS"], env["ZDT_GRACE_PERIOD_SECONDS"]) == ("5", "30")
+    assert (view.cfg.graceful_timeout, view.cfg.timeout) == (23, 20)  # 30 - 0 - 5 - 2
+    assert view.tcp_binds == [("0.0.0.0", container["ports"][0]["containerPort"])]
+
+
+def test_dockerfile_runs_gunicorn_as_pid1_like_the_deployment() -> None:
+    lines = [
+        line.strip()
+        for line in (ROOT / "example_app" / "Dockerfile").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    cmd = [line for line in lines if line.startswith("CMD ")]
+    assert len(cmd) == 1
+    assert (
+        json.loads(cmd[0][4:])
+        == _deployment()["spec"]["template"]["spec"]["containers"][0]["command"]
+    )
+    assert not any(line.startswith("ENTRYPOINT") for line in lines)
+    assert not any(word in line for line in lines for word in ("tini", "dumb-init"))
+    user = [line for line in lines if line.startswith("USER ")]
+    uid = user[-1].split()[1].split(":")[0]
+    assert uid.isdigit() and int(uid) != 0
+    assert uid == str(_deployment()["spec"]["template"]["spec"]["securityContext"]["runAsUser"])
+
+
+def test_docs_explain_every_rule() -> None:
+    text = (ROOT / "docs" / "k8s.md").read_text()
+    missing = [rule.id for rule in RULES if f"`{rule.id}`" not in text]
+    assert missing == []
+
+
+def test_docs_timeline_svg_is_generated_from_the_shipped_deployment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)
+    svg = tmp_path / "timeline.svg"
+    assert cli.main(["timeline", "k8s/deployment.yaml", "--svg", str(svg)]) == 0
+    capsys.readouterr()
+    assert svg.read_text() == (ROOT / "docs" / "timeline.svg").read_text(), (
+        "regenerate: gunicorn-zdt timeline k8s/deployment.yaml --svg docs/timeline.svg"
+    )
