@@ -181,30 +181,8 @@ def _config_in(argv: list[str]) -> str | None:
 
 
 def _installed_plan(cfg: Any) -> tuple[bool, hooks.DrainPlan | None, str | None]:
-    """What ``install()`` resolved, read from the ``on_starting`` hook it added.
-
-    ``install`` keeps its DrainPlan (or the setting error it deferred) in the closure of
-    the hook; reading it there gives the values of the real call, explicit arguments
-    included, without resolving anything a second time.
-    """
-    seen: set[int] = set()
-    stack = [cfg.on_starting]
-    while stack:
-        func = stack.pop()
-        if id(func) in seen or not callable(func):
-            continue
-        seen.add(id(func))
-        code = getattr(func, "__code__", None)
-        cells = getattr(func, "__closure__", None) or ()
-        if code is None:
-            continue
-        free = dict(zip(code.co_freevars, cells, strict=False))
-        if getattr(func, "__module__", None) == hooks.__name__ and "plan" in free:
-            plan = free["plan"].cell_contents
-            error = free["error"].cell_contents if "error" in free else None
-            return True, plan, error
-        for cell in cells:
-            with contextlib.suppress(ValueError):  # empty cell
-                if callable(cell.cell_contents):
-                    stack.append(cell.cell_contents)
-    return False, None, None
+    """What ``install()`` resolved (explicit arguments included), from its ``on_starting`` hook."""
+    hook = cfg.on_starting
+    if not hasattr(hook, "zdt_plan"):
+        return False, None, None
+    return True, hook.zdt_plan, hook.zdt_error

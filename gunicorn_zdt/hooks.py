@@ -29,13 +29,21 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import budget, settings, state
+from . import budget, probe_server, settings, state
 from .settings import SettingError
 
 __all__ = ["HOOK_NAMES", "DrainPlan", "install"]
 
 #: The Gunicorn hooks that ``install`` adds (chaining any you already have).
-HOOK_NAMES = ("on_starting", "when_ready", "post_fork", "pre_request", "on_exit")
+HOOK_NAMES = (
+    "on_starting",
+    "when_ready",
+    "pre_fork",
+    "post_fork",
+    "post_worker_init",
+    "pre_request",
+    "on_exit",
+)
 
 #: Worker classes whose requests honour ``req.must_close`` (keep-alive closed while draining).
 _MUST_CLOSE_UNSUPPORTED = ("gevent_pywsgi", "geventwebsocket", "uvicorn", "asgi")
@@ -49,6 +57,8 @@ class DrainPlan:
     prestop_seconds: float
     grace_period_seconds: float | None
     min_propagation_seconds: float
+    probe_bind: tuple[str, int] | None = None  # ZDT_PROBE_BIND; None: no probe listener
+    heartbeat_timeout_seconds: float | None = None  # None: Gunicorn's timeout
 
     @classmethod
     def resolve(
@@ -62,6 +72,8 @@ class DrainPlan:
             prestop_seconds=settings.resolve("ZDT_PRESTOP_SECONDS", prestop_seconds),
             grace_period_seconds=settings.resolve("ZDT_GRACE_PERIOD_SECONDS", grace_period_seconds),
             min_propagation_seconds=settings.resolve("ZDT_MIN_PROPAGATION_SECONDS"),
+            probe_bind=settings.resolve("ZDT_PROBE_BIND"),
+            heartbeat_timeout_seconds=settings.resolve("ZDT_HEARTBEAT_TIMEOUT_SECONDS"),
         )
 
     def budget_for(self, cfg: Any) -> budget.Budget:
@@ -115,7 +127,9 @@ def install(
     ours: dict[str, Callable[..., Any]] = {
         "on_starting": _on_starting_hook(plan, error),
         "when_ready": _when_ready_hook(plan, shared),
-        "post_fork": _post_fork,
+        "pre_fork": _pre_fork_hook(shared),
+        "post_fork": _post_fork_hook(shared),
+        "post_worker_init": _post_worker_init,
         "pre_request": _pre_request_hook(shared),
         "on_exit": _on_exit_hook(shared),
     }
@@ -151,6 +165,8 @@ def _chain(name: str, ours: Callable[..., Any], theirs: Any) -> Callable[..., An
             return theirs(a, b)
 
     chained._zdt_user_hook = theirs  # type: ignore[attr-defined]
+    if chained is not ours:  # keep what install() resolved readable (gunicorn-zdt check)
+        chained.__dict__.update({k: v for k, v in vars(ours).items() if k.startswith("zdt_")})
     return chained
 
 
@@ -181,6 +197,7 @@ def _on_starting_hook(plan: DrainPlan | None, error: str | None) -> Callable[[An
                 "are not closed during the drain; use sync, gthread or gevent",
                 server.cfg.worker_class_str,
             )
+        _bind_probe_listener(plan)
         grace = plan.grace_period_seconds
         server.log.info(
             "gunicorn-zdt: drain %s s, graceful_timeout %s s, preStop %s s, grace period %s",
@@ -192,6 +209,9 @@ def _on_starting_hook(plan: DrainPlan | None, error: str | None) -> Callable[[An
             else f"{budget.fmt(grace)} s (slack {budget.fmt(plan_budget.slack_seconds or 0)} s)",
         )
 
+    # What install() resolved, for `gunicorn-zdt check` (it loads configs with Gunicorn's loader).
+    on_starting.zdt_plan = plan  # type: ignore[attr-defined]
+    on_starting.zdt_error = error  # type: ignore[attr-defined]
     return on_starting
 
 
@@ -200,6 +220,8 @@ def _when_ready_hook(plan: DrainPlan | None, shared: state.SharedState) -> Calla
         """Master, listeners open, before the first fork: take over SIGTERM."""
         assert plan is not None  # on_starting refused to start otherwise
         shared.set_serving()
+        shared.beat_master()
+        _spawn_probe_listener(server, plan, shared)
         _take_over_sigterm(server, plan, shared)
 
     return when_ready
@@ -236,7 +258,9 @@ def _take_over_sigterm(server: Any, plan: DrainPlan, shared: state.SharedState) 
         signal.setitimer(signal.ITIMER_REAL, plan.drain_seconds)
 
     def murder_workers() -> None:
+        shared.beat_master()  # runs once per loop iteration: the master's heartbeat
         reap_and_kill_hung()
+        _check_probe_listener(server)
         # Backstop for the timer: the loop runs at least once a second.
         if shared.phase == state.Phase.DRAINING and time.monotonic() >= shared.drain_deadline:
             hand_over("drain over")
@@ -251,10 +275,121 @@ def _resend_sigterm(signum: int, frame: Any) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _post_fork(server: Any, worker: Any) -> None:
-    """Worker, just forked: a worker born during the drain must not inherit our timer handler."""
-    if signal.getsignal(signal.SIGALRM) is _resend_sigterm:
-        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+def _pre_fork_hook(shared: state.SharedState) -> Callable[[Any, Any], None]:
+    def pre_fork(server: Any, worker: Any) -> None:
+        """Master, before forking a worker: give it a heartbeat slot no live worker holds."""
+        live = {id(w) for w in server.WORKERS.values()}
+        for index in range(state.SLOT_COUNT):
+            if id(_slot_owners.get(index)) not in live:
+                _slot_owners[index] = worker
+                worker.zdt_slot = index
+                shared.reset_slot(index)
+                return
+        worker.zdt_slot = None  # more live workers than slots: this one reports no heartbeat
+
+    return pre_fork
+
+
+def _post_fork_hook(shared: state.SharedState) -> Callable[[Any, Any], None]:
+    def post_fork(server: Any, worker: Any) -> None:
+        """Worker, just forked: drop our timer handler; report heartbeats to our slot."""
+        if signal.getsignal(signal.SIGALRM) is _resend_sigterm:
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        index = getattr(worker, "zdt_slot", None)
+        if index is None:
+            return
+        state.set_worker_slot(index)
+        shared.claim_slot(index)
+        tell_gunicorn = worker.notify
+
+        def notify() -> None:  # Gunicorn calls it from the worker's loop, about once a second
+            tell_gunicorn()
+            shared.beat_worker(index)
+
+        worker.notify = notify
+
+    return post_fork
+
+
+def _post_worker_init(worker: Any) -> None:
+    """Worker, app loaded: with the probe listener on, start publishing check results."""
+    if _listener["pid"]:
+        state.run_worker_boot_callbacks()
+
+
+# The probe listener and the slot owners outlive a SIGHUP (the config module is re-run,
+# this module is not).
+_listener: dict[str, Any] = {"sock": None, "pid": 0, "reported": False}
+_slot_owners: dict[int, Any] = {}
+
+
+def _bind_probe_listener(plan: DrainPlan) -> None:
+    """Master, on_starting: bind now, so a taken port stops the start with one line."""
+    if plan.probe_bind is None or _listener["sock"] is not None:
+        return
+    host, port = plan.probe_bind
+    try:
+        _listener["sock"] = probe_server.bind(host, port)
+    except OSError as exc:
+        raise RuntimeError(
+            f"gunicorn-zdt: ZDT_PROBE_BIND={host}:{port}: cannot listen there "
+            f"({exc.strerror or exc}); pick a free port, e.g. ZDT_PROBE_BIND=0.0.0.0:8081"
+        ) from None
+
+
+def _spawn_probe_listener(server: Any, plan: DrainPlan, shared: state.SharedState) -> None:
+    """Master, when_ready (no worker forked yet, one thread): fork the listener."""
+    sock = _listener["sock"]
+    if sock is None or _listener["pid"]:
+        return
+    limit = plan.heartbeat_timeout_seconds
+    if limit is None:
+        limit = float(server.cfg.timeout or 30)
+    prefix = settings.resolve("ZDT_PROBE_PREFIX")
+    config = probe_server.ProbeConfig(prefix, limit, os.getpid())
+    _listener["pid"] = probe_server.spawn(sock, shared, config)
+    host, port = sock.getsockname()[:2]
+    sock.close()  # workers must not inherit it; the listener holds its own copy
+    server.log.info(
+        "gunicorn-zdt: probe listener at http://%s:%s%s/{live,ready,startup} (pid %s), "
+        "heartbeat timeout %s s",
+        f"[{host}]" if ":" in host else host,
+        port,
+        prefix,
+        _listener["pid"],
+        budget.fmt(limit),
+    )
+
+
+def _check_probe_listener(server: Any) -> None:
+    """Master loop: say once, loudly, if the listener is gone (probes will then fail)."""
+    pid = _listener["pid"]
+    if not pid or _listener["reported"]:
+        return
+    try:
+        os.kill(pid, 0)
+        return
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        return
+    _listener["reported"] = True
+    server.log.error(
+        "gunicorn-zdt: the probe listener (pid %s) exited; its probes now fail and the "
+        "kubelet will restart this pod",
+        pid,
+    )
+
+
+def _stop_probe_listener() -> None:
+    pid, _listener["pid"] = _listener["pid"], 0
+    if not pid:
+        return
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
 
 
 def _pre_request_hook(shared: state.SharedState) -> Callable[[Any, Any], None]:
@@ -268,7 +403,8 @@ def _pre_request_hook(shared: state.SharedState) -> Callable[[Any, Any], None]:
 
 def _on_exit_hook(shared: state.SharedState) -> Callable[[Any], None]:
     def on_exit(server: Any) -> None:
-        """Master, last thing before exit."""
+        """Master, last thing before exit: the probe listener goes first."""
+        _stop_probe_listener()
         if shared.drain_started:
             server.log.info(
                 "gunicorn-zdt: stopped %.2f s after SIGTERM",
