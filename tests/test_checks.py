@@ -111,11 +111,19 @@ def test_sqlalchemy_ping_returns_every_connection_after_errors_and_timeouts(tmp_
     wait_until(lambda: engine.pool.checkedout() == 0, 5, "every connection back in the pool")
 
 
-def test_flask_sqlalchemy_style_db_object_is_accepted(tmp_path) -> None:
-    class FakeDb:  # Flask-SQLAlchemy's db exposes the engine as .engine
-        engine = create_engine(f"sqlite:///{tmp_path / 'x.db'}")
+def test_flask_sqlalchemy_db_object_is_accepted_and_runs_in_the_app_context(tmp_path) -> None:
+    from flask import Flask
+    from flask_sqlalchemy import SQLAlchemy
 
-    assert sqlalchemy_ping(FakeDb())() is None
+    from gunicorn_zdt.probes import Probes
+
+    app = Flask(__name__)
+    app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path / 'x.db'}"
+    db = SQLAlchemy(app)
+    probes = Probes(app)
+    probes.add_check("db", sqlalchemy_ping(db))  # db.engine needs an app context
+    r = app.test_client().get("/healthz/ready?verbose")
+    assert (r.status_code, r.json["checks"]["db"]["status"]) == (200, "ok")
 
 
 class SilentServer:
@@ -224,3 +232,28 @@ def test_sigalrm_is_not_used_by_checks() -> None:
     t.start()
     t.join(2)
     assert out and out[0].ok and signal.getsignal(signal.SIGALRM) == before
+
+
+def test_probe_burst_costs_at_most_one_query_per_cache_period_per_worker(
+    gunicorn, tmp_path
+) -> None:
+    count = tmp_path / "queries"
+    server = gunicorn(
+        app="benchmarks.storm_app:app",
+        config='worker_class = "gthread"\nthreads = 4\nworkers = 2\n',
+        env={
+            "STORM_MODE": "zdt",
+            "STORM_COUNT_FILE": str(count),
+            "STORM_DB": str(tmp_path / "storm.db"),
+            "ZDT_CHECK_CACHE_SECONDS": "1",
+        },
+    ).start()
+    before = count.stat().st_size
+    started = time.monotonic()
+    with ThreadPoolExecutor(32) as pool:
+        statuses = list(pool.map(lambda _: server.get("/healthz/ready").status, range(400)))
+    elapsed = time.monotonic() - started
+    queries = count.stat().st_size - before
+    assert statuses == [200] * 400
+    # Each of the 2 workers runs the check at most once per started cache period.
+    assert queries <= 2 * (int(elapsed / 1.0) + 1), (queries, elapsed)
