@@ -25,7 +25,7 @@ engine = create_engine(f"sqlite:///{os.environ['STORM_DB']}", pool_size=8, max_o
 
 
 @event.listens_for(engine, "connect")
-def _functions(dbapi_conn, _record):  # noqa: ANN001
+def _functions(dbapi_conn, _record):
     def sleep_ms(ms: int) -> int:
         time.sleep(ms / 1000)
         return 1
@@ -34,7 +34,7 @@ def _functions(dbapi_conn, _record):  # noqa: ANN001
 
 
 @event.listens_for(engine, "before_cursor_execute")
-def _count(*_args):  # noqa: ANN002
+def _count(*_args):
     fd = os.open(COUNT_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, b".")
@@ -48,7 +48,7 @@ app = Flask(__name__)
 if os.environ.get("STORM_MODE") == "naive":
 
     @app.get("/healthz/ready")
-    def ready():  # noqa: ANN201
+    def ready():
         try:
             with engine.connect() as conn:
                 conn.execute(text(STATEMENT))
