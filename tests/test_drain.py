@@ -183,16 +183,19 @@ def test_hung_worker_is_still_killed_on_timeout_during_drain(gunicorn) -> None:
     assert server.get("/healthz/ready").status == 503
 
 
+def _wait_replaced_by_reload(server, old: set[int]) -> None:
+    def replaced() -> bool:
+        now = set(server.workers())
+        return len(now) == 2 and not (now & old)
+
+    wait_until(replaced, 20, "workers replaced by SIGHUP", server.log)
+
+
 def test_sighup_reload_keeps_ready_and_sigterm_still_drains(gunicorn) -> None:
     server = gunicorn(config=_config("gthread"), env={"ZDT_DRAIN_SECONDS": "30"}).start()
     old = set(server.wait_workers(2))
     server.signal(signal.SIGHUP)
-    wait_until(
-        lambda: (w := set(server.workers())) and len(w) == 2 and not (w & old),
-        20,
-        "workers replaced by SIGHUP",
-        server.log,
-    )
+    _wait_replaced_by_reload(server, old)
     assert server.get("/healthz/ready").status == 200
     server.signal(signal.SIGTERM)
     server.wait_for_log("draining for 30 s")
@@ -205,12 +208,7 @@ def test_sighup_during_drain_does_not_undo_it(gunicorn) -> None:
     server.signal(signal.SIGTERM)
     server.wait_for_log("draining for 30 s")
     server.signal(signal.SIGHUP)
-    wait_until(
-        lambda: (w := set(server.workers())) and len(w) == 2 and not (w & old),
-        20,
-        "workers replaced by SIGHUP",
-        server.log,
-    )
+    _wait_replaced_by_reload(server, old)
     for _ in range(10):
         assert server.get("/healthz/ready").status == 503
     server.signal(signal.SIGTERM)
