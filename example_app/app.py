@@ -54,7 +54,17 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, pool_timeout=5)
+    # connect_timeout: a database that accepts no connection (network partition, SYN dropped)
+    # must not hold a readiness check's thread for the kernel's 2-minute connect timeout.
+    connect_args = {"connect_timeout": 5} if url.startswith("postgresql") else {}
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        pool_timeout=5,
+        connect_args=connect_args,
+    )
 
 
 class Schema:
@@ -101,10 +111,16 @@ def create_app(database_url: str | None = None) -> Flask:
         item_id = payload["id"]
         if not 0 < len(item_id) <= MAX_ID_LENGTH:
             abort(400, description=f'"id" must be 1 to {MAX_ID_LENGTH} characters long')
+        delay_ms = payload.get("delay_ms", 0)
+        if type(delay_ms) is not int or not 0 <= delay_ms <= MAX_WORK_MS:
+            abort(400, description=f'"delay_ms" must be a whole number from 0 to {MAX_WORK_MS}')
         schema.ensure()
         with Session(engine) as session:
             session.add(Item(id=item_id, data=json.dumps(payload, sort_keys=True)))
             try:
+                if delay_ms:  # fault tests: the INSERT is sent, the transaction stays open
+                    session.flush()
+                    time.sleep(delay_ms / 1000)
                 session.commit()  # 201 only after the commit returned
             except IntegrityError:
                 session.rollback()

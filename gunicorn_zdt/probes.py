@@ -14,6 +14,11 @@ Endpoints (``GET``/``HEAD``; prefix ``ZDT_PROBE_PREFIX``, default ``/healthz``):
 * ``/startup``: 503 until the app has started (by default: the first passing
   readiness; or ``Probes(startup="explicit")`` and ``probes.mark_started()``), then 200.
 
+With the probe listener on (``ZDT_PROBE_BIND``, see :mod:`gunicorn_zdt.probe_server`),
+each worker also runs its readiness (and, until started, startup) checks in a background
+thread every ``ZDT_CHECK_CACHE_SECONDS`` (at least 0.5 s) and publishes the results in
+shared memory, where the listener reads them without touching the worker pool.
+
 Failure reasons are logged, and shown in bodies only with ``ZDT_EXPOSE_REASONS``.
 Settings are read once in ``init_app`` from the environment, then ``app.config``
 (``ZDT_*`` keys), then the defaults in :mod:`gunicorn_zdt.settings`.
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any, Literal
 
 from flask import Blueprint, Flask, Response, jsonify, request
@@ -107,6 +113,7 @@ class Probes:
         for name, func, check_timeout, probe in self._pending:
             self.add_check(name, func, timeout=check_timeout, probe=probe)
         self._pending.clear()
+        state.on_worker_boot(self._start_publisher)
 
     def add_check(
         self,
@@ -152,6 +159,39 @@ class Probes:
     @property
     def started(self) -> bool:
         return self._started.is_set()
+
+    # -- results for the probe listener ---------------------------------------------
+
+    def snapshot(self) -> tuple[bool, dict[str, Any]]:
+        """Run every readiness check (and startup check until started) like ``/ready`` does."""
+        if not self.started and self.startup_mode == "explicit":
+            return False, {"gate": "starting", "checks": {}}
+        results = self.ready.run(list(self.ready.checks))
+        if not self.started:
+            results += self.startup.run(list(self.startup.checks))
+        ok = all(r.ok for r in results)
+        if ok:
+            self._started.set()
+        return ok, {"checks": {r.name: r.ok for r in results}}
+
+    def _start_publisher(self, shared: state.SharedState, slot: int) -> None:
+        """Worker: publish ``snapshot()`` to the shared slot, forever, in a daemon thread."""
+        period = max(self.ready.cache_seconds, 0.5)
+        timeouts = [c.timeout for r in (self.ready, self.startup) for c in r.checks.values()]
+        valid_for = period + max(timeouts, default=0.0) + 2.0
+
+        def publish() -> None:
+            while True:
+                try:
+                    ok, detail = self.snapshot()
+                    if ok:  # before the verdict: whoever sees ready also sees started
+                        shared.mark_started()
+                    shared.publish_verdict(slot, ok, detail, valid_for)
+                except Exception:  # keep publishing; a stale verdict turns readiness 503
+                    log.exception("gunicorn-zdt: publishing check results failed")
+                time.sleep(period)
+
+        threading.Thread(target=publish, name="zdt-publish-checks", daemon=True).start()
 
     # -- endpoints -----------------------------------------------------------------
 

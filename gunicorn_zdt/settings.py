@@ -60,6 +60,19 @@ def _flag(name: str, raw: object) -> bool:
     raise SettingError(f"{name}={raw!r} is not a boolean; use true or false")
 
 
+def _bind(name: str, raw: object) -> tuple[str, int] | None:
+    """``PORT`` or ``HOST:PORT`` (``[::]:PORT`` for IPv6); empty: off."""
+    text = "" if raw is None else str(raw).strip()
+    if text in {"", "0", "off", "false"}:
+        return None
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]") if sep else "0.0.0.0"
+    fix = f"use PORT or HOST:PORT, e.g. {name}=0.0.0.0:8081 (empty or off: no probe listener)"
+    if not port.isdigit() or not 0 <= int(port) <= 65535 or not host or " " in host:
+        raise SettingError(f"{name}={raw!r} is not an address; {fix}")
+    return host, int(port)
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -112,6 +125,26 @@ SETTINGS: tuple[Setting, ...] = (
         "gunicorn",
         "The slowest endpoint-removal propagation expected in front of the pod; "
         "preStop + drain must cover it (checked by `gunicorn-zdt check`).",
+    ),
+    Setting(
+        "ZDT_PROBE_BIND",
+        None,
+        _bind,
+        "gunicorn",
+        "Address (PORT or HOST:PORT) of the probe listener: a small process forked by the "
+        "master that answers PREFIX/live, PREFIX/ready and PREFIX/startup from shared memory "
+        "(heartbeats, drain phase, the workers' last check results), so probes answer in "
+        "milliseconds even when every worker thread is busy. Unset: probes go to the app's "
+        "own port only.",
+    ),
+    Setting(
+        "ZDT_HEARTBEAT_TIMEOUT_SECONDS",
+        None,
+        _optional_seconds,
+        "gunicorn",
+        "Probe listener: liveness fails (503) when the master's loop, or every worker, has "
+        "not reported a heartbeat for this long. Unset: Gunicorn's `timeout` (30 s when "
+        "it is 0), past which Gunicorn itself treats a worker as hung.",
     ),
     Setting(
         "ZDT_PROBE_PREFIX",

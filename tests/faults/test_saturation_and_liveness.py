@@ -1,0 +1,165 @@
+"""Probes under saturation, liveness that means "stuck", and the listener's lifecycle.
+
+Real Gunicorn masters with the probe listener (``ZDT_PROBE_BIND=127.0.0.1:0``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from tests.faults.helpers import (
+    PROBE_ENV,
+    app_workers,
+    gone,
+    listener_pid,
+    listening_ports,
+    probe_port,
+    refused,
+    status,
+    timed,
+)
+from tests.support import request, wait_until
+
+KUBELET_TIMEOUT = 1.0  # the probe's default timeoutSeconds
+
+
+def _busy(port: int, n: int, ms: int) -> list[threading.Thread]:
+    """``n`` slow requests in flight (each on its own connection)."""
+
+    def slow() -> None:
+        with contextlib.suppress(OSError):
+            request(port, f"/work?ms={ms}", timeout=30)
+
+    threads = [threading.Thread(target=slow, daemon=True) for _ in range(n)]
+    for t in threads:
+        t.start()
+    return threads
+
+
+@pytest.mark.parametrize(
+    "config",
+    ['worker_class = "gthread"\nthreads = 2\n', 'worker_class = "sync"\n'],
+    ids=["gthread", "sync"],
+)
+def test_probes_answer_within_a_second_while_every_worker_thread_is_busy(gunicorn, config):
+    server = gunicorn(config=config + "timeout = 20\n", env=PROBE_ENV).start()
+    port = probe_port(server)
+    wait_until(lambda: status(port, "/healthz/ready") == 200, 10, "listener ready", server.log)
+    slots = 4 if "gthread" in config else 2  # 2 workers x threads
+    threads = _busy(server.port, slots + 2, 3000)  # more than there are threads
+    # The pool is saturated once an app-port probe cannot get a thread within the timeout.
+    r, took = timed(server.port, "/healthz/live", timeout=KUBELET_TIMEOUT)
+    assert r is None and took >= KUBELET_TIMEOUT, "the worker pool was not saturated"
+    worst = {}
+    for path in ("/healthz/live", "/healthz/ready", "/healthz/startup"):
+        for _ in range(10):
+            r, took = timed(port, path, timeout=KUBELET_TIMEOUT)
+            assert r is not None and r.status == 200, (path, r, server.log())
+            worst[path] = max(worst.get(path, 0.0), took)
+    assert max(worst.values()) < 0.25, worst
+    for t in threads:
+        t.join(20)
+
+
+def test_liveness_fails_when_the_master_loop_is_stuck_and_recovers(gunicorn):
+    server = gunicorn(env={**PROBE_ENV, "ZDT_HEARTBEAT_TIMEOUT_SECONDS": "2"}).start()
+    port = probe_port(server)
+    assert status(port, "/healthz/live") == 200
+    server.signal(signal.SIGSTOP)
+    try:
+        stopped = time.monotonic()
+        wait_until(lambda: status(port, "/healthz/live") == 503, 6, "live 503", server.log)
+        # Not before the heartbeat timeout (2 s) minus one loop period (the last beat's age).
+        assert time.monotonic() - stopped >= 0.9
+        body = timed(port, "/healthz/live")[0].json()  # type: ignore[union-attr]
+        assert body["failed"] == ["master"]
+        assert status(server.port, "/work?ms=0") == 200  # workers still serve: readiness ok
+    finally:
+        server.signal(signal.SIGCONT)
+    wait_until(lambda: status(port, "/healthz/live") == 200, 5, "live 200 again", server.log)
+
+
+def test_liveness_fails_when_every_worker_misses_its_heartbeat_but_not_one(gunicorn):
+    server = gunicorn(
+        config="timeout = 60\n", env={**PROBE_ENV, "ZDT_HEARTBEAT_TIMEOUT_SECONDS": "2"}
+    ).start()
+    port = probe_port(server)
+    first, second = app_workers(server, 2)
+    os.kill(first, signal.SIGSTOP)
+    try:
+        for _ in range(3):
+            assert status(port, "/healthz/live") == 200
+        os.kill(second, signal.SIGSTOP)
+        wait_until(lambda: status(port, "/healthz/live") == 503, 6, "live 503", server.log)
+        assert timed(port, "/healthz/live")[0].json()["failed"] == ["workers"]  # type: ignore[union-attr]
+    finally:
+        os.kill(first, signal.SIGCONT)
+        os.kill(second, signal.SIGCONT)
+    wait_until(lambda: status(port, "/healthz/live") == 200, 5, "live 200 again", server.log)
+
+
+def test_during_the_drain_live_200_ready_503_then_the_app_port_closes_and_the_listener_dies(
+    gunicorn,
+):
+    server = gunicorn(
+        config='worker_class = "gthread"\nthreads = 2\n',
+        env={**PROBE_ENV, "ZDT_DRAIN_SECONDS": "1"},
+    ).start()
+    port, pid = probe_port(server), listener_pid(server)
+    assert listening_ports(pid) == {port}  # not the app's socket: the stop really closes it
+    slow = _busy(server.port, 1, 3000)
+    wait_until(lambda: status(port, "/healthz/ready") == 200, 5, "ready")
+    server.signal(signal.SIGTERM)
+    wait_until(lambda: status(port, "/healthz/ready") == 503, 2, "ready 503 at once", server.log)
+    assert status(port, "/healthz/live") == 200
+    assert status(server.port, "/work?ms=0") == 200  # still serving during the drain
+    server.wait_for_log("graceful stop begins")
+    wait_until(lambda: refused(server.port), 3, "app port closed", server.log)
+    assert status(port, "/healthz/live") == 200  # in-flight request still running
+    assert status(port, "/healthz/ready") == 503
+    assert server.wait_exit(15) == 0
+    slow[0].join(5)
+    assert gone(pid) and refused(port)
+
+
+def test_listener_dies_with_a_sigkilled_master(gunicorn):
+    server = gunicorn(env=PROBE_ENV).start()
+    port, pid = probe_port(server), listener_pid(server)
+    server.signal(signal.SIGKILL)
+    wait_until(lambda: gone(pid), 3, "listener gone after the master", server.log)
+    assert refused(port)
+
+
+def test_listener_ignores_signals_meant_for_the_master(gunicorn):
+    server = gunicorn(env=PROBE_ENV).start()
+    port, pid = probe_port(server), listener_pid(server)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
+        os.kill(pid, sig)
+    assert status(port, "/healthz/live") == 200
+    assert not gone(pid)
+
+
+def test_readiness_and_startup_from_the_listener_follow_the_checks(gunicorn, tmp_path):
+    db = tmp_path / "nodir" / "x.db"  # cannot be opened: the check fails
+    server = gunicorn(env={**PROBE_ENV, "DATABASE_URL": f"sqlite:///{db}"}).start(wait_ready=False)
+    server.wait_listening()
+    port = probe_port(server)
+    assert status(port, "/healthz/live") == 200
+
+    def body() -> dict | None:
+        r = timed(port, "/healthz/ready")[0]
+        return None if r is None else r.json()
+
+    failed = {"status": "failed", "failed": ["database"]}
+    wait_until(lambda: body() == failed, 5, "ready 503: database", server.log)
+    assert status(port, "/healthz/startup") == 503
+    assert status(port, "/healthz/live") == 200
+    db.parent.mkdir()
+    wait_until(lambda: status(port, "/healthz/ready") == 200, 5, "ready 200", server.log)
+    assert status(port, "/healthz/startup") == 200
