@@ -11,6 +11,7 @@
 * ``l7``: an HTTP/1.1 proxy (ingress-nginx-like) that keeps a pool of keep-alive
   connections per pod and never retries: a pooled connection that fails before the
   response is a 502 for the client. Endpoint changes propagate as in ``kube-proxy``.
+* ``haproxy``: a real HAProxy in HTTP mode instead of our ``l7`` model (see ``haproxy.py``).
 * ``health-check``: an L4 balancer that does not watch endpoints at all (a cloud load
   balancer with pod targets): a pod is registered when it is created, added after
   ``healthy_threshold`` passing readiness checks and removed only after
@@ -35,7 +36,7 @@ from typing import Any
 
 from .timeline import Timeline
 
-MODES = ("kube-proxy", "l7", "health-check")
+MODES = ("kube-proxy", "l7", "health-check", "haproxy")
 _HOP_BY_HOP = {
     b"connection",
     b"keep-alive",
@@ -94,7 +95,7 @@ class Service:
         health_check: HealthCheck | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        if mode not in MODES:
+        if mode not in MODES or mode == "haproxy":
             raise ValueError(f"service mode {mode!r}: use one of {', '.join(MODES)}")
         lo, hi = propagation_seconds
         if not 0 <= lo <= hi:
@@ -386,6 +387,17 @@ class Service:
             _close(up_writer)
         kept = [(k, v) for k, v in resp_headers.items() if k not in _HOP_BY_HOP]
         return status, kept, resp_body
+
+
+def make_service(mode: str, timeline: Timeline, **kw: Any) -> Service:
+    """The Service model called ``mode``; ``haproxy`` also needs ``groups`` and ``work_dir``."""
+    if mode == "haproxy":
+        from .haproxy import HAProxyService
+
+        return HAProxyService(timeline, **kw)
+    kw.pop("groups", None)
+    kw.pop("work_dir", None)
+    return Service(mode, timeline, **kw)
 
 
 def _proxy_error(status: bytes, text: bytes) -> tuple[bytes, list[tuple[bytes, bytes]], bytes]:

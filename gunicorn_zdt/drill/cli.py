@@ -63,7 +63,12 @@ def add_parser(subparsers: Any) -> None:
         help="pod command template with a {port} placeholder; its process is the pod's "
         "main process (default: the example app)",
     )
-    p.add_argument("--manifest", type=Path, help="YAML file with the Deployment to rehearse")
+    p.add_argument(
+        "--manifest",
+        type=Path,
+        help="YAML file with the Deployment to rehearse (default: 3 replicas, maxSurge and "
+        "maxUnavailable 25%%, grace 30 s, readiness GET /healthz/ready every 2 s, no preStop)",
+    )
     p.add_argument("--deployment", help="name of the Deployment in --manifest (default: first)")
     p.add_argument("--service", choices=MODES, default="kube-proxy", help="balancer model")
     p.add_argument("--rollouts", type=int, default=1, help="rolling updates in a row")
@@ -71,8 +76,9 @@ def add_parser(subparsers: Any) -> None:
         "--time-scale",
         type=float,
         default=1.0,
-        help="multiply every modelled period (probes, preStop, grace period, ZDT_*_SECONDS "
-        "env, propagation, health checks, warm-up) by this, e.g. 0.2 for a quick run",
+        help="multiply every modelled period (probe periods, minReadySeconds, preStop, grace "
+        "period, ZDT_*_SECONDS env, propagation, health-check interval, warm-up) by this, "
+        "e.g. 0.2 for a quick run; timeouts and request durations are not scaled",
     )
     p.add_argument(
         "--propagation",
@@ -116,7 +122,11 @@ def add_parser(subparsers: Any) -> None:
 
 
 def options_from_args(args: argparse.Namespace) -> DrillOptions:
-    spec = load_deployment(args.manifest, args.deployment) if args.manifest else DeploymentSpec()
+    spec = (
+        load_deployment(args.manifest, args.deployment)
+        if args.manifest
+        else DeploymentSpec(readiness=Probe(kind="http", path="/healthz/ready", period_seconds=2))
+    )
     readiness = spec.readiness
     if args.readiness_path or args.readiness_period:
         readiness = readiness or Probe(kind="http", path="/healthz/ready")

@@ -61,9 +61,16 @@ class ClientConnection:
     def request(self, method: str, path: str, body: bytes | None = None) -> Response:
         self.got_bytes = False
         if self.sock is None:
-            self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=self.timeout)
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.settimeout(self.timeout)
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # Bind first: the source port is known even when connect() itself fails
+            # (a balancer's reset can arrive before connect() returns).
+            # SO_REUSEADDR: bind(0) may then pick ports of our own TIME_WAIT connections.
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.sock.bind(("127.0.0.1", 0))
             self.local_port = int(self.sock.getsockname()[1])
+            self.sock.connect(("127.0.0.1", self.port))
         deadline = time.monotonic() + self.timeout
         head = f"{method} {path} HTTP/1.1\r\nHost: drill\r\nUser-Agent: gunicorn-zdt-drill\r\n"
         if body is not None:
@@ -229,6 +236,8 @@ class Load:
                     refused=not reused and self.was_refused(conn.local_port),
                 )
                 detail, close = f"{type(exc).__name__}: {exc}", True
+                if failure == "refused" and not isinstance(exc, ConnectionRefusedError):
+                    detail = f"the pod refused the connection (balancer reset it: {detail})"
             else:
                 status = response.status
                 close = close or not response.keep_alive

@@ -47,13 +47,39 @@ class ProcessGroups:
             os.killpg(pgid, signal.SIGKILL)
 
     def kill_all(self) -> None:
+        """SIGKILL every group we started, including one whose Popen was interrupted
+        (Ctrl-C between fork and our bookkeeping): any child of ours that leads a group."""
         with self._lock:
             procs = list(self._groups.values())
         for proc in procs:
             self.kill_group(proc.pid)
+        for pgid in _child_group_leaders():
+            self.kill_group(pgid)
         for proc in procs:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
+
+
+def _child_group_leaders() -> list[int]:
+    """PIDs of this process's children that lead their own process group (Linux /proc)."""
+    me = os.getpid()
+    leaders = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return leaders
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        ppid, pgrp = int(fields[1]), int(fields[2])
+        if ppid == me and pgrp == int(entry):
+            leaders.append(pgrp)
+    return leaders
 
 
 @dataclass

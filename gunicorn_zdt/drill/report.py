@@ -127,8 +127,8 @@ def text_report(result: dict[str, Any]) -> str:
         f"gunicorn-zdt drill: {s['service']} service, {s['rollouts']} rolling update(s) of "
         f"{s['replicas']} replicas (maxSurge {s['max_surge']}, maxUnavailable "
         f"{s['max_unavailable']})",
-        f"time scale {s['time_scale']:g}: every manifest period, preStop, grace period, "
-        f"ZDT_*_SECONDS, propagation and health-check delay x{s['time_scale']:g} "
+        f"time scale {s['time_scale']:g}: probe periods, minReadySeconds, preStop, grace period, "
+        f"ZDT_*_SECONDS, propagation and health-check interval x{s['time_scale']:g} "
         f"(grace {s['grace_period_seconds']:g} s, preStop {s['prestop']}, propagation "
         f"{s['propagation_seconds'][0]:g}-{s['propagation_seconds'][1]:g} s)",
         f"pod command: {s['command']}",
@@ -280,7 +280,7 @@ def svg_report(result: dict[str, Any], title: str | None = None) -> str:
         if ready_at is not None:
             segments.append((ready_at, stop_at, "#74c476"))
         if p["deleted_at"] is not None:
-            segments.append((p["deleted_at"], end, "#d62728" if p["sigkilled"] else "#fdae6b"))
+            segments.append((p["deleted_at"], end, "#67000d" if p["sigkilled"] else "#fdae6b"))
         for a, b, colour in segments:
             out.append(
                 f'<rect x="{x(a):.1f}" y="{y0 + 3}" width="{max(x(b) - x(a), 0.5):.1f}" '
@@ -294,33 +294,27 @@ def svg_report(result: dict[str, Any], title: str | None = None) -> str:
                     f'<line x1="{x(e["t"]):.1f}" y1="{y0 + 1}" x2="{x(e["t"]):.1f}" '
                     f'y2="{y0 + lane_h - 1}" stroke="{colour}" stroke-width="2"/>'
                 )
-    # Legend.
-    ly = lanes_top + lane_h * len(pods) + 22
-    legend = [
+    # Legend, wrapped to the picture's width.
+    items = [
         ("#9ecae1", "requests ok"),
-        ("#cccccc", "starting"),
+        ("#cccccc", "pod starting"),
         ("#74c476", "ready"),
         ("#fdae6b", "terminating"),
-        ("#d62728", "SIGKILLed / refused"),
-        ("#6a3d9a", "| SIGTERM"),
-        ("#1f77b4", "| endpoint removed at balancer"),
-        ("#000", "| readiness 503"),
+        ("#67000d", "SIGKILLed"),
+        ("#6a3d9a", "SIGTERM"),
+        ("#1f77b4", "endpoint removed at balancer"),
+        ("#000", "readiness failing"),
     ]
-    lx = left
-    for colour, label in legend:
+    items += [(_CLASS_COLOURS[c], f"failed: {c}") for c in FAILURE_CLASSES if c in ts["failed"]]
+    lx, ly = left, lanes_top + lane_h * len(pods) + 22
+    for colour, label in items:
+        item_w = 14 + 7 * len(label) + 14
+        if lx + item_w > width - right:
+            lx, ly = left, ly + 18
         out.append(
             f'<rect x="{lx}" y="{ly - 9}" width="10" height="10" fill="{colour}"/>'
             f'<text x="{lx + 14}" y="{ly}">{escape(label)}</text>'
         )
-        lx += 14 + 7 * len(label) + 12
-    classes = [c for c in FAILURE_CLASSES if c in ts["failed"]]
-    if classes:
-        lx = left
-        for c in classes:
-            out.append(
-                f'<rect x="{lx}" y="{ly + 9}" width="10" height="10" fill="{_CLASS_COLOURS[c]}"/>'
-                f'<text x="{lx + 14}" y="{ly + 18}">failed: {c}</text>'
-            )
-            lx += 14 + 7 * (8 + len(c)) + 12
+        lx += item_w
     out.append("</svg>")
     return "\n".join(out) + "\n"

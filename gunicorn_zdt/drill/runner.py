@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .balancer import HealthCheck, Service
+from .balancer import HealthCheck, make_service
 from .kubelet import Kubelet
 from .load import Load, LoadProfile, verify_writes
 from .manifest import DeploymentSpec
@@ -82,7 +82,7 @@ def describe_settings(opts: DrillOptions) -> dict[str, Any]:
         "health_check": {
             "path": hc.path,
             "interval": opts.scaled(hc.interval),
-            "timeout": opts.scaled(hc.timeout),
+            "timeout": hc.timeout,
             "healthy_threshold": hc.healthy_threshold,
             "unhealthy_threshold": hc.unhealthy_threshold,
         }
@@ -102,14 +102,17 @@ def run_drill(opts: DrillOptions, log: Any = None) -> dict[str, Any]:
     say = log or (lambda _msg: None)
     if opts.time_scale <= 0:
         raise DrillError("--time-scale must be > 0")
+    build_command(opts.command, 1)  # fail early on a template without {port}
     opts.work_dir.mkdir(parents=True, exist_ok=True)
     rng = random.Random(opts.seed)
     timeline = Timeline()
     groups = ProcessGroups()
     hc = opts.health_check
-    service = Service(
+    service = make_service(
         opts.service,
         timeline,
+        groups=groups,
+        work_dir=opts.work_dir,
         propagation_seconds=(
             opts.scaled(opts.propagation_seconds[0]),
             opts.scaled(opts.propagation_seconds[1]),
@@ -117,14 +120,13 @@ def run_drill(opts: DrillOptions, log: Any = None) -> dict[str, Any]:
         health_check=HealthCheck(
             path=hc.path,
             interval=opts.scaled(hc.interval),
-            timeout=opts.scaled(hc.timeout),
+            timeout=hc.timeout,  # a latency bound: not time-scaled
             healthy_threshold=hc.healthy_threshold,
             unhealthy_threshold=hc.unhealthy_threshold,
         ),
         rng=rng,
     )
     env = pod_environment(opts.pod_env())
-    build_command(opts.command, 1)  # fail early on a template without {port}
     deployment: Deployment | None = None
     load: Load | None = None
 

@@ -1,0 +1,527 @@
+"""Unit tests of the drill's parts: manifest, Service models, rollout arithmetic, load, report.
+
+No Gunicorn here: backends are tiny socket servers in threads, kubelets are fakes.
+The end-to-end rehearsals are in test_drill_e2e.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import shutil
+import socket
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gunicorn_zdt.drill import cli
+from gunicorn_zdt.drill.balancer import HealthCheck, Service
+from gunicorn_zdt.drill.load import (
+    ClientConnection,
+    Load,
+    LoadProfile,
+    Record,
+    _NoResponse,
+    classify,
+)
+from gunicorn_zdt.drill.manifest import (
+    DeploymentSpec,
+    ManifestError,
+    PreStop,
+    parse_deployment,
+)
+from gunicorn_zdt.drill.pods import build_command
+from gunicorn_zdt.drill.report import summarize, svg_report, text_report
+from gunicorn_zdt.drill.rollout import Deployment
+from gunicorn_zdt.drill.runner import DrillOptions
+from gunicorn_zdt.drill.timeline import Timeline
+from tests.support import wait_until
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# -- manifest ---------------------------------------------------------------------------
+def _deployment(container: dict, **spec: object) -> list[dict]:
+    return [
+        {"kind": "Service", "metadata": {"name": "svc"}},
+        {
+            "kind": "Deployment",
+            "metadata": {"name": "web"},
+            "spec": {
+                **spec,
+                "template": {"spec": {"containers": [{"name": "app", **container}]}},
+            },
+        },
+    ]
+
+
+def test_shipped_deployment_is_read() -> None:
+    spec = parse_deployment(list(yaml.safe_load_all((REPO / "k8s/deployment.yaml").read_text())))
+    assert spec.replicas == 3
+    assert spec.surge_and_unavailable() == (1, 0)
+    assert spec.grace_period_seconds == 30
+    assert spec.env["ZDT_DRAIN_SECONDS"] == "5"
+    assert spec.readiness is not None and spec.readiness.path == "/healthz/ready"
+    assert spec.liveness is not None and spec.liveness.path == "/healthz/live"
+    assert spec.startup is not None and spec.startup.path == "/healthz/startup"
+
+
+@pytest.mark.parametrize(
+    ("prestop", "expected"),
+    [
+        ({"sleep": {"seconds": 5}}, PreStop(sleep_seconds=5)),
+        ({"exec": {"command": ["sleep", "7"]}}, PreStop(sleep_seconds=7)),
+        ({"exec": {"command": ["/bin/sh", "-c", "sleep 3"]}}, PreStop(sleep_seconds=3)),
+        ({"exec": {"command": ["/bin/drain", "--now"]}}, PreStop(command=("/bin/drain", "--now"))),
+        ({"httpGet": {"path": "/drain", "port": 8080}}, PreStop(http_path="/drain")),
+    ],
+)
+def test_prestop_forms(prestop: dict, expected: PreStop) -> None:
+    spec = parse_deployment(_deployment({"lifecycle": {"preStop": prestop}}))
+    assert spec.prestop == expected
+
+
+@pytest.mark.parametrize(
+    ("replicas", "surge", "unavailable", "expected"),
+    [
+        (3, 1, 0, (1, 0)),
+        (4, "25%", "25%", (1, 1)),
+        (3, "25%", "25%", (1, 0)),  # surge rounds up, unavailable down
+        (10, "30%", "15%", (3, 1)),
+        (3, 0, 0, (0, 1)),  # the controller's fencepost rule
+    ],
+)
+def test_surge_and_unavailable_round_like_the_controller(
+    replicas: int, surge: int | str, unavailable: int | str, expected: tuple[int, int]
+) -> None:
+    spec = DeploymentSpec(replicas=replicas, max_surge=surge, max_unavailable=unavailable)
+    assert spec.surge_and_unavailable() == expected
+
+
+@pytest.mark.parametrize(
+    ("documents", "message"),
+    [
+        ([{"kind": "Service"}], "no Deployment in the manifest"),
+        (
+            _deployment({}, strategy={"type": "Recreate"}),
+            "strategy 'Recreate' cannot be rehearsed",
+        ),
+        (
+            _deployment({"readinessProbe": {"exec": {"command": ["true"]}}}),
+            "only httpGet and tcpSocket probes can be rehearsed",
+        ),
+    ],
+)
+def test_manifest_errors_say_what_to_change(documents: list, message: str) -> None:
+    with pytest.raises(ManifestError, match=message):
+        parse_deployment(documents)
+
+
+def test_time_scale_scales_zdt_seconds_env_only() -> None:
+    spec = DeploymentSpec(env={"ZDT_DRAIN_SECONDS": "5", "PORT": "8080", "ZDT_PROBE_PREFIX": "/h"})
+    opts = DrillOptions(command="x {port}", spec=spec, time_scale=0.2, env={"EXTRA": "1"})
+    assert opts.pod_env() == {
+        "ZDT_DRAIN_SECONDS": "1",
+        "PORT": "8080",
+        "ZDT_PROBE_PREFIX": "/h",
+        "EXTRA": "1",
+    }
+
+
+def test_command_template_needs_port() -> None:
+    assert build_command("gunicorn app:app -b 127.0.0.1:{port}", 81)[-1] == "127.0.0.1:81"
+    with pytest.raises(ValueError, match=r"no \{port\} placeholder"):
+        build_command("gunicorn app:app", 81)
+
+
+# -- failure classes ----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("exc", "reused", "idempotent", "got_bytes", "refused", "expected"),
+    [
+        (TimeoutError(), True, True, False, False, "timeout"),
+        (ConnectionResetError(), True, True, False, False, "keepalive_race"),
+        (_NoResponse(), True, True, False, False, "keepalive_race"),
+        (_NoResponse(), True, False, False, False, "closed"),  # POST: nobody retries it
+        (ConnectionResetError(), True, True, True, False, "reset"),  # bytes had arrived
+        (ConnectionResetError(), False, True, False, True, "refused"),
+        (ConnectionRefusedError(), False, True, False, False, "refused"),
+        (BrokenPipeError(), False, False, False, False, "reset"),
+        (_NoResponse(), False, True, False, False, "closed"),
+        (ValueError(), False, True, True, False, "other"),
+    ],
+)
+def test_failure_classes(
+    exc: BaseException,
+    reused: bool,
+    idempotent: bool,
+    got_bytes: bool,
+    refused: bool,
+    expected: str,
+) -> None:
+    got = classify(exc, reused=reused, idempotent=idempotent, got_bytes=got_bytes, refused=refused)
+    assert got == expected
+
+
+# -- tiny backends --------------------------------------------------------------------------
+class Backend:
+    """An HTTP/1.1 keep-alive server answering ``<name>`` to every request, in a thread."""
+
+    def __init__(self, name: str, status: int = 200, drop_second: bool = False) -> None:
+        self.name = name
+        self.status = status
+        self.drop_second = drop_second  # close, unanswered, each connection's 2nd request
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        self.requests = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        buf = b""
+        served = 0
+        try:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    buf += chunk
+                _head, _, buf = buf.partition(b"\r\n\r\n")
+                self.requests += 1
+                served += 1
+                if self.drop_second and served == 2:
+                    conn.close()  # the keep-alive race, made deterministic
+                    return
+                body = self.name.encode()
+                conn.sendall(
+                    f"HTTP/1.1 {self.status} X\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                    + body
+                )
+        except OSError:
+            return
+
+    def close(self) -> None:
+        """Close the listener and every connection (as a dying pod does)."""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() blocked in its thread
+        self.sock.close()
+        for conn in self.conns:
+            conn.close()
+
+
+@pytest.fixture
+def backends() -> Iterator[list[Backend]]:
+    made: list[Backend] = []
+    yield made
+    for b in made:
+        b.close()
+
+
+def _service(mode: str, **kw: object) -> Service:
+    kw.setdefault("propagation_seconds", (0.0, 0.0))
+    service = Service(mode, Timeline(), **kw)  # type: ignore[arg-type]
+    service.start()
+    return service
+
+
+def _get(conn: ClientConnection) -> bytes:
+    return conn.request("GET", "/").body
+
+
+def test_l4_new_connections_follow_endpoints_established_stay_pinned(
+    backends: list[Backend],
+) -> None:
+    a, b = Backend("a"), Backend("b")
+    backends += [a, b]
+    service = _service("kube-proxy")
+    try:
+        service.pod_ready("a", a.port)
+        assert service.wait_endpoints(1, timeout=5)
+        pinned = ClientConnection(service.port, 5)
+        assert _get(pinned) == b"a"
+        service.pod_ready("b", b.port)
+        service.pod_not_ready("a", a.port)
+        wait_until(lambda: service.endpoints == [_ep("b", b.port)], 5, "a removed")
+        assert _get(pinned) == b"a"  # established: still the old pod
+        fresh = [_get(ClientConnection(service.port, 5)) for _ in range(5)]
+        assert fresh == [b"b"] * 5
+        pinned.close()
+    finally:
+        service.stop()
+
+
+def _ep(name: str, port: int):  # type: ignore[no-untyped-def]
+    from gunicorn_zdt.drill.balancer import Endpoint
+
+    return Endpoint(name, port)
+
+
+def test_l4_refused_by_pod_is_reported_as_refused(backends: list[Backend]) -> None:
+    service = _service("kube-proxy")
+    gone = Backend("gone")
+    gone.close()  # nothing listens on its port any more
+    try:
+        service.pod_ready("gone", gone.port)
+        assert service.wait_endpoints(1, timeout=5)
+        conn = ClientConnection(service.port, 5)
+        with pytest.raises(ConnectionResetError):
+            _get(conn)
+        assert service.was_refused(conn.local_port)
+    finally:
+        service.stop()
+
+
+def test_l4_endpoint_changes_arrive_after_the_propagation_delay(backends: list[Backend]) -> None:
+    a = Backend("a")
+    backends.append(a)
+    service = _service("kube-proxy", propagation_seconds=(0.3, 0.4))
+    try:
+        start = time.monotonic()
+        service.pod_ready("a", a.port)
+        assert service.wait_endpoints(1, timeout=5)
+        assert 0.3 <= time.monotonic() - start < 1.5
+    finally:
+        service.stop()
+
+
+def test_l7_reuses_pooled_connections_and_never_retries(backends: list[Backend]) -> None:
+    a = Backend("a", drop_second=True)
+    backends.append(a)
+    service = _service("l7")
+    try:
+        service.pod_ready("a", a.port)
+        assert service.wait_endpoints(1, timeout=5)
+        assert _get(ClientConnection(service.port, 5)) == b"a"
+        # The pooled connection is reused for another client; the pod drops it unanswered:
+        # the proxy answers 502 and does not retry on a new connection.
+        assert ClientConnection(service.port, 5).request("GET", "/").status == 502
+        assert (len(a.conns), a.requests) == (1, 2)
+        assert service.upstream_failures == {"reused keep-alive connection": 1}
+        assert _get(ClientConnection(service.port, 5)) == b"a"  # next one: new connection
+    finally:
+        service.stop()
+
+
+def test_l7_without_endpoints_answers_503() -> None:
+    service = _service("l7")
+    try:
+        assert ClientConnection(service.port, 5).request("GET", "/").status == 503
+    finally:
+        service.stop()
+
+
+def test_health_check_adds_after_passes_and_removes_only_after_failures(
+    backends: list[Backend],
+) -> None:
+    a = Backend("a")
+    backends.append(a)
+    hc = HealthCheck(path="/ready", interval=0.05, timeout=0.5, healthy_threshold=2)
+    service = _service("health-check", health_check=hc)
+    try:
+        service.pod_created("a", a.port)
+        service.pod_not_ready("a", a.port)  # endpoint updates are ignored in this mode
+        assert service.wait_endpoints(1, timeout=5)
+        a.status = 503
+        wait_until(lambda: not service.endpoints, 5, "removal after failing checks")
+    finally:
+        service.stop()
+
+
+@pytest.mark.skipif(
+    shutil.which("haproxy") is None, reason="needs HAProxy (apt-get install haproxy)"
+)
+def test_haproxy_service_follows_endpoint_changes(backends: list[Backend], tmp_path: Path) -> None:
+    from gunicorn_zdt.drill.haproxy import HAProxyService
+    from gunicorn_zdt.drill.pods import ProcessGroups
+
+    a, b = Backend("a"), Backend("b")
+    backends += [a, b]
+    groups = ProcessGroups()
+    service = HAProxyService(
+        Timeline(), groups=groups, work_dir=tmp_path, propagation_seconds=(0.0, 0.0)
+    )
+    try:
+        service.start()
+        assert ClientConnection(service.port, 5).request("GET", "/").status == 503
+        service.pod_ready("a", a.port)
+        assert service.wait_endpoints(1, timeout=5)
+        assert _get(ClientConnection(service.port, 5)) == b"a"
+        service.pod_ready("b", b.port)
+        service.pod_not_ready("a", a.port)
+        wait_until(lambda: service.endpoints == [_ep("b", b.port)], 5, "a removed")
+        assert [_get(ClientConnection(service.port, 5)) for _ in range(4)] == [b"b"] * 4
+    finally:
+        service.stop()
+        groups.kill_all()
+
+
+# -- rollout ------------------------------------------------------------------------------
+class FakePod:
+    def __init__(self, name: str, revision: int) -> None:
+        self.name, self.revision = name, revision
+        self.ready, self.ready_since, self.terminating = False, None, False
+
+
+class FakeKubelet:
+    """Becomes ready when ``ready_all`` is called; exits at once on deletion."""
+
+    def __init__(self, deployment: Deployment, revision: int, index: int) -> None:
+        self.pod = FakePod(f"pod-{index}", revision)
+        self.deployment = deployment
+        self.failed = None
+
+    def available(self, now: float) -> bool:
+        return self.pod.ready and not self.pod.terminating
+
+    def delete(self) -> None:
+        self.pod.terminating = True
+
+
+def test_rollout_keeps_full_capacity_with_max_surge_1_max_unavailable_0() -> None:
+    spec = DeploymentSpec(replicas=3, max_surge=1, max_unavailable=0)
+    timeline = Timeline()
+    seen: list[tuple[int, int]] = []  # (live pods, available pods) after each change
+
+    def make(revision: int, index: int) -> FakeKubelet:
+        return FakeKubelet(deployment, revision, index)
+
+    deployment = Deployment(spec, scale=1.0, timeline=timeline, make_kubelet=make)  # type: ignore[arg-type]
+
+    def readier() -> None:  # plays the kubelets: each new pod turns ready in turn
+        while not done.is_set():
+            with deployment.cond:
+                for k in deployment.kubelets:
+                    if not k.pod.ready and not k.pod.terminating:
+                        k.pod.ready, k.pod.ready_since = True, timeline.now()
+                        break
+                live = [k for k in deployment.kubelets if not k.pod.terminating]
+                seen.append((len(live), sum(k.available(0) for k in live)))
+                deployment.cond.notify_all()
+            time.sleep(0.01)
+
+    done = threading.Event()
+    thread = threading.Thread(target=readier, daemon=True)
+    thread.start()
+    try:
+        deployment.rollout(1)
+        seen.clear()
+        deployment.rollout(2)
+    finally:
+        done.set()
+        thread.join()
+    assert max(live for live, _ in seen) <= 4  # replicas + maxSurge
+    assert min(avail for _, avail in seen) >= 3  # replicas - maxUnavailable
+    assert [k.pod.revision for k in deployment.kubelets if not k.pod.terminating] == [2, 2, 2]
+
+
+# -- load and report ---------------------------------------------------------------------------
+def test_load_counts_acknowledged_writes(backends: list[Backend]) -> None:
+    a = Backend("a", status=201)
+    backends.append(a)
+    timeline = Timeline()
+    load = Load(
+        a.port,
+        LoadProfile(write_path="/items", clients_per_kind=1, max_requests_per_client=5),
+        timeline.now,
+    )
+    load.start()
+    wait_until(lambda: len(load.records) >= 20, 10, "four clients x five requests")
+    load.stop()
+    assert len(load.acked) == 10
+    assert not [r for r in load.records if r.failure]
+
+
+def test_idempotent_failure_on_reused_connection_is_a_keepalive_race(
+    backends: list[Backend],
+) -> None:
+    a = Backend("a", drop_second=True)  # closes every connection at its 2nd request
+    backends.append(a)
+    timeline = Timeline()
+    load = Load(a.port, LoadProfile(clients_per_kind=1, max_requests_per_client=4), timeline.now)
+    load.start()
+    wait_until(lambda: len(load.records) >= 8, 10, "two clients x four requests")
+    load.stop()
+    failed = sorted((r.client, r.failure, r.reused) for r in load.records if r.failure)
+    # keep-alive: requests 2 and 4 hit a reused connection that the server closed unanswered;
+    # fresh connections never carry a second request.
+    assert failed == [("keepalive-get", "keepalive_race", True)] * 2
+
+
+def _result() -> dict:
+    records = [
+        Record(0.5, 0.01, "fresh-get", "GET", 200, None, False),
+        Record(2.2, 0.01, "fresh-get", "GET", 0, "refused", False, "refused"),
+    ]
+    timeline = Timeline()
+    return summarize(
+        settings=__import__("gunicorn_zdt.drill.runner", fromlist=["x"]).describe_settings(
+            DrillOptions(command="x {port}", spec=DeploymentSpec(), time_scale=0.5)
+        ),
+        records=records,
+        acked=0,
+        lost=[],
+        unverified=[],
+        pods=[],
+        events=[timeline.record("pod-1", "deleted")],
+        service_stats={},
+        duration_seconds=3.0,
+    )
+
+
+def test_report_classifies_failures_relative_to_deletions() -> None:
+    result = _result()
+    assert not result["passed"]
+    assert result["failures_by_class"]["refused"] == 1
+    assert result["failure_list"][0]["after_deletion_of"] == "pod-1"
+    text = text_report(result)
+    assert "time scale 0.5" in text
+    assert text.endswith("FAILED")
+
+
+def test_svg_is_well_formed() -> None:
+    root = ET.fromstring(svg_report(_result()))
+    assert root.tag.endswith("svg")
+
+
+# -- CLI ----------------------------------------------------------------------------------
+def test_add_parser_registers_drill_with_func() -> None:
+    parser = argparse.ArgumentParser()
+    cli.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["drill", "--time-scale", "0.2", "--service", "l7"])
+    assert callable(args.func)
+    assert args.command == "drill"
+    assert args.time_scale == 0.2
+
+
+def test_cli_overrides_win_over_the_manifest() -> None:
+    parser = argparse.ArgumentParser()
+    cli.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(
+        ["drill", "--manifest", str(REPO / "k8s/deployment.yaml"), "--replicas", "2",
+         "--prestop-sleep", "5", "--max-surge", "50%"]
+    )  # fmt: skip
+    spec = cli.options_from_args(args).spec
+    assert (spec.replicas, spec.prestop.sleep_seconds, spec.max_surge) == (2, 5.0, "50%")
+
+
+def test_cli_command_without_port_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    argv = ["drill", "--command", "gunicorn app:app", "--quiet", "--out", str(tmp_path / "r")]
+    assert cli.main(argv) == 2
+    assert "no {port} placeholder" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

@@ -1,0 +1,119 @@
+"""End-to-end rehearsals: the example app with the shipped k8s settings, real Gunicorn pods.
+
+Time scale 0.2 for every rehearsal here: grace period 30 -> 6 s, ZDT_DRAIN_SECONDS 5 -> 1 s,
+readiness period 2 -> 0.4 s, minReadySeconds 5 -> 1 s, propagation 1-3 -> 0.2-0.6 s,
+health checks every 2 -> 0.4 s (probe and check timeouts are not scaled). Each rehearsal
+takes 15-30 s on 2 cores.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gunicorn_zdt.drill.cli import EXAMPLE_COMMAND
+from gunicorn_zdt.drill.load import LoadProfile
+from gunicorn_zdt.drill.manifest import load_deployment
+from gunicorn_zdt.drill.runner import DrillOptions, run_drill
+from tests.support import wait_until
+
+REPO = Path(__file__).resolve().parents[1]
+SCALE = 0.2
+PLAIN_COMMAND = EXAMPLE_COMMAND.replace("gunicorn.conf.py", "gunicorn_plain.conf.py")
+
+
+def _options(tmp_path: Path, service: str, rollouts: int, command: str) -> DrillOptions:
+    return DrillOptions(
+        command=command,
+        spec=load_deployment(REPO / "k8s/deployment.yaml"),
+        service=service,
+        rollouts=rollouts,
+        time_scale=SCALE,
+        load=LoadProfile(write_path="/items", slow_path="/work?ms=300"),
+        env={"DATABASE_URL": f"sqlite:///{tmp_path / 'shared.db'}"},
+        cwd=REPO,
+        work_dir=tmp_path,
+        seed=7,
+    )
+
+
+def _live_members(pgid: int) -> list[int]:
+    """Processes of group ``pgid`` that are not zombies (zombies are dead, just unreaped)."""
+    members = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry))
+    return members
+
+
+def _pids_gone(tmp_path: Path) -> None:
+    """Every pod's process group is gone (masters and workers)."""
+    logs = list(tmp_path.glob("pod-*.log"))
+    assert logs
+    for log in logs:
+        for pid in map(int, re.findall(r"\[(\d+)\] \[INFO\] Starting gunicorn", log.read_text())):
+            wait_until(lambda pid=pid: not _live_members(pid), 5, f"group {pid} gone")
+
+
+@pytest.mark.parametrize("service", ["kube-proxy", "health-check"])
+def test_example_app_survives_two_rolling_updates_without_a_single_failure(
+    tmp_path: Path, service: str
+) -> None:
+    result = run_drill(_options(tmp_path, service, 2, EXAMPLE_COMMAND))
+    summary = {k: result[k] for k in ("failures", "lost_writes", "unverified_writes")}
+    assert summary == {"failures": 0, "lost_writes": 0, "unverified_writes": 0}, result[
+        "failure_list"
+    ][:10]
+    assert set(result["failures_by_class"].values()) == {0}
+    assert result["passed"]
+    assert result["requests"] > 1000
+    assert result["writes_acknowledged"] > 300
+    rolled = [p for p in result["pods"] if p["stopped_by"] == "rollout"]
+    assert len(rolled) == 6  # 2 rollouts x 3 replicas
+    for pod in rolled:
+        assert (pod["exit_code"], pod["sigkilled"]) == (0, False), pod
+        # The drain held the pod for ZDT_DRAIN_SECONDS (5 x 0.2) after SIGTERM.
+        assert pod["sigterm_to_exit_seconds"] >= 5 * SCALE, pod
+        assert pod["readiness_failing_at"] is not None, pod
+    _pids_gone(tmp_path)
+
+
+def test_plain_gunicorn_drops_requests_and_the_drill_sees_it(tmp_path: Path) -> None:
+    """The control: without the hooks the same rehearsal fails, so a pass means something."""
+    result = run_drill(_options(tmp_path, "kube-proxy", 1, PLAIN_COMMAND))
+    assert not result["passed"]
+    assert result["failures_by_class"]["refused"] + result["failures_by_class"]["reset"] > 0
+    first = result["failure_list"][0]
+    assert first["after_deletion_of"] is not None
+    _pids_gone(tmp_path)
+
+
+def test_ctrl_c_stops_every_pod(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn_zdt.drill", "--manifest", "k8s/deployment.yaml",
+         "--time-scale", str(SCALE), "--rollouts", "3", "--out", str(tmp_path),
+         "--env", f"DATABASE_URL=sqlite:///{tmp_path / 'shared.db'}"],
+        cwd=REPO, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        wait_until(lambda: "rolling update 1/3" in proc.stderr.readline(), 60, "first rollout")
+        logs = sorted(tmp_path.glob("pod-*.log"))
+        assert logs
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    _pids_gone(tmp_path)
