@@ -197,7 +197,8 @@ def _on_starting_hook(plan: DrainPlan | None, error: str | None) -> Callable[[An
                 "are not closed during the drain; use sync, gthread or gevent",
                 server.cfg.worker_class_str,
             )
-        _bind_probe_listener(plan)
+        if plan.probe_bind is not None:  # bind now: a taken port stops the start, one line
+            probe_server.LISTENER.bind(*plan.probe_bind)
         grace = plan.grace_period_seconds
         server.log.info(
             "gunicorn-zdt: drain %s s, graceful_timeout %s s, preStop %s s, grace period %s",
@@ -313,83 +314,42 @@ def _post_fork_hook(shared: state.SharedState) -> Callable[[Any, Any], None]:
 
 def _post_worker_init(worker: Any) -> None:
     """Worker, app loaded: with the probe listener on, start publishing check results."""
-    if _listener["pid"]:
+    if probe_server.LISTENER.pid:
         state.run_worker_boot_callbacks()
 
 
-# The probe listener and the slot owners outlive a SIGHUP (the config module is re-run,
-# this module is not).
-_listener: dict[str, Any] = {"sock": None, "pid": 0, "reported": False}
+# The slot owners outlive a SIGHUP (the config module is re-run, this module is not).
 _slot_owners: dict[int, Any] = {}
-
-
-def _bind_probe_listener(plan: DrainPlan) -> None:
-    """Master, on_starting: bind now, so a taken port stops the start with one line."""
-    if plan.probe_bind is None or _listener["sock"] is not None:
-        return
-    host, port = plan.probe_bind
-    try:
-        _listener["sock"] = probe_server.bind(host, port)
-    except OSError as exc:
-        raise RuntimeError(
-            f"gunicorn-zdt: ZDT_PROBE_BIND={host}:{port}: cannot listen there "
-            f"({exc.strerror or exc}); pick a free port, e.g. ZDT_PROBE_BIND=0.0.0.0:8081"
-        ) from None
 
 
 def _spawn_probe_listener(server: Any, plan: DrainPlan, shared: state.SharedState) -> None:
     """Master, when_ready (no worker forked yet, one thread): fork the listener."""
-    sock = _listener["sock"]
-    if sock is None or _listener["pid"]:
-        return
     limit = plan.heartbeat_timeout_seconds
     if limit is None:
         limit = float(server.cfg.timeout or 30)
     prefix = settings.resolve("ZDT_PROBE_PREFIX")
-    config = probe_server.ProbeConfig(prefix, limit, os.getpid())
-    _listener["pid"] = probe_server.spawn(sock, shared, config)
-    host, port = sock.getsockname()[:2]
-    sock.close()  # workers must not inherit it; the listener holds its own copy
-    server.log.info(
-        "gunicorn-zdt: probe listener at http://%s:%s%s/{live,ready,startup} (pid %s), "
-        "heartbeat timeout %s s",
-        f"[{host}]" if ":" in host else host,
-        port,
-        prefix,
-        _listener["pid"],
-        budget.fmt(limit),
+    address = probe_server.LISTENER.spawn(
+        shared, probe_server.ProbeConfig(prefix, limit, os.getpid())
     )
+    if address:
+        server.log.info(
+            "gunicorn-zdt: probe listener at http://%s%s/{live,ready,startup} (pid %s), "
+            "heartbeat timeout %s s",
+            address,
+            prefix,
+            probe_server.LISTENER.pid,
+            budget.fmt(limit),
+        )
 
 
 def _check_probe_listener(server: Any) -> None:
     """Master loop: say once, loudly, if the listener is gone (probes will then fail)."""
-    pid = _listener["pid"]
-    if not pid or _listener["reported"]:
-        return
-    try:
-        os.kill(pid, 0)
-        return
-    except ProcessLookupError:
-        pass
-    except PermissionError:
-        return
-    _listener["reported"] = True
-    server.log.error(
-        "gunicorn-zdt: the probe listener (pid %s) exited; its probes now fail and the "
-        "kubelet will restart this pod",
-        pid,
-    )
-
-
-def _stop_probe_listener() -> None:
-    pid, _listener["pid"] = _listener["pid"], 0
-    if not pid:
-        return
-    try:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    except (ProcessLookupError, ChildProcessError):
-        pass
+    if probe_server.LISTENER.newly_dead():
+        server.log.error(
+            "gunicorn-zdt: the probe listener (pid %s) exited; its probes now fail and the "
+            "kubelet will restart this pod",
+            probe_server.LISTENER.pid,
+        )
 
 
 def _pre_request_hook(shared: state.SharedState) -> Callable[[Any, Any], None]:
@@ -404,7 +364,7 @@ def _pre_request_hook(shared: state.SharedState) -> Callable[[Any, Any], None]:
 def _on_exit_hook(shared: state.SharedState) -> Callable[[Any], None]:
     def on_exit(server: Any) -> None:
         """Master, last thing before exit: the probe listener goes first."""
-        _stop_probe_listener()
+        probe_server.LISTENER.stop()
         if shared.drain_started:
             server.log.info(
                 "gunicorn-zdt: stopped %.2f s after SIGTERM",

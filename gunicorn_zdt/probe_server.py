@@ -40,7 +40,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import state
 
-__all__ = ["ProbeConfig", "answer", "bind", "spawn"]
+__all__ = ["LISTENER", "ProbeConfig", "answer", "bind", "spawn"]
 
 MAX_REQUEST_BYTES = 8192  # request line + headers; more is refused with 431/414
 MAX_QUERY_FIELDS = 64
@@ -128,6 +128,65 @@ def _die_with_parent() -> None:
         libc = ctypes.CDLL(None, use_errno=True)
         pr_set_pdeathsig = 1
         libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+
+
+class ListenerProcess:
+    """The master's side of the listener: bind early, fork once, notice its death, stop it.
+
+    One per master (``LISTENER``); it outlives a SIGHUP, which re-runs the config module
+    but not this one.
+    """
+
+    def __init__(self) -> None:
+        self.sock: socket.socket | None = None
+        self.pid = 0
+        self._reported = False
+
+    def bind(self, host: str, port: int) -> None:
+        """Master, on_starting: a taken port or a bad address stops Gunicorn with one line."""
+        if self.sock is not None:
+            return
+        try:
+            self.sock = bind(host, port)
+        except OSError as exc:
+            raise RuntimeError(
+                f"gunicorn-zdt: ZDT_PROBE_BIND={host}:{port}: cannot listen there "
+                f"({exc.strerror or exc}); pick a free port, e.g. ZDT_PROBE_BIND=0.0.0.0:8081"
+            ) from None
+
+    def spawn(self, shared: state.SharedState, config: ProbeConfig) -> str | None:
+        """Fork the listener if bound and not yet running; returns its ``host:port``."""
+        sock = self.sock
+        if sock is None or self.pid:
+            return None
+        self.pid = spawn(sock, shared, config)
+        host, port = sock.getsockname()[:2]
+        sock.close()  # workers must not inherit it; the listener holds its own copy
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    def newly_dead(self) -> bool:
+        """True once, the first time the master sees the listener gone."""
+        if not self.pid or self._reported:
+            return False
+        try:
+            os.kill(self.pid, 0)
+            return False
+        except ProcessLookupError:
+            self._reported = True
+            return True
+        except PermissionError:
+            return False
+
+    def stop(self) -> None:
+        pid, self.pid = self.pid, 0
+        if not pid:
+            return
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+
+
+LISTENER = ListenerProcess()
 
 
 class Listener:
