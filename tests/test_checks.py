@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine, event
 
 from gunicorn_zdt.checks import CheckRegistry, sqlalchemy_ping
-from tests.support import wait_until
+from tests.support import TcpServer, wait_until
 
 
 def test_concurrent_probes_share_one_run_of_each_check() -> None:
@@ -126,30 +125,6 @@ def test_flask_sqlalchemy_db_object_is_accepted_and_runs_in_the_app_context(tmp_
     assert (r.status_code, r.json["checks"]["db"]["status"]) == (200, "ok")
 
 
-class SilentServer:
-    """A real TCP server that accepts connections and never answers (a hung dependency)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.conns: list[socket.socket] = []
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(conn)
-
-    def close(self) -> None:
-        self.sock.close()
-        for c in self.conns:
-            c.close()
-
-
 def _thread_count(pid: int) -> int:
     return len(list(Path(f"/proc/{pid}/task").iterdir()))
 
@@ -157,7 +132,7 @@ def _thread_count(pid: int) -> int:
 def test_hung_database_makes_readiness_503_within_the_timeout_and_threads_stay_bounded(
     gunicorn,
 ) -> None:
-    silent = SilentServer()
+    silent = TcpServer()  # accepts, never answers: a hung database
     try:
         server = gunicorn(
             config='worker_class = "gthread"\nthreads = 4\nworkers = 1\n',
@@ -169,6 +144,9 @@ def test_hung_database_makes_readiness_503_within_the_timeout_and_threads_stay_b
         server.wait_listening()
         (worker,) = server.wait_workers(1)
         assert server.get("/healthz/live").status == 200
+        # gthread starts its 4 request threads on demand: start them all before counting.
+        with ThreadPoolExecutor(8) as pool:
+            assert set(pool.map(lambda _: server.get("/work?ms=200").status, range(8))) == {200}
         counts = []
         for _ in range(15):
             started = time.monotonic()
