@@ -38,7 +38,7 @@ from gunicorn_zdt.drill.runner import DrillOptions, run_drill  # noqa: E402
 PLAIN_COMMAND = EXAMPLE_COMMAND.replace("gunicorn.conf.py", "gunicorn_plain.conf.py")
 VARIANTS = {
     "plain": (PLAIN_COMMAND, PreStop()),
-    "prestop-sleep": (PLAIN_COMMAND, PreStop(sleep_seconds=5)),
+    "prestop-sleep": (PLAIN_COMMAND, PreStop.sleeping(5)),
     "gunicorn-zdt": (EXAMPLE_COMMAND, None),  # None: the manifest's own preStop (none)
 }
 

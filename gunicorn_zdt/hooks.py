@@ -198,6 +198,7 @@ def _on_starting_hook(plan: DrainPlan | None, error: str | None) -> Callable[[An
                 server.cfg.worker_class_str,
             )
         if plan.probe_bind is not None:  # bind now: a taken port stops the start, one line
+            _refuse_heartbeat_timeout_below_idle_interval(plan, server.cfg)
             probe_server.LISTENER.bind(*plan.probe_bind)
         grace = plan.grace_period_seconds
         server.log.info(
@@ -214,6 +215,22 @@ def _on_starting_hook(plan: DrainPlan | None, error: str | None) -> Callable[[An
     on_starting.zdt_plan = plan  # type: ignore[attr-defined]
     on_starting.zdt_error = error  # type: ignore[attr-defined]
     return on_starting
+
+
+def _refuse_heartbeat_timeout_below_idle_interval(plan: DrainPlan, cfg: Any) -> None:
+    """An idle sync worker reports only every ``timeout / 2`` s (its select() timeout);
+    a shorter heartbeat limit would fail liveness on an idle pod and get it restarted."""
+    limit = plan.heartbeat_timeout_seconds
+    if limit is None or _keeps_alive(cfg) or not cfg.timeout:
+        return
+    interval = cfg.timeout / 2
+    if limit <= interval:
+        raise RuntimeError(
+            f"gunicorn-zdt: ZDT_HEARTBEAT_TIMEOUT_SECONDS={budget.fmt(limit)} <= timeout/2 = "
+            f"{budget.fmt(interval)}: an idle sync worker reports its heartbeat only every "
+            f"timeout/2 s, so liveness would fail on an idle pod; raise it above "
+            f"{budget.fmt(interval)} (or unset it: default timeout {budget.fmt(cfg.timeout)})"
+        )
 
 
 def _when_ready_hook(plan: DrainPlan | None, shared: state.SharedState) -> Callable[[Any], None]:

@@ -4,7 +4,9 @@ Input: files, folders (their ``*.yaml``/``*.yml``/``*.json`` files, not subfolde
 multi-document YAML, ``kind: List`` objects, and ``-`` for standard input (e.g.
 ``kubectl kustomize k8s/ | gunicorn-zdt check -``). Output: :class:`Document` objects
 and, for each Deployment, a :class:`Workload` with the pod's grace period, preStop,
-probes, ports, literal env and command, Kubernetes defaults applied.
+probes, ports, literal env and command, the rolling-update strategy and
+minReadySeconds, Kubernetes defaults applied. ``gunicorn-zdt check``/``timeline`` and
+the drill (``gunicorn_zdt.drill.manifest``) all read Deployments through here.
 
 Problems with the input itself are raised as :class:`ManifestError` with a one-line
 message; nothing here knows about Gunicorn or the rules. Needs PyYAML.
@@ -30,6 +32,7 @@ __all__ = [
     "label_selector_matches",
     "read_documents",
     "resolve_int_or_percent",
+    "rolling_update_limits",
     "workloads",
 ]
 
@@ -42,6 +45,9 @@ PROBE_DEFAULTS = {
     "failureThreshold": 3,
 }
 DEFAULT_GRACE_PERIOD_SECONDS = 30
+#: apps/v1 defaults (apps/v1 defaults.go).
+DEFAULT_MAX_SURGE = DEFAULT_MAX_UNAVAILABLE = "25%"
+DEFAULT_PROGRESS_DEADLINE_SECONDS = 600
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 STDIN_NAME = "<stdin>"
 
@@ -105,7 +111,12 @@ def read_documents(
             for file in files:
                 try:
                     text = file.read_text(encoding="utf-8")
-                except (OSError, UnicodeDecodeError) as exc:
+                except UnicodeDecodeError as exc:
+                    raise ManifestError(
+                        f"{file}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                        f"{exc.start}); pass a YAML or JSON manifest"
+                    ) from None
+                except OSError as exc:
                     raise ManifestError(f"{file}: cannot read: {exc}") from None
                 docs.extend(parse_documents(text, str(file)))
         except ManifestError as exc:
@@ -155,6 +166,34 @@ def resolve_int_or_percent(value: int | str, total: int, *, round_up: bool) -> i
     return int(text)
 
 
+def rolling_update_limits(
+    replicas: int, max_surge: int | str, max_unavailable: int | str
+) -> tuple[int, int]:
+    """Absolute (maxSurge, maxUnavailable) as the Deployment controller resolves them.
+
+    Surge rounds up, unavailable down, and when both come to 0 unavailable becomes 1
+    (deploymentutil.ResolveFenceposts). Raises ValueError for a negative or malformed value.
+    """
+    resolved = []
+    for name, value, round_up in (
+        ("maxSurge", max_surge, True),
+        ("maxUnavailable", max_unavailable, False),
+    ):
+        try:
+            number = resolve_int_or_percent(value, replicas, round_up=round_up)
+        except ValueError:
+            raise ValueError(
+                f"{name} {value!r} is not a number or percentage; use e.g. 1 or '25%'"
+            ) from None
+        if number < 0:
+            raise ValueError(f"{name} {value!r} must not be negative")
+        resolved.append(number)
+    surge, unavailable = resolved
+    if surge == 0 and unavailable == 0:
+        unavailable = 1
+    return surge, unavailable
+
+
 def label_selector_matches(selector: Any, labels: Mapping[str, str]) -> bool:
     """A LabelSelector (matchLabels + matchExpressions) against a pod's labels."""
     if not isinstance(selector, Mapping):
@@ -181,18 +220,21 @@ def label_selector_matches(selector: Any, labels: Mapping[str, str]) -> bool:
 
 @dataclass(frozen=True)
 class Probe:
-    """One probe of the app container, Kubernetes defaults applied."""
+    """One probe of the app container, Kubernetes defaults applied.
+
+    Seconds are whole in a manifest; the drill's overrides may make them fractional.
+    """
 
     kind: str  # readiness | liveness | startup
-    field: str  # e.g. spec.template.spec.containers[app].readinessProbe
-    handler: str | None  # httpGet | tcpSocket | exec | grpc
-    path: str | None
-    port: int | str | None
-    initial_delay_seconds: int
-    period_seconds: int
-    timeout_seconds: int
-    success_threshold: int
-    failure_threshold: int
+    field: str = ""  # e.g. spec.template.spec.containers[app].readinessProbe
+    handler: str | None = "httpGet"  # httpGet | tcpSocket | exec | grpc
+    path: str | None = None
+    port: int | str | None = None
+    initial_delay_seconds: float = PROBE_DEFAULTS["initialDelaySeconds"]
+    period_seconds: float = PROBE_DEFAULTS["periodSeconds"]
+    timeout_seconds: float = PROBE_DEFAULTS["timeoutSeconds"]
+    success_threshold: int = PROBE_DEFAULTS["successThreshold"]
+    failure_threshold: int = PROBE_DEFAULTS["failureThreshold"]
 
     @property
     def path_only(self) -> str | None:
@@ -204,10 +246,35 @@ class Probe:
 class PreStop:
     """The container's preStop hook, as far as its duration is known."""
 
-    handler: str | None  # sleep | exec | httpGet | None
-    seconds: float  # 0 when none or unknown
-    field: str
+    handler: str | None = None  # sleep | exec | httpGet | None
+    seconds: float = 0.0  # 0 when none or unknown
+    field: str = "lifecycle.preStop"
     exec_sleep: bool = False  # exec of a ``sleep`` binary (needs one in the image)
+    command: tuple[str, ...] | None = None  # exec: the command
+    path: str | None = None  # httpGet: the path
+
+    @classmethod
+    def sleeping(cls, seconds: float) -> PreStop:
+        """A native ``sleep`` preStop of ``seconds``; no preStop for 0."""
+        return cls("sleep", float(seconds)) if seconds else cls()
+
+    @property
+    def sleeps(self) -> bool:
+        """A sleep of ``seconds``: native, or an exec of ``sleep``."""
+        return self.handler == "sleep" or self.exec_sleep
+
+    @property
+    def empty(self) -> bool:
+        return self.handler is None or (self.handler == "sleep" and not self.seconds)
+
+    def describe(self) -> str:
+        if self.sleeps:
+            return f"sleep {self.seconds:g} s"
+        if self.handler == "exec":
+            return "exec " + shlex.join(self.command or ())
+        if self.handler == "httpGet":
+            return f"httpGet {self.path}"
+        return "none"
 
 
 @dataclass(frozen=True)
@@ -229,10 +296,25 @@ class Workload:
     args: list[str] | None
     prestop: PreStop
     probes: Mapping[str, Probe | None] = field(default_factory=dict)
+    min_ready_seconds: float = 0.0
+    progress_deadline_seconds: float = DEFAULT_PROGRESS_DEADLINE_SECONDS
 
     @property
     def source(self) -> str:
         return self.doc.source
+
+    @property
+    def strategy_type(self) -> str:
+        return str(self.strategy.get("type") or "RollingUpdate")
+
+    @property
+    def max_surge(self) -> int | str:
+        return (self.strategy.get("rollingUpdate") or {}).get("maxSurge", DEFAULT_MAX_SURGE)
+
+    @property
+    def max_unavailable(self) -> int | str:
+        rolling = self.strategy.get("rollingUpdate") or {}
+        return rolling.get("maxUnavailable", DEFAULT_MAX_UNAVAILABLE)
 
     @property
     def ref(self) -> str:
@@ -329,6 +411,10 @@ def _workload(doc: Document) -> Workload:
         args=_str_list(container.get("args")),
         prestop=_prestop(container, f"{cfield}.lifecycle.preStop"),
         probes=probes,
+        min_ready_seconds=float(spec.get("minReadySeconds", 0)),
+        progress_deadline_seconds=float(
+            spec.get("progressDeadlineSeconds", DEFAULT_PROGRESS_DEADLINE_SECONDS)
+        ),
     )
 
 
@@ -383,10 +469,14 @@ def _prestop(container: Mapping[str, Any], fld: str) -> PreStop:
     if isinstance(hook.get("sleep"), Mapping):
         return PreStop("sleep", float(hook["sleep"].get("seconds", 0)), fld)
     if isinstance(hook.get("exec"), Mapping):
-        seconds = exec_sleep_seconds(_str_list(hook["exec"].get("command")) or [])
-        return PreStop("exec", seconds or 0.0, fld, exec_sleep=seconds is not None)
+        command = _str_list(hook["exec"].get("command")) or []
+        seconds = exec_sleep_seconds(command)
+        return PreStop(
+            "exec", seconds or 0.0, fld, exec_sleep=seconds is not None, command=tuple(command)
+        )
     if "httpGet" in hook:
-        return PreStop("httpGet", 0.0, fld)
+        action = hook["httpGet"] if isinstance(hook["httpGet"], Mapping) else {}
+        return PreStop("httpGet", 0.0, fld, path=str(action.get("path", "/")))
     return PreStop(None, 0.0, fld)
 
 

@@ -144,7 +144,8 @@ SETTINGS: tuple[Setting, ...] = (
         "gunicorn",
         "Probe listener: liveness fails (503) when the master's loop, or every worker, has "
         "not reported a heartbeat for this long. Unset: Gunicorn's `timeout` (30 s when "
-        "it is 0), past which Gunicorn itself treats a worker as hung.",
+        "it is 0), past which Gunicorn itself treats a worker as hung. With sync workers it "
+        "must exceed timeout/2: an idle sync worker reports only that often.",
     ),
     Setting(
         "ZDT_PROBE_PREFIX",

@@ -7,9 +7,11 @@ import http.client
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,9 +73,43 @@ def request(
             c.close()
 
 
-def children(pid: int) -> list[int]:
-    """Direct child processes of ``pid`` (the master's workers), from /proc."""
-    out = []
+class TcpServer:
+    """A real TCP server on a free 127.0.0.1 port, accepting in a thread.
+
+    As is, it never answers (a hung dependency); a subclass serves each connection in
+    :meth:`handle`. :meth:`close` closes the listener and every connection, as a dying
+    process does.
+    """
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            self.handle(conn)
+
+    def handle(self, conn: socket.socket) -> None:
+        """Called in the accepting thread for each new connection; the default never answers."""
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() blocked in its thread
+        self.sock.close()
+        for conn in self.conns:
+            conn.close()
+
+
+def process_tree() -> dict[int, list[int]]:
+    """Parent pid -> its live (not zombie) child pids, from /proc."""
+    tree: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -81,11 +117,16 @@ def children(pid: int) -> list[int]:
             stat = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
-        # field 4 (ppid) follows the ")" that closes the command name
+        # field 3 (state) and 4 (ppid) follow the ")" that closes the command name
         fields = stat.rsplit(")", 1)[1].split()
-        if fields[0] != "Z" and int(fields[1]) == pid:
-            out.append(int(entry))
-    return sorted(out)
+        if fields[0] != "Z":
+            tree.setdefault(int(fields[1]), []).append(int(entry))
+    return tree
+
+
+def children(pid: int) -> list[int]:
+    """Direct child processes of ``pid`` (the master's workers), from /proc."""
+    return sorted(process_tree().get(pid, []))
 
 
 @dataclass

@@ -7,7 +7,6 @@ The end-to-end rehearsals are in test_drill_e2e.py.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import shutil
 import socket
 import threading
@@ -40,7 +39,7 @@ from gunicorn_zdt.drill.report import summarize, svg_report, text_report
 from gunicorn_zdt.drill.rollout import Deployment
 from gunicorn_zdt.drill.runner import DrillOptions
 from gunicorn_zdt.drill.timeline import Timeline
-from tests.support import wait_until
+from tests.support import TcpServer, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -74,16 +73,22 @@ def test_shipped_deployment_is_read() -> None:
 @pytest.mark.parametrize(
     ("prestop", "expected"),
     [
-        ({"sleep": {"seconds": 5}}, PreStop(sleep_seconds=5)),
-        ({"exec": {"command": ["sleep", "7"]}}, PreStop(sleep_seconds=7)),
-        ({"exec": {"command": ["/bin/sh", "-c", "sleep 3"]}}, PreStop(sleep_seconds=3)),
-        ({"exec": {"command": ["/bin/drain", "--now"]}}, PreStop(command=("/bin/drain", "--now"))),
-        ({"httpGet": {"path": "/drain", "port": 8080}}, PreStop(http_path="/drain")),
+        ({"sleep": {"seconds": 5}}, "sleep 5 s"),
+        ({"exec": {"command": ["sleep", "7"]}}, "sleep 7 s"),
+        ({"exec": {"command": ["/bin/sh", "-c", "sleep 3"]}}, "sleep 3 s"),
+        ({"exec": {"command": ["/bin/drain", "--now"]}}, "exec /bin/drain --now"),
+        ({"httpGet": {"path": "/drain", "port": 8080}}, "httpGet /drain"),
+        ({}, "none"),
     ],
 )
-def test_prestop_forms(prestop: dict, expected: PreStop) -> None:
+def test_prestop_forms(prestop: dict, expected: str) -> None:
     spec = parse_deployment(_deployment({"lifecycle": {"preStop": prestop}}))
-    assert spec.prestop == expected
+    assert spec.prestop.describe() == expected
+
+
+def test_prestop_sleep_override_of_0_removes_the_prestop() -> None:
+    assert PreStop.sleeping(0).empty
+    assert PreStop.sleeping(5).sleeps and PreStop.sleeping(5).seconds == 5
 
 
 @pytest.mark.parametrize(
@@ -94,6 +99,7 @@ def test_prestop_forms(prestop: dict, expected: PreStop) -> None:
         (3, "25%", "25%", (1, 0)),  # surge rounds up, unavailable down
         (10, "30%", "15%", (3, 1)),
         (3, 0, 0, (0, 1)),  # the controller's fencepost rule
+        (3, "0%", "0%", (0, 1)),
     ],
 )
 def test_surge_and_unavailable_round_like_the_controller(
@@ -106,15 +112,17 @@ def test_surge_and_unavailable_round_like_the_controller(
 @pytest.mark.parametrize(
     ("documents", "message"),
     [
-        ([{"kind": "Service"}], "no Deployment in the manifest"),
+        ([{"kind": "Service"}], "<manifest>: no Deployment in the manifest"),
         (
             _deployment({}, strategy={"type": "Recreate"}),
             "strategy 'Recreate' cannot be rehearsed",
         ),
         (
             _deployment({"readinessProbe": {"exec": {"command": ["true"]}}}),
-            "only httpGet and tcpSocket probes can be rehearsed",
+            "readinessProbe: only httpGet and tcpSocket probes can be rehearsed",
         ),
+        (_deployment({}, strategy={"rollingUpdate": {"maxSurge": -1}}), "maxSurge -1 must not"),
+        (_deployment({}, strategy={"rollingUpdate": {"maxSurge": "x%"}}), "maxSurge 'x%' is not"),
     ],
 )
 def test_manifest_errors_say_what_to_change(documents: list, message: str) -> None:
@@ -168,27 +176,18 @@ def test_failure_classes(
 
 
 # -- tiny backends --------------------------------------------------------------------------
-class Backend:
+class Backend(TcpServer):
     """An HTTP/1.1 keep-alive server answering ``<name>`` to every request, in a thread."""
 
     def __init__(self, name: str, status: int = 200, drop_second: bool = False) -> None:
         self.name = name
         self.status = status
         self.drop_second = drop_second  # close, unanswered, each connection's 2nd request
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.conns: list[socket.socket] = []
         self.requests = 0
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(conn)
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+    def handle(self, conn: socket.socket) -> None:
+        threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
         buf = b""
@@ -213,14 +212,6 @@ class Backend:
                 )
         except OSError:
             return
-
-    def close(self) -> None:
-        """Close the listener and every connection (as a dying pod does)."""
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() blocked in its thread
-        self.sock.close()
-        for conn in self.conns:
-            conn.close()
 
 
 @pytest.fixture
@@ -515,7 +506,7 @@ def test_cli_overrides_win_over_the_manifest() -> None:
          "--prestop-sleep", "5", "--max-surge", "50%"]
     )  # fmt: skip
     spec = cli.options_from_args(args).spec
-    assert (spec.replicas, spec.prestop.sleep_seconds, spec.max_surge) == (2, 5.0, "50%")
+    assert (spec.replicas, spec.prestop.seconds, spec.max_surge) == (2, 5.0, "50%")
 
 
 def test_cli_command_without_port_is_a_usage_error(

@@ -7,6 +7,7 @@ lost, 2 the rehearsal could not run (usage, manifest, pods never ready), 130 on 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
 from pathlib import Path
@@ -125,17 +126,14 @@ def options_from_args(args: argparse.Namespace) -> DrillOptions:
     spec = (
         load_deployment(args.manifest, args.deployment)
         if args.manifest
-        else DeploymentSpec(readiness=Probe(kind="http", path="/healthz/ready", period_seconds=2))
+        else DeploymentSpec(readiness=Probe("readiness", path="/healthz/ready", period_seconds=2))
     )
     readiness = spec.readiness
     if args.readiness_path or args.readiness_period:
-        readiness = readiness or Probe(kind="http", path="/healthz/ready")
-        readiness = Probe(
-            **{
-                **readiness.__dict__,
-                "path": args.readiness_path or readiness.path,
-                "period_seconds": args.readiness_period or readiness.period_seconds,
-            }
+        readiness = dataclasses.replace(
+            readiness or Probe("readiness", path="/healthz/ready"),
+            **{"path": args.readiness_path} if args.readiness_path else {},
+            **{"period_seconds": args.readiness_period} if args.readiness_period else {},
         )
     spec = spec.with_overrides(
         replicas=args.replicas,
@@ -144,10 +142,10 @@ def options_from_args(args: argparse.Namespace) -> DrillOptions:
         min_ready_seconds=args.min_ready_seconds,
         grace_period_seconds=args.grace_period,
         readiness=readiness,
-        prestop=None if args.prestop_sleep is None else PreStop(sleep_seconds=args.prestop_sleep),
+        prestop=None if args.prestop_sleep is None else PreStop.sleeping(args.prestop_sleep),
     )
     if args.no_liveness:
-        spec = DeploymentSpec(**{**spec.__dict__, "liveness": None})
+        spec = dataclasses.replace(spec, liveness=None)
     hc_path = args.hc_path or (spec.readiness.path if spec.readiness else "/healthz/ready")
     return DrillOptions(
         command=args.pod_command,
@@ -210,10 +208,7 @@ def run(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         result = run_drill(opts, log=say)
-    except DrillError as exc:
-        print(f"gunicorn-zdt drill: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:
+    except (DrillError, ValueError) as exc:
         print(f"gunicorn-zdt drill: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

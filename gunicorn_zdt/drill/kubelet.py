@@ -113,7 +113,7 @@ class Kubelet:
         # does not shrink.
         timeout = probe.timeout_seconds
         try:
-            if probe.kind == "tcp":
+            if probe.handler == "tcpSocket":
                 with socket.create_connection(("127.0.0.1", self.pod.port), timeout=timeout):
                     return True
             conn = http.client.HTTPConnection("127.0.0.1", self.pod.port, timeout=timeout)
@@ -288,13 +288,13 @@ class Kubelet:
     def _run_prestop(self, deadline: float) -> None:
         prestop = self.spec.prestop
         remaining = max(0.0, deadline - time.monotonic())
-        if prestop.sleep_seconds:
+        if prestop.sleeps:
             # The modelled preStop sleep; it ends early only if the container died.
-            self._exited.wait(min(self.s(prestop.sleep_seconds), remaining))
-        elif prestop.http_path is not None:
+            self._exited.wait(min(self.s(prestop.seconds), remaining))
+        elif prestop.handler == "httpGet":
             conn = http.client.HTTPConnection("127.0.0.1", self.pod.port, timeout=remaining)
             try:
-                conn.request("GET", prestop.http_path)
+                conn.request("GET", prestop.path or "/")
                 conn.getresponse().read()
             except (OSError, http.client.HTTPException):
                 pass

@@ -74,7 +74,7 @@ def describe_settings(opts: DrillOptions) -> dict[str, Any]:
         "grace_period_seconds": opts.scaled(opts.spec.grace_period_seconds),
         "min_ready_seconds": opts.scaled(opts.spec.min_ready_seconds),
         "prestop": opts.spec.prestop.describe()
-        + (f" (x{opts.time_scale:g})" if opts.spec.prestop.sleep_seconds else ""),
+        + (f" (x{opts.time_scale:g})" if opts.spec.prestop.sleeps else ""),
         "readiness": None if opts.spec.readiness is None else opts.spec.readiness.__dict__,
         "liveness": None if opts.spec.liveness is None else opts.spec.liveness.__dict__,
         "pod_env": opts.pod_env(),
@@ -174,7 +174,9 @@ def run_drill(opts: DrillOptions, log: Any = None) -> dict[str, Any]:
         load = Load(service.port, opts.load, timeline.now, service.was_refused)
         load.start()
         timeline.record("", "load-started")
-        _modelled_delay(opts.scaled(opts.warmup_seconds))  # modelled steady state
+        warmup = opts.scaled(opts.warmup_seconds)
+        say(f"load started; {warmup:g} s of steady state before the first update")
+        _modelled_delay(warmup)  # modelled steady state
         for n in range(opts.rollouts):
             say(f"rolling update {n + 1}/{opts.rollouts}")
             try:
@@ -184,9 +186,12 @@ def run_drill(opts: DrillOptions, log: Any = None) -> dict[str, Any]:
         grace = opts.scaled(opts.spec.grace_period_seconds)
         if not deployment.wait_terminated(grace + opts.scaled(2) + 10):
             raise DrillError("a deleted pod outlived its grace period by more than 10 s")
-        _modelled_delay(opts.scaled(opts.settle_seconds))  # modelled observation tail
+        settle = opts.scaled(opts.settle_seconds)
+        say(f"every old pod exited; load goes on for {settle:g} s")
+        _modelled_delay(settle)  # modelled observation tail
         load.stop()
         timeline.record("", "load-stopped")
+        say(f"load stopped after {len(load.records)} requests")
         if opts.load.write_path and load.acked:
             port = deployment.ready_port()
             if port is None:

@@ -88,7 +88,8 @@ def test_unknown_exclude_names_are_warned_on_both_ports(server):
 
 def test_app_port_refuses_a_huge_query_and_survives_malformed_ones(server):
     r, _ = timed(server.port, "/healthz/ready?" + "a" * 10000)
-    assert r is not None and r.status == 414  # Gunicorn's limit_request_line
+    # Gunicorn's limit_request_line: 414 since Gunicorn 24, 400 before.
+    assert r is not None and r.status in (400, 414)
     r, _ = timed(server.port, "/healthz/ready?exclude=%ff%zz&verbose=%00")
     assert r is not None and r.status == 200 and b"Traceback" not in r.body
     assert "Traceback" not in server.log()
@@ -152,8 +153,6 @@ def test_taken_probe_port_stops_the_start_with_one_line(gunicorn):
 )
 @pytest.mark.parametrize("command", ["check", "drill"])
 def test_cli_bad_manifest_is_a_clear_error_never_a_traceback(tmp_path, content, command):
-    if command == "drill" and content.startswith(b"\xba"):
-        pytest.xfail("gunicorn-zdt drill: an undecodable manifest's error omits the file name")
     path = tmp_path / "m.yaml"
     path.write_bytes(content)
     argv = [path.as_posix()] if command == "check" else ["--manifest", path.as_posix()]

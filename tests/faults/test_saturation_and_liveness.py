@@ -68,7 +68,10 @@ def test_probes_answer_within_a_second_while_every_worker_thread_is_busy(gunicor
 
 
 def test_liveness_fails_when_the_master_loop_is_stuck_and_recovers(gunicorn):
-    server = gunicorn(env={**PROBE_ENV, "ZDT_HEARTBEAT_TIMEOUT_SECONDS": "2"}).start()
+    server = gunicorn(
+        config='worker_class = "gthread"\nthreads = 2\n',
+        env={**PROBE_ENV, "ZDT_HEARTBEAT_TIMEOUT_SECONDS": "2"},
+    ).start()
     port = probe_port(server)
     assert status(port, "/healthz/live") == 200
     server.signal(signal.SIGSTOP)
@@ -85,9 +88,23 @@ def test_liveness_fails_when_the_master_loop_is_stuck_and_recovers(gunicorn):
     wait_until(lambda: status(port, "/healthz/live") == 200, 5, "live 200 again", server.log)
 
 
-def test_liveness_fails_when_every_worker_misses_its_heartbeat_but_not_one(gunicorn):
+def test_heartbeat_limit_an_idle_sync_worker_cannot_meet_is_refused(gunicorn):
     server = gunicorn(
         config="timeout = 60\n", env={**PROBE_ENV, "ZDT_HEARTBEAT_TIMEOUT_SECONDS": "2"}
+    ).start(wait_ready=False)
+    assert server.wait_exit(20) == 1
+    assert (
+        "Error: gunicorn-zdt: ZDT_HEARTBEAT_TIMEOUT_SECONDS=2 <= timeout/2 = 30: an idle sync "
+        "worker reports its heartbeat only every timeout/2 s" in server.log()
+    )
+
+
+def test_liveness_fails_when_every_worker_misses_its_heartbeat_but_not_one(gunicorn):
+    # gthread's main loop reports every second, busy or idle; Gunicorn's own timeout (60 s)
+    # stays out of the way of the stopped workers.
+    server = gunicorn(
+        config='worker_class = "gthread"\nthreads = 2\ntimeout = 60\n',
+        env={**PROBE_ENV, "ZDT_HEARTBEAT_TIMEOUT_SECONDS": "2"},
     ).start()
     port = probe_port(server)
     first, second = app_workers(server, 2)
