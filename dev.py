@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 import urllib.request
 import venv
 from pathlib import Path
@@ -43,12 +44,14 @@ def ensure_venv(path: Path) -> Path:
 
 def bootstrap_pip(python: Path) -> None:
     """No ensurepip: run pip straight from its wheel (a wheel is a zip Python can run)."""
-    with urllib.request.urlopen("https://pypi.org/pypi/pip/json", timeout=60) as r:
+    index = "https://pypi.org/pypi/pip/json"
+    with urllib.request.urlopen(index, timeout=60) as r:
         release = json.load(r)
     wheel = next(u for u in release["urls"] if u["filename"].endswith(".whl"))
     with tempfile.TemporaryDirectory() as tmp:
         target = Path(tmp) / wheel["filename"]
-        urllib.request.urlretrieve(wheel["url"], target)
+        # Mirrors may answer with URLs relative to the index page.
+        urllib.request.urlretrieve(urllib.parse.urljoin(index, wheel["url"]), target)
         run([str(python), f"{target}/pip", "install", "-q", str(target)])
 
 
