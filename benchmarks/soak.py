@@ -165,16 +165,12 @@ class Sampler(threading.Thread):
         """(backend pid, client port) of every backend connected to the app's database but ours."""
         from sqlalchemy import text
 
+        query = text(
+            "SELECT pid, client_port FROM pg_stat_activity WHERE datname = :d "
+            "AND pid <> pg_backend_pid()"
+        )
         with self.engine.connect() as conn:
-            return list(
-                conn.execute(
-                    text(
-                        "SELECT pid, client_port FROM pg_stat_activity WHERE datname = :d "
-                        "AND pid <> pg_backend_pid()"
-                    ),
-                    {"d": self.database},
-                ).tuples()
-            )
+            return [(pid, port) for pid, port in conn.execute(query, {"d": self.database})]
 
     def db_connections(self) -> dict[str, object]:
         """Backends per pod master, and orphans: backends with no live pod process as client.
