@@ -20,7 +20,6 @@ import argparse
 import http.client
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from _procs import stop_group
 
 ROOT = Path(__file__).resolve().parents[1]
 KUBELET_TIMEOUT = 1.0
@@ -146,12 +147,7 @@ def run(seconds: float, rates: list[int]) -> list[dict[str, object]]:
                         )
                         print(rows[-1], flush=True)
                 finally:
-                    os.killpg(proc.pid, signal.SIGINT)
-                    try:
-                        proc.wait(10)
-                    except subprocess.TimeoutExpired:
-                        os.killpg(proc.pid, signal.SIGKILL)
-                        proc.wait()
+                    stop_group(proc)
     return rows
 
 

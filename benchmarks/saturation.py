@@ -23,7 +23,6 @@ import http.client
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from _procs import stop_group
 
 ROOT = Path(__file__).resolve().parents[1]
 KUBELET_TIMEOUT = 1.0
@@ -126,12 +127,7 @@ def run(seconds: int) -> tuple[list[dict[str, object]], str]:
             t.join()
         load.join()
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc)
     rows = []
     for (where, path), got in sorted(samples.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         times = [t for t, _ in got]
