@@ -69,6 +69,7 @@ class Pod:
     budget: Budget
     prefix: str
     app_port: int | None  # the first TCP port Gunicorn binds
+    listener_port: int | None  # ZDT_PROBE_BIND's port: the probe listener answers there too
     check_timeout_seconds: float
     docs: Sequence[Document]  # every object read (PodDisruptionBudgets, Services)
 
@@ -129,6 +130,7 @@ def make_pod(
         budget=pod_budget,
         prefix=_resolve_or_default("ZDT_PROBE_PREFIX", env),
         app_port=binds[0][1] if binds else None,
+        listener_port=plan.probe_bind[1] if plan.probe_bind else None,
         check_timeout_seconds=_resolve_or_default("ZDT_CHECK_TIMEOUT_SECONDS", env),
         docs=docs,
     )
@@ -374,7 +376,7 @@ def rule_probe_port(pod: Pod) -> Iterator[Finding]:
                 f"{probe.port!r} is not a port of container {w.container_name}; use "
                 f"{pod.port_hint} (Gunicorn binds {pod.app_port})",
             )
-        elif port != pod.app_port:
+        elif port not in (pod.app_port, pod.listener_port):
             yield pod.finding(
                 "probe-port",
                 ERROR,

@@ -448,3 +448,24 @@ def test_python_dash_m_runs_the_cli() -> None:
     )
     assert done.returncode == 1
     assert "error[probe-port]" in done.stdout
+
+
+def test_probes_on_the_probe_listener_port_are_accepted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With ZDT_PROBE_BIND the listener answers the probes on its own port: not a finding."""
+    text = (MANIFESTS / "good.yaml").read_text()
+    text = text.replace(
+        '            - {name: ZDT_DRAIN_SECONDS, value: "5"}',
+        '            - {name: ZDT_DRAIN_SECONDS, value: "5"}\n'
+        '            - {name: ZDT_PROBE_BIND, value: "0.0.0.0:8081"}',
+    ).replace("port: http}", "port: 8081}")
+    assert text.count("port: 8081}") == 3
+    listener = tmp_path / "listener.yaml"
+    listener.write_text(text)
+    assert run(["check", "--strict", "--config", CONF, str(listener)], capsys)[:2] == (0, [])
+    without = tmp_path / "without.yaml"
+    without.write_text(text.replace('ZDT_PROBE_BIND, value: "0.0.0.0:8081"', 'OTHER, value: ""'))
+    code, out, _ = run(["check", "--config", CONF, str(without)], capsys)
+    assert code == 1
+    assert len([o for o in out if "error[probe-port]: port 8081 is not the port" in o]) == 3
