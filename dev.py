@@ -24,7 +24,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 #: The oldest releases we claim to support (setup.cfg's lower bounds), tested in CI.
-OLDEST = ["gunicorn==23.0.0", "flask==2.3.3", "werkzeug==2.3.8", "sqlalchemy==2.0.0"]
+OLDEST = [
+    "gunicorn==23.0.0",
+    "flask==2.3.3",
+    "werkzeug==2.3.8",
+    "sqlalchemy==2.0.0",
+    "flask-sqlalchemy==3.0.5",
+]
 
 
 def ensure_venv(path: Path) -> Path:
