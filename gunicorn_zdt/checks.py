@@ -71,6 +71,7 @@ class Check:
                 self._started = now
                 self.runs += 1
             done, deadline = self._done, self._started + self.timeout
+        assert done is not None
         if start:
             thread = threading.Thread(target=self._run, args=(done,), name=f"zdt-check-{self.name}")
             thread.daemon = True

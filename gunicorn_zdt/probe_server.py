@@ -56,8 +56,8 @@ _REASONS = {
     431: "Request Header Fields Too Large",
     503: "Service Unavailable",
 }
-_MASTER_SIGNALS = ("SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGTTIN")
-_MASTER_SIGNALS += ("SIGTTOU", "SIGWINCH")
+_MASTER_SIGNALS: tuple[str, ...] = ("SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1")
+_MASTER_SIGNALS += ("SIGUSR2", "SIGTTIN", "SIGTTOU", "SIGWINCH")
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,7 @@ class Probes:
         if startup not in ("first-ready", "explicit"):
             raise ValueError(f"startup={startup!r}: use 'first-ready' or 'explicit'")
         self.startup_mode = startup
-        self._pending: list[tuple[str, CheckFunc, float | None, str]] = []
+        self._pending: list[tuple[str, CheckFunc, float | None, Literal["ready", "startup"]]] = []
         if app is not None:
             self.init_app(app)
 

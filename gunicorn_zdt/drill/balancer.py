@@ -271,6 +271,7 @@ class Service:
                 _reset(writer)
                 return
             self.connections[ep.name] += 1
+            assert backend is not None
             self._writers.add(backend)
             await asyncio.gather(
                 self._pump(reader, backend, writer), self._pump(b_reader, writer, backend)
@@ -422,7 +423,7 @@ async def _read_body(
     if method == b"HEAD" or code in (204, 304) or 100 <= code < 200:
         return b"", keep
     if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
             if size == 0:

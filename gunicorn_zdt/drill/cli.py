@@ -146,7 +146,7 @@ def options_from_args(args: argparse.Namespace) -> DrillOptions:
     )
     if args.no_liveness:
         spec = dataclasses.replace(spec, liveness=None)
-    hc_path = args.hc_path or (spec.readiness.path if spec.readiness else "/healthz/ready")
+    hc_path = args.hc_path or (spec.readiness and spec.readiness.path) or "/healthz/ready"
     return DrillOptions(
         command=args.pod_command,
         spec=spec,

@@ -118,7 +118,7 @@ class Kubelet:
                     return True
             conn = http.client.HTTPConnection("127.0.0.1", self.pod.port, timeout=timeout)
             try:
-                conn.request("GET", probe.path, headers={"User-Agent": "kube-probe/drill"})
+                conn.request("GET", probe.path or "/", headers={"User-Agent": "kube-probe/drill"})
                 return 200 <= conn.getresponse().status < 400
             finally:
                 conn.close()

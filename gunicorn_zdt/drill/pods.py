@@ -63,7 +63,7 @@ class ProcessGroups:
 def _child_group_leaders() -> list[int]:
     """PIDs of this process's children that lead their own process group (Linux /proc)."""
     me = os.getpid()
-    leaders = []
+    leaders: list[int] = []
     try:
         entries = os.listdir("/proc")
     except OSError:

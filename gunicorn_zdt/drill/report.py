@@ -288,11 +288,11 @@ def svg_report(result: dict[str, Any], title: str | None = None) -> str:
             )
         marks = {"sigterm": "#6a3d9a", "endpoint-removed": "#1f77b4", "readiness-failing": "#000"}
         for e in by_pod.get(p["pod"], []):
-            colour = marks.get(e["kind"])
-            if colour:
+            mark = marks.get(e["kind"])
+            if mark:
                 out.append(
                     f'<line x1="{x(e["t"]):.1f}" y1="{y0 + 1}" x2="{x(e["t"]):.1f}" '
-                    f'y2="{y0 + lane_h - 1}" stroke="{colour}" stroke-width="2"/>'
+                    f'y2="{y0 + lane_h - 1}" stroke="{mark}" stroke-width="2"/>'
                 )
     # Legend, wrapped to the picture's width.
     items = [
