@@ -171,6 +171,12 @@ def table(rows: list[dict[str, object]], seconds: float) -> str:
             f"{r['p99_ms']:.1f} | {r['over_1s']} | {r['failed']} | {r['db_qps']:.1f} | "
             f"{ratio_p99} | {ratio_db} |"
         )
+    out += [
+        "",
+        "A probe is abandoned after 2 s (twice the kubelet's default timeout) and counted as "
+        "non-200: where the naive view queues, its latencies are capped there, so those "
+        "p99 ratios understate the difference.",
+    ]
     return "\n".join(out) + "\n"
 
 
