@@ -55,10 +55,6 @@ class Check:
         self._logged: tuple[str | None, float] = (None, float("-inf"))
         self.runs = 0  # how many times func was called (for tests and benchmarks)
 
-    def result(self) -> CheckResult:
-        """The cached result, the result of the run in flight, or a timeout failure."""
-        return self.finish(self.begin())
-
     def begin(self) -> CheckResult | tuple[threading.Event, float]:
         """A fresh cached result, or (the run in flight, its deadline), starting one if needed."""
         with self._lock:  # never yield (gevent) or start a thread while holding it

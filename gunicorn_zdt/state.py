@@ -61,10 +61,6 @@ class SharedState:
         return Phase(struct.unpack_from("<i", self._map, 0)[0])
 
     @property
-    def master_pid(self) -> int:
-        return self._read()[1]
-
-    @property
     def drain_started(self) -> float:
         """``time.monotonic()`` at SIGTERM (the clock is system-wide on Linux), 0 before."""
         return self._read()[2]
@@ -191,10 +187,6 @@ def set_worker_slot(index: int) -> None:
     """Worker, in ``post_fork``: which slot this process writes."""
     global _worker_slot
     _worker_slot = index
-
-
-def worker_slot() -> int | None:
-    return _worker_slot
 
 
 def on_worker_boot(callback: Callable[[SharedState, int], None]) -> None:
