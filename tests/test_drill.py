@@ -38,7 +38,7 @@ from gunicorn_zdt.drill.pods import build_command
 from gunicorn_zdt.drill.report import summarize, svg_report, text_report
 from gunicorn_zdt.drill.rollout import Deployment
 from gunicorn_zdt.drill.runner import DrillOptions
-from gunicorn_zdt.drill.timeline import Timeline
+from gunicorn_zdt.drill.timeline import Event, Timeline
 from tests.support import TcpServer, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
@@ -452,8 +452,8 @@ def test_idempotent_failure_on_reused_connection_is_a_keepalive_race(
     assert failed == [("keepalive-get", "keepalive_race", True)] * 2
 
 
-def _result() -> dict:
-    records = [
+def _result(records: list[Record] | None = None, events: list[Event] | None = None) -> dict:
+    records = records or [
         Record(0.5, 0.01, "fresh-get", "GET", 200, None, False),
         Record(2.2, 0.01, "fresh-get", "GET", 0, "refused", False, "refused"),
     ]
@@ -467,7 +467,7 @@ def _result() -> dict:
         lost=[],
         unverified=[],
         pods=[],
-        events=[timeline.record("pod-1", "deleted")],
+        events=events or [timeline.record("pod-1", "deleted")],
         service_stats={},
         duration_seconds=3.0,
     )
@@ -481,6 +481,20 @@ def test_report_classifies_failures_relative_to_deletions() -> None:
     text = text_report(result)
     assert "time scale 0.5" in text
     assert text.endswith("FAILED")
+
+
+def test_a_failure_belongs_to_the_deletion_before_it_was_seen_not_before_it_started() -> None:
+    """A connection queued just before a deletion is reset just after it (seen in CI)."""
+    queued = Record(1.99, 0.03, "fresh-post", "POST", 0, "reset", False, "reset")
+    early = Record(0.5, 0.2, "fresh-get", "GET", 0, "timeout", False, "timeout")
+    result = _result([early, queued], [Event(2.0, "pod-1", "deleted")])
+    rows = {r["method"]: r for r in result["failure_list"]}
+    assert (rows["POST"]["after_deletion_of"], rows["POST"]["seconds_after_deletion"]) == (
+        "pod-1",
+        0.02,
+    )
+    assert rows["GET"]["after_deletion_of"] is None
+    assert "before any deletion" in text_report(result)
 
 
 def test_svg_is_well_formed() -> None:

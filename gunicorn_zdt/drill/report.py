@@ -62,11 +62,15 @@ def summarize(
     deletions = sorted((e.t, e.pod) for e in events if e.kind == "deleted")
     failure_rows = []
     for r in failures[:2000]:
-        before = [(t, p) for t, p in deletions if t <= r.t]
+        # A failure belongs to the deletion before the moment it was seen, not before the request
+        # started: a connection queued just before a deletion is reset just after it.
+        failed_at = r.t + r.seconds
+        before = [(t, p) for t, p in deletions if t <= failed_at]
         last = before[-1] if before else None
         failure_rows.append(
             {
                 "t": r.t,
+                "failed_at": round(failed_at, 4),
                 "client": r.client,
                 "method": r.method,
                 "class": r.failure,
@@ -74,7 +78,7 @@ def summarize(
                 "reused_connection": r.reused,
                 "detail": r.detail,
                 "after_deletion_of": last[1] if last else None,
-                "seconds_after_deletion": round(r.t - last[0], 3) if last else None,
+                "seconds_after_deletion": round(failed_at - last[0], 3) if last else None,
             }
         )
     by_client: dict[str, dict[str, int]] = {}
@@ -109,7 +113,8 @@ def _bins(records: list[Record], duration: float) -> dict[str, Any]:
     ok = [0] * n
     failed: dict[str, list[int]] = {}
     for r in records:
-        i = min(n - 1, max(0, int(r.t / width)))
+        # Successes count when they start, failures when they are seen (as in the failure list).
+        i = min(n - 1, max(0, int((r.t + r.seconds if r.failure else r.t) / width)))
         if r.failure:
             failed.setdefault(r.failure, [0] * n)[i] += 1
         else:
@@ -149,7 +154,7 @@ def text_report(result: dict[str, Any]) -> str:
                 else "before any deletion"
             )
             lines.append(
-                f"  t={f['t']:.2f} {f['class']:<14} {f['method']:<4} {f['client']:<16} {where}"
+                f"  t={f['failed_at']:.2f} {f['class']:<14} {f['method']:<4} {f['client']:<16} {where}"
                 f"  {f['detail'][:80]}"
             )
         hist = Counter(
@@ -245,7 +250,7 @@ def svg_report(result: dict[str, Any], title: str | None = None) -> str:
     # Failure ticks (visible even when a bar is one pixel).
     for f in result["failure_list"]:
         out.append(
-            f'<line x1="{x(f["t"]):.1f}" y1="{base + 4}" x2="{x(f["t"]):.1f}" y2="{base + 14}" '
+            f'<line x1="{x(f["failed_at"]):.1f}" y1="{base + 4}" x2="{x(f["failed_at"]):.1f}" y2="{base + 14}" '
             f'stroke="{_CLASS_COLOURS.get(f["class"], "#000")}"/>'
         )
     # Time axis.
