@@ -28,16 +28,32 @@ def _config(worker_class: str, extra: str = "") -> str:
 
 
 def _answers_from_every_worker(server, path: str, expect: int, workers: list[int]) -> set[int]:
-    """Fresh connections until each worker answered ``path``; every answer must be ``expect``."""
+    """Fresh connections until each worker answered ``path``; every answer must be ``expect``.
+
+    The kernel hands a new connection to whichever worker accepts first, and one hot worker can
+    win every time (seen: 300 of 300 on gthread with the other core busy). So each worker that
+    answered is paused with SIGSTOP, leaving the listening socket to the ones not yet heard
+    from, and every paused worker is resumed before returning.
+    """
     seen: dict[int, int] = {}
+    paused: list[int] = []
 
     def all_seen() -> bool:
         r = server.get(path)
-        seen[int(r.headers["x-worker-pid"])] = r.status
+        pid = int(r.headers["x-worker-pid"])
         assert r.status == expect, (r.status, r.body, server.log())
-        return set(workers) <= set(seen)
+        seen[pid] = r.status
+        done = set(workers) <= set(seen)
+        if not done and pid not in paused:
+            os.kill(pid, signal.SIGSTOP)
+            paused.append(pid)
+        return done
 
-    wait_until(all_seen, 20, f"{path} answered by every worker {workers}", server.log)
+    try:
+        wait_until(all_seen, 20, f"{path} answered by every worker {workers}", server.log)
+    finally:
+        for pid in paused:
+            os.kill(pid, signal.SIGCONT)
     return set(seen)
 
 
