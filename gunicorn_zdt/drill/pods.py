@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import random
 import shlex
 import signal
 import socket
@@ -22,12 +23,40 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+_handed_out: set[int] = set()
+_handed_out_lock = threading.Lock()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
 
 def free_port() -> int:
-    """A port that was free on 127.0.0.1 a moment ago (the kernel's choice)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free port on 127.0.0.1 for a server started later, below the ephemeral range.
+
+    A port the kernel picks (bind to 0) comes from the ephemeral range, which every outgoing
+    connection (load clients, balancer, probes) also draws from: one of them can take it
+    between this call and the server's bind ("Address already in use", seen in CI).
+    """
+    low, _ = _ephemeral_range()
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(10_000, low) if low > 11_000 else 0
+        with _handed_out_lock, socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            if port in _handed_out:
+                continue
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            port = int(sock.getsockname()[1])
+            _handed_out.add(port)
+            return port
+    raise OSError("no free port on 127.0.0.1 below the ephemeral range")
 
 
 class ProcessGroups:
