@@ -12,7 +12,8 @@ Endpoints (``GET``/``HEAD``; prefix ``ZDT_PROBE_PREFIX``, default ``/healthz``):
   ``?verbose`` lists each check, ``?exclude=NAME`` skips one (repeatable), and
   ``/ready/<name>`` runs one check.
 * ``/startup``: 503 until the app has started (by default: the first passing
-  readiness; or ``Probes(startup="explicit")`` and ``probes.mark_started()``), then 200.
+  readiness; or ``Probes(startup="explicit")`` and ``probes.mark_started()``), then 200,
+  pod-wide: under the hooks one worker's start counts for all of them.
 
 With the probe listener on (``ZDT_PROBE_BIND``, see :mod:`gunicorn_zdt.probe_server`),
 each worker also runs its readiness (and, until started, startup) checks in a background
@@ -153,8 +154,16 @@ class Probes:
         return run
 
     def mark_started(self) -> None:
-        """The app finished starting: startup answers 200 from now on (this worker)."""
+        """The app finished starting: startup answers 200 from now on, on every worker.
+
+        Pod-wide (in the master's shared memory when the hooks run), as the kubelet sees it:
+        one success ends startup probing, so a sibling worker must not answer 503 after it.
+        Readiness in ``startup="explicit"`` mode still waits for this worker's own call.
+        """
         self._started.set()
+        shared = state.current()
+        if shared is not None:
+            shared.mark_started()
 
     @property
     def started(self) -> bool:
@@ -170,8 +179,8 @@ class Probes:
         if not self.started:
             results += self.startup.run(list(self.startup.checks))
         ok = all(r.ok for r in results)
-        if ok:
-            self._started.set()
+        if ok:  # before the verdict is published: whoever sees ready also sees started
+            self.mark_started()
         return ok, {"checks": {r.name: r.ok for r in results}}
 
     def _start_publisher(self, shared: state.SharedState, slot: int) -> None:
@@ -184,8 +193,6 @@ class Probes:
             while True:
                 try:
                     ok, detail = self.snapshot()
-                    if ok:  # before the verdict: whoever sees ready also sees started
-                        shared.mark_started()
                     shared.publish_verdict(slot, ok, detail, valid_for)
                 except Exception:  # keep publishing; a stale verdict turns readiness 503
                     log.exception("gunicorn-zdt: publishing check results failed")
@@ -221,7 +228,8 @@ class Probes:
         return self._verdict(self.ready.run([name]), [], mark_started=False)
 
     def _startup(self) -> Response:
-        if self.started:
+        shared = state.current()
+        if self.started or (shared is not None and shared.started):
             return _reply(200, {"status": "ok"})
         if self.startup_mode == "explicit":
             return _reply(503, {"status": "starting"})
@@ -240,7 +248,7 @@ class Probes:
     ) -> Response:
         ok = all(r.ok for r in results)
         if ok and mark_started:
-            self._started.set()
+            self.mark_started()
         body: dict[str, Any] = {"status": "ok" if ok else "failed"}
         if "verbose" in request.args:
             body["checks"] = {r.name: self._describe(r) for r in results}

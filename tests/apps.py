@@ -20,3 +20,23 @@ def with_worker_pid(wsgi_app):
 
 flask_app = create_app()
 app = with_worker_pid(flask_app)
+
+
+def _explicit_startup_app():
+    """Startup is explicit: POST /started marks it, in whichever worker answers."""
+    from flask import Flask
+
+    from gunicorn_zdt.probes import Probes
+
+    flask = Flask(__name__)
+    probes = Probes(flask, startup="explicit")
+
+    @flask.post("/started")
+    def started():
+        probes.mark_started()
+        return {"status": "marked"}
+
+    return with_worker_pid(flask)
+
+
+explicit_startup_app = _explicit_startup_app()

@@ -13,7 +13,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -124,6 +124,17 @@ def process_tree() -> dict[int, list[int]]:
     return tree
 
 
+@contextlib.contextmanager
+def resumed_after(paused: list[int]) -> Iterator[list[int]]:
+    """SIGCONT every pid in ``paused`` (the list may grow inside the block) on the way out."""
+    try:
+        yield paused
+    finally:
+        for pid in paused:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+
 def children(pid: int) -> list[int]:
     """Direct child processes of ``pid`` (the master's workers), from /proc."""
     return sorted(process_tree().get(pid, []))
@@ -213,6 +224,32 @@ class Gunicorn:
 
     def get(self, path: str, **kw: Any) -> Response:
         return request(self.port, path, **kw)
+
+    def answers_from_every_worker(self, path: str, expect: int, workers: list[int]) -> set[int]:
+        """Fresh connections until each of ``workers`` answered ``path``, each with ``expect``.
+
+        The kernel hands a new connection to whichever worker accepts first, and one hot
+        worker can win every time (seen: 300 of 300 on gthread with the other core busy). So
+        each worker that answered is paused (SIGSTOP), leaving the listening socket to those
+        not yet heard from; all are resumed before returning. Needs X-Worker-Pid (tests.apps).
+        """
+        seen: dict[int, int] = {}
+        paused: list[int] = []
+
+        def all_seen() -> bool:
+            r = self.get(path)
+            pid = int(r.headers["x-worker-pid"])
+            assert r.status == expect, (pid, r.status, r.body, self.log())
+            seen[pid] = r.status
+            done = set(workers) <= set(seen)
+            if not done and pid not in paused:
+                os.kill(pid, signal.SIGSTOP)
+                paused.append(pid)
+            return done
+
+        with resumed_after(paused):
+            wait_until(all_seen, 20, f"{path} answered by every worker {workers}", self.log)
+        return set(seen)
 
     def connect(self) -> http.client.HTTPConnection:
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)

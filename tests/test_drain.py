@@ -27,36 +27,6 @@ def _config(worker_class: str, extra: str = "") -> str:
     return f'worker_class = "{worker_class}"\n{threads}keepalive = 1\n{extra}'
 
 
-def _answers_from_every_worker(server, path: str, expect: int, workers: list[int]) -> set[int]:
-    """Fresh connections until each worker answered ``path``; every answer must be ``expect``.
-
-    The kernel hands a new connection to whichever worker accepts first, and one hot worker can
-    win every time (seen: 300 of 300 on gthread with the other core busy). So each worker that
-    answered is paused with SIGSTOP, leaving the listening socket to the ones not yet heard
-    from, and every paused worker is resumed before returning.
-    """
-    seen: dict[int, int] = {}
-    paused: list[int] = []
-
-    def all_seen() -> bool:
-        r = server.get(path)
-        pid = int(r.headers["x-worker-pid"])
-        assert r.status == expect, (r.status, r.body, server.log())
-        seen[pid] = r.status
-        done = set(workers) <= set(seen)
-        if not done and pid not in paused:
-            os.kill(pid, signal.SIGSTOP)
-            paused.append(pid)
-        return done
-
-    try:
-        wait_until(all_seen, 20, f"{path} answered by every worker {workers}", server.log)
-    finally:
-        for pid in paused:
-            os.kill(pid, signal.SIGCONT)
-    return set(seen)
-
-
 @pytest.mark.parametrize("preload", [False, True], ids=["no-preload", "preload"])
 @pytest.mark.parametrize("worker_class", WORKER_CLASSES)
 def test_ready_is_503_on_every_worker_after_sigterm_while_traffic_is_served(
@@ -69,7 +39,7 @@ def test_ready_is_503_on_every_worker_after_sigterm_while_traffic_is_served(
         env={"ZDT_DRAIN_SECONDS": str(drain)},
     ).start()
     workers = server.wait_workers(3)
-    _answers_from_every_worker(server, "/healthz/ready", 200, workers)
+    server.answers_from_every_worker("/healthz/ready", 200, workers)
     keep_alive = server.connect()
     assert server.get("/work?ms=0", conn=keep_alive).status == 200
 
@@ -83,7 +53,7 @@ def test_ready_is_503_on_every_worker_after_sigterm_while_traffic_is_served(
         assert last.headers.get("connection") == "close"
     assert keep_alive.sock is None or keep_alive.sock.recv(1) == b""
     # ... readiness is 503 on every worker, liveness stays 200 ...
-    _answers_from_every_worker(server, "/healthz/ready", 503, workers)
+    server.answers_from_every_worker("/healthz/ready", 503, workers)
     assert server.get("/healthz/live").status == 200
     # ... and new connections are still accepted and served.
     assert server.get("/work?ms=0").status == 200
@@ -162,7 +132,7 @@ def test_worker_killed_during_drain_is_replaced_and_reports_draining(gunicorn) -
         server.log,
     )
     (newborn,) = set(now) - set(old)
-    _answers_from_every_worker(server, "/healthz/ready", 503, [newborn, old[1]])
+    server.answers_from_every_worker("/healthz/ready", 503, [newborn, old[1]])
 
 
 def test_workers_recycled_by_max_requests_during_drain_report_draining(gunicorn) -> None:

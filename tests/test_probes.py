@@ -1,16 +1,20 @@
-"""The probe endpoints in-process (Flask test client): status codes, bodies, headers, setup errors.
+"""The probe endpoints: in-process (Flask test client) for status codes, bodies, headers and
+setup errors; under a real Gunicorn master where workers must agree (startup is pod-wide).
 
-Drain behaviour needs a Gunicorn master and is proven in test_drain.py.
+Drain behaviour is proven in test_drain.py.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 
 import pytest
 from flask import Flask
 
 from gunicorn_zdt.probes import Probes
+from tests.support import resumed_after
 
 
 def make_app(**config: object) -> tuple[Flask, Probes]:
@@ -166,3 +170,25 @@ def test_startup_checks_gate_startup_only() -> None:
     assert client.get("/healthz/startup").status_code == 503
     warmed.set()
     assert client.get("/healthz/startup").status_code == 200
+
+
+def test_startup_is_pod_wide_once_any_worker_started_readiness_stays_per_worker(gunicorn) -> None:
+    """The kubelet stops startup probing after one success; no sibling may answer 503 after it."""
+    server = gunicorn(config="workers = 3\n", app="tests.apps:explicit_startup_app")
+    server.start(wait_ready=False)
+    server.wait_listening()
+    workers = server.wait_workers(3)
+    server.answers_from_every_worker("/healthz/startup", 503, workers)
+
+    marked = int(server.get("/started", method="POST").headers["x-worker-pid"])
+    server.answers_from_every_worker("/healthz/startup", 200, workers)
+    # Readiness in explicit mode waits for each worker's own mark_started(): with one side
+    # paused (SIGSTOP), the other side alone answers.
+    others = [w for w in workers if w != marked]
+    for paused, expect in (([marked], (503, {"status": "starting"})), (others, (200, None))):
+        with resumed_after(list(paused)):
+            for pid in paused:
+                os.kill(pid, signal.SIGSTOP)
+            r = server.get("/healthz/ready")
+            assert r.headers["x-worker-pid"] not in map(str, paused)
+            assert (r.status, r.json() if expect[1] else None) == expect
