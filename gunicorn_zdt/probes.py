@@ -46,17 +46,27 @@ _FLASK_SETTINGS = [s.name for s in settings.SETTINGS if s.side == "flask"]
 _warned_no_hooks = False
 
 
+def _pod_state() -> state.SharedState | None:
+    """The master's shared state once our hooks ran in it; None without them.
+
+    ``install()`` alone (a config merely imported, e.g. by ``gunicorn-zdt check``) leaves the
+    phase at STARTING: that state belongs to no running pod.
+    """
+    shared = state.current()
+    return shared if shared is not None and shared.phase != state.Phase.STARTING else None
+
+
 def _drain_coordination() -> state.SharedState | None:
     """The master's shared state, or None (with a one-time warning) when the hooks are off."""
     global _warned_no_hooks
-    shared = state.current()
-    if shared is not None and shared.phase != state.Phase.STARTING:
+    shared = _pod_state()
+    if shared is not None:
         return shared
     if not _warned_no_hooks:
         _warned_no_hooks = True
         why = (
             "the Gunicorn hooks are not installed"
-            if shared is None
+            if state.current() is None
             else "install(globals()) ran but its hooks never did (a hook defined after it "
             "in your Gunicorn config replaced ours? call install last)"
         )
@@ -161,7 +171,7 @@ class Probes:
         Readiness in ``startup="explicit"`` mode still waits for this worker's own call.
         """
         self._started.set()
-        shared = state.current()
+        shared = _pod_state()
         if shared is not None:
             shared.mark_started()
 
@@ -228,7 +238,7 @@ class Probes:
         return self._verdict(self.ready.run([name]), [], mark_started=False)
 
     def _startup(self) -> Response:
-        shared = state.current()
+        shared = _pod_state()
         if self.started or (shared is not None and shared.started):
             return _reply(200, {"status": "ok"})
         if self.startup_mode == "explicit":
