@@ -29,6 +29,11 @@ from tests.support import request, wait_until
 KUBELET_TIMEOUT = 1.0  # the probe's default timeoutSeconds
 
 
+def _require(config: str) -> None:
+    if "gevent" in config:
+        pytest.importorskip("gevent", reason="pip install gunicorn-zdt[gevent]")
+
+
 def _busy(port: int, n: int, ms: int) -> list[threading.Thread]:
     """``n`` slow requests in flight (each on its own connection)."""
 
@@ -43,15 +48,19 @@ def _busy(port: int, n: int, ms: int) -> list[threading.Thread]:
 
 
 @pytest.mark.parametrize(
-    "config",
-    ['worker_class = "gthread"\nthreads = 2\n', 'worker_class = "sync"\n'],
-    ids=["gthread", "sync"],
+    ("config", "slots"),  # slots: requests 2 workers serve at once
+    [
+        ('worker_class = "gthread"\nthreads = 2\n', 4),
+        ('worker_class = "sync"\n', 2),
+        ('worker_class = "gevent"\nworker_connections = 2\n', 4),
+    ],
+    ids=["gthread", "sync", "gevent"],
 )
-def test_probes_answer_within_a_second_while_every_worker_thread_is_busy(gunicorn, config):
+def test_probes_answer_within_a_second_while_every_worker_thread_is_busy(gunicorn, config, slots):
+    _require(config)
     server = gunicorn(config=config + "timeout = 20\n", env=PROBE_ENV).start()
     port = probe_port(server)
     wait_until(lambda: status(port, "/healthz/ready") == 200, 10, "listener ready", server.log)
-    slots = 4 if "gthread" in config else 2  # 2 workers x threads
     threads = _busy(server.port, slots + 2, 3000)  # more than there are threads
     # The pool is saturated once an app-port probe cannot get a thread within the timeout.
     r, took = timed(server.port, "/healthz/live", timeout=KUBELET_TIMEOUT)
@@ -99,11 +108,20 @@ def test_heartbeat_limit_an_idle_sync_worker_cannot_meet_is_refused(gunicorn):
     )
 
 
-def test_liveness_fails_when_every_worker_misses_its_heartbeat_but_not_one(gunicorn):
-    # gthread's main loop reports every second, busy or idle; Gunicorn's own timeout (60 s)
-    # stays out of the way of the stopped workers.
+# Worker classes whose main loop reports a heartbeat every second, busy or idle.
+LOOPING_WORKERS = pytest.mark.parametrize(
+    "worker_config",
+    ['worker_class = "gthread"\nthreads = 2\n', 'worker_class = "gevent"\n'],
+    ids=["gthread", "gevent"],
+)
+
+
+@LOOPING_WORKERS
+def test_liveness_fails_when_every_worker_misses_its_heartbeat_but_not_one(gunicorn, worker_config):
+    # Gunicorn's own timeout (60 s) stays out of the way of the stopped workers.
+    _require(worker_config)
     server = gunicorn(
-        config='worker_class = "gthread"\nthreads = 2\ntimeout = 60\n',
+        config=worker_config + "timeout = 60\n",
         env={**PROBE_ENV, "ZDT_HEARTBEAT_TIMEOUT_SECONDS": "2"},
     ).start()
     port = probe_port(server)
@@ -121,11 +139,13 @@ def test_liveness_fails_when_every_worker_misses_its_heartbeat_but_not_one(gunic
     wait_until(lambda: status(port, "/healthz/live") == 200, 5, "live 200 again", server.log)
 
 
+@LOOPING_WORKERS
 def test_during_the_drain_live_200_ready_503_then_the_app_port_closes_and_the_listener_dies(
-    gunicorn,
+    gunicorn, worker_config
 ):
+    _require(worker_config)
     server = gunicorn(
-        config='worker_class = "gthread"\nthreads = 2\n',
+        config=worker_config,
         env={**PROBE_ENV, "ZDT_DRAIN_SECONDS": "1"},
     ).start()
     port, pid = probe_port(server), listener_pid(server)
