@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, abort, jsonify, request
-from sqlalchemy import Engine, String, Text, create_engine, event, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, String, Text, create_engine, event, inspect, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from gunicorn_zdt.checks import sqlalchemy_ping
@@ -68,7 +68,13 @@ def make_engine(url: str) -> Engine:
 
 
 class Schema:
-    """Creates the tables once, on first use; retried until it works."""
+    """Creates the tables once, on first use; retried until it works.
+
+    Every worker of every pod runs this at about the same time against one database, and
+    ``create_all`` checks before it creates: a sibling can create a table in between. Its
+    "already exists" error (SQLite: OperationalError; PostgreSQL: duplicate table or type)
+    means the work is done, which a second look confirms; a few attempts, then the error.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -79,9 +85,19 @@ class Schema:
         if self.ready:
             return
         with self._lock:
-            if not self.ready:
-                Base.metadata.create_all(self.engine)
-                self.ready = True
+            for attempt in range(1, 6):
+                if self.ready:
+                    return
+                try:
+                    Base.metadata.create_all(self.engine)
+                    self.ready = True
+                except DBAPIError:
+                    # A sibling created a table (or, on SQLite, committed while this
+                    # transaction read: "database is locked" at once); look again.
+                    existing = inspect(self.engine)
+                    self.ready = all(existing.has_table(t) for t in Base.metadata.tables)
+                    if not self.ready and attempt == 5:
+                        raise
 
 
 def create_app(database_url: str | None = None) -> Flask:

@@ -382,7 +382,12 @@ def rule_probe_port(pod: Pod) -> Iterator[Finding]:
                 ERROR,
                 fld,
                 f"port {port} is not the port Gunicorn binds ({pod.app_port}): the probe "
-                f"never reaches the app; use {pod.port_hint}",
+                f"never reaches the app; use {pod.port_hint}"
+                + (
+                    f" (or set ZDT_PROBE_BIND=0.0.0.0:{port} to answer it from the probe listener)"
+                    if pod.listener_port is None
+                    else f" or the probe listener's {pod.listener_port}"
+                ),
             )
 
 

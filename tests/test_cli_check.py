@@ -149,7 +149,8 @@ CASES: dict[str, list[str]] = {
             "{f}: Deployment/app: "
             "spec.template.spec.containers[web].readinessProbe.httpGet.port: "
             "error[probe-port]: port 8000 is not the port Gunicorn binds (8080): the "
-            "probe never reaches the app; use http"
+            "probe never reaches the app; use http (or set ZDT_PROBE_BIND=0.0.0.0:8000 to "
+            "answer it from the probe listener)"
         ),
     ],
     "propagation": [

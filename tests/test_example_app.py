@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
+
 import pytest
 
 from example_app.app import create_app
@@ -52,3 +54,50 @@ def test_boots_and_is_live_while_the_database_is_unreachable(tmp_path) -> None:
     assert client.get("/healthz/live").status_code == 200
     assert client.get("/healthz/ready").status_code == 503
     assert client.get("/healthz/startup").status_code == 503
+
+
+def _ensure_schema(url: str, barrier, results) -> None:
+    from example_app.app import Schema, make_engine
+
+    schema = Schema(make_engine(url))
+    barrier.wait(10)
+    try:
+        schema.ensure()
+        results.put("ok")
+    except Exception as exc:  # reported to the test, which shows it
+        results.put(repr(exc)[:300])
+
+
+def _race_schema_creation(url: str, processes: int = 6) -> list[str]:
+    """``processes`` fresh processes create the schema at the same instant, as pods do."""
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(processes), ctx.Queue()
+    procs = [
+        ctx.Process(target=_ensure_schema, args=(url, barrier, results)) for _ in range(processes)
+    ]
+    for p in procs:
+        p.start()
+    outcome = [results.get(timeout=30) for _ in procs]
+    for p in procs:
+        p.join(10)
+    return outcome
+
+
+def test_workers_of_every_pod_create_the_sqlite_schema_at_once_without_an_error(tmp_path) -> None:
+    # Seen in the drill: "table items already exists" / "database is locked" from a sibling.
+    for round_ in range(5):
+        assert _race_schema_creation(f"sqlite:///{tmp_path / f'race{round_}.db'}") == ["ok"] * 6
+
+
+@pytest.mark.postgres
+def test_workers_of_every_pod_create_the_postgres_schema_at_once_without_an_error(postgres) -> None:
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(postgres.url, isolation_level="AUTOCOMMIT")
+    for round_ in range(5):
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS zdt_race{round_}"))
+            conn.execute(text(f"CREATE DATABASE zdt_race{round_}"))
+        url = postgres.url.rsplit("/", 1)[0] + f"/zdt_race{round_}"
+        assert _race_schema_creation(url) == ["ok"] * 6
+    admin.dispose()

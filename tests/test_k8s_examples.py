@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "k8s"
 #: Oldest (native preStop sleep on by default) and newest Kubernetes we claim.
 KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
+VARIANTS = ("prestop-sleep", "probe-listener")
 OBJECT_FILES = sorted(
     p for p in [*K8S.glob("*.yaml"), *K8S.glob("variants/*.yaml")] if p.name != "kustomization.yaml"
 )
@@ -56,7 +57,11 @@ def test_kustomization_lists_every_object_file() -> None:
 
 @pytest.mark.parametrize(
     "paths",
-    [["k8s"], ["k8s/variants/prestop-sleep.yaml", "k8s/service.yaml", "k8s/pdb.yaml"]],
+    [
+        ["k8s"],
+        *[[f"k8s/variants/{v}.yaml", "k8s/service.yaml", "k8s/pdb.yaml"] for v in VARIANTS],
+    ],
+    ids=["k8s", *VARIANTS],
 )
 def test_shipped_manifests_pass_the_check_strictly(
     paths: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch

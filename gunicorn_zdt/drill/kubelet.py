@@ -112,11 +112,12 @@ class Kubelet:
         # Not time-scaled: a timeout is about the app's latency, which a shorter rehearsal
         # does not shrink.
         timeout = probe.timeout_seconds
+        port = self.pod.probe_ports.get(probe.kind, self.pod.port)
         try:
             if probe.handler == "tcpSocket":
-                with socket.create_connection(("127.0.0.1", self.pod.port), timeout=timeout):
+                with socket.create_connection(("127.0.0.1", port), timeout=timeout):
                     return True
-            conn = http.client.HTTPConnection("127.0.0.1", self.pod.port, timeout=timeout)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
             try:
                 conn.request("GET", probe.path or "/", headers={"User-Agent": "kube-probe/drill"})
                 return 200 <= conn.getresponse().status < 400

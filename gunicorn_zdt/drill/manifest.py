@@ -3,7 +3,8 @@
 ``gunicorn_zdt.k8s`` parses the manifest (the same reader as ``gunicorn-zdt check``);
 this module keeps what only the rehearsal needs: which Deployments it can rehearse
 (RollingUpdate, httpGet or tcpSocket probes) and a spec the command line can override.
-Probe ports are ignored: every probe goes to the pod's own ``{port}``.
+Probes go to the pod's own ``{port}``, except those aimed at the probe listener's port
+(``ZDT_PROBE_BIND``): each pod gets a listener port of its own for them.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ class DeploymentSpec:
     startup: Probe | None = None
     prestop: PreStop = field(default_factory=PreStop)
     env: Mapping[str, str] = field(default_factory=dict)
+    #: kind -> the container port a probe targets (a name resolved), None if unknown.
+    probe_ports: Mapping[str, int | None] = field(default_factory=dict)
 
     @classmethod
     def from_workload(cls, workload: Workload) -> DeploymentSpec:
@@ -89,6 +92,11 @@ class DeploymentSpec:
             startup=workload.probes.get("startup"),
             prestop=workload.prestop,
             env=dict(workload.env),
+            probe_ports={
+                kind: workload.resolve_port(probe.port)
+                for kind, probe in workload.probes.items()
+                if probe is not None
+            },
         )
         try:
             spec.surge_and_unavailable()
@@ -99,6 +107,10 @@ class DeploymentSpec:
     def surge_and_unavailable(self) -> tuple[int, int]:
         """Absolute maxSurge / maxUnavailable, rounded like the Deployment controller."""
         return rolling_update_limits(self.replicas, self.max_surge, self.max_unavailable)
+
+    def probes_on_port(self, port: int) -> list[str]:
+        """Kinds of the probes aimed at container port ``port``."""
+        return sorted(kind for kind, p in self.probe_ports.items() if p == port)
 
     def with_overrides(self, **changes: Any) -> DeploymentSpec:
         """A copy with every non-None keyword applied."""

@@ -122,6 +122,7 @@ class Pod:
     env: dict[str, str]
     cwd: Path
     log_path: Path
+    probe_ports: dict[str, int] = field(default_factory=dict)  # kind -> port, else ``port``
     proc: subprocess.Popen[bytes] | None = None
     created_at: float | None = None
     ready: bool = False

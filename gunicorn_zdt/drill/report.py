@@ -126,6 +126,13 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _listener_line(probes: list[str] | None) -> list[str]:
+    if probes is None:
+        return []
+    aimed = ", ".join(probes) or "no probe"
+    return [f"probe listener (ZDT_PROBE_BIND): a port of its own per pod; {aimed} probed there"]
+
+
 def text_report(result: dict[str, Any]) -> str:
     s = result["settings"]
     lines = [
@@ -137,6 +144,7 @@ def text_report(result: dict[str, Any]) -> str:
         f"(grace {s['grace_period_seconds']:g} s, preStop {s['prestop']}, propagation "
         f"{s['propagation_seconds'][0]:g}-{s['propagation_seconds'][1]:g} s)",
         f"pod command: {s['command']}",
+        *_listener_line(s.get("probe_listener")),
         "",
         f"requests {result['requests']}, succeeded {result['succeeded']}, "
         f"failed {result['failures']} in {result['duration_seconds']:.1f} s",

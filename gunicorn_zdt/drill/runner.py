@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import settings
+from ..settings import SettingError
 from .balancer import HealthCheck, make_service
 from .kubelet import Kubelet
 from .load import Load, LoadProfile, verify_writes
@@ -78,6 +80,7 @@ def describe_settings(opts: DrillOptions) -> dict[str, Any]:
         "readiness": None if opts.spec.readiness is None else opts.spec.readiness.__dict__,
         "liveness": None if opts.spec.liveness is None else opts.spec.liveness.__dict__,
         "pod_env": opts.pod_env(),
+        "probe_listener": _listener_probes(opts.spec, opts.pod_env()),
         "propagation_seconds": [opts.scaled(v) for v in opts.propagation_seconds],
         "health_check": {
             "path": hc.path,
@@ -91,6 +94,15 @@ def describe_settings(opts: DrillOptions) -> dict[str, Any]:
         "load": opts.load.__dict__,
         "seed": opts.seed,
     }
+
+
+def _listener_probes(spec: DeploymentSpec, env: dict[str, str]) -> list[str] | None:
+    """Probes aimed at the probe listener's port; None when the pods run no listener."""
+    try:
+        bind = settings.resolve("ZDT_PROBE_BIND", environ=env)
+    except SettingError:
+        return None  # every pod refuses to start with that one-line error; the drill reports it
+    return None if bind is None else spec.probes_on_port(bind[1])
 
 
 def run_drill(opts: DrillOptions, log: Any = None) -> dict[str, Any]:
@@ -130,17 +142,25 @@ def run_drill(opts: DrillOptions, log: Any = None) -> dict[str, Any]:
     deployment: Deployment | None = None
     load: Load | None = None
 
+    listener_probes = _listener_probes(opts.spec, env)
+
     def make_kubelet(revision: int, index: int) -> Kubelet:
         assert deployment is not None
         port = free_port()
+        pod_env, probe_ports = env, {}
+        if listener_probes is not None:  # the manifest's fixed port would clash between pods
+            listener = free_port()
+            pod_env = {**env, "ZDT_PROBE_BIND": f"127.0.0.1:{listener}"}
+            probe_ports = dict.fromkeys(listener_probes, listener)
         pod = Pod(
             name=f"pod-{index}",
             revision=revision,
             port=port,
             command=build_command(opts.command, port),
-            env=env,
+            env=pod_env,
             cwd=opts.cwd,
             log_path=opts.work_dir / f"pod-{index}.log",
+            probe_ports=probe_ports,
         )
         kubelet = Kubelet(
             pod,
