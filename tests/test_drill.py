@@ -32,12 +32,13 @@ from gunicorn_zdt.drill.manifest import (
     DeploymentSpec,
     ManifestError,
     PreStop,
+    load_deployment,
     parse_deployment,
 )
 from gunicorn_zdt.drill.pods import build_command
 from gunicorn_zdt.drill.report import summarize, svg_report, text_report
 from gunicorn_zdt.drill.rollout import Deployment
-from gunicorn_zdt.drill.runner import DrillOptions
+from gunicorn_zdt.drill.runner import DrillOptions, describe_settings
 from gunicorn_zdt.drill.timeline import Event, Timeline
 from tests.support import TcpServer, wait_until
 
@@ -459,7 +460,7 @@ def _result(records: list[Record] | None = None, events: list[Event] | None = No
     ]
     timeline = Timeline()
     return summarize(
-        settings=__import__("gunicorn_zdt.drill.runner", fromlist=["x"]).describe_settings(
+        settings=describe_settings(
             DrillOptions(command="x {port}", spec=DeploymentSpec(), time_scale=0.5)
         ),
         records=records,
@@ -530,3 +531,18 @@ def test_cli_command_without_port_is_a_usage_error(
     assert cli.main(argv) == 2
     assert "no {port} placeholder" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    ("manifest", "env", "expect"),
+    [
+        ("k8s/deployment.yaml", {}, None),
+        ("k8s/variants/probe-listener.yaml", {}, ["liveness", "readiness", "startup"]),
+        ("k8s/variants/probe-listener.yaml", {"ZDT_PROBE_BIND": "off"}, None),
+        ("k8s/variants/probe-listener.yaml", {"ZDT_PROBE_BIND": "9000"}, []),
+    ],
+)
+def test_probes_aimed_at_the_listener_port_are_found_by_name(manifest, env, expect) -> None:
+    spec = load_deployment(REPO / manifest)
+    opts = DrillOptions(command="x {port}", spec=spec, env=env)
+    assert describe_settings(opts)["probe_listener"] == expect

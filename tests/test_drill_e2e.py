@@ -28,10 +28,16 @@ SCALE = 0.2
 PLAIN_COMMAND = EXAMPLE_COMMAND.replace("gunicorn.conf.py", "gunicorn_plain.conf.py")
 
 
-def _options(tmp_path: Path, service: str, rollouts: int, command: str) -> DrillOptions:
+def _options(
+    tmp_path: Path,
+    service: str,
+    rollouts: int,
+    command: str,
+    manifest: str = "k8s/deployment.yaml",
+) -> DrillOptions:
     return DrillOptions(
         command=command,
-        spec=load_deployment(REPO / "k8s/deployment.yaml"),
+        spec=load_deployment(REPO / manifest),
         service=service,
         rollouts=rollouts,
         time_scale=SCALE,
@@ -84,6 +90,35 @@ def test_example_app_survives_two_rolling_updates_without_a_single_failure(
         assert (pod["exit_code"], pod["sigkilled"]) == (0, False), pod
         # The drain held the pod for ZDT_DRAIN_SECONDS (5 x 0.2) after SIGTERM.
         assert pod["sigterm_to_exit_seconds"] >= 5 * SCALE, pod
+        assert pod["readiness_failing_at"] is not None, pod
+    _pids_gone(tmp_path)
+
+
+def test_probe_listener_variant_survives_a_rolling_update_probed_on_its_own_ports(
+    tmp_path: Path,
+) -> None:
+    """k8s/variants/probe-listener.yaml: the kubelet probes each pod's listener, not the app."""
+    opts = _options(tmp_path, "kube-proxy", 1, EXAMPLE_COMMAND, "k8s/variants/probe-listener.yaml")
+    result = run_drill(opts)
+    assert (result["failures"], result["lost_writes"]) == (0, 0), result["failure_list"][:10]
+    assert result["settings"]["probe_listener"] == ["liveness", "readiness", "startup"]
+    # Every pod ran its own listener (the manifest's fixed 8081 would have clashed)...
+    listeners = {
+        log.name: re.findall(r"probe listener at http://127\.0\.0\.1:(\d+)/", log.read_text())
+        for log in tmp_path.glob("pod-*.log")
+    }
+    ports = [p for found in listeners.values() for p in found]
+    assert len(listeners) == 6 and all(listeners.values()) and len(set(ports)) == len(ports)
+    # ... the kubelet probed it there, not on the app's port ...
+    for pod in result["pods"]:
+        (listener,) = listeners[f"{pod['pod']}.log"]
+        assert pod["probe_ports"] == dict.fromkeys(
+            ("liveness", "readiness", "startup"), int(listener)
+        )
+        assert int(listener) != pod["port"]
+    # ... and saw the drain there: readiness failed after each deletion.
+    for pod in (p for p in result["pods"] if p["stopped_by"] == "rollout"):
+        assert (pod["exit_code"], pod["sigkilled"]) == (0, False), pod
         assert pod["readiness_failing_at"] is not None, pod
     _pids_gone(tmp_path)
 

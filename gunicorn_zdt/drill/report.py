@@ -32,6 +32,7 @@ def pod_row(pod: Pod) -> dict[str, Any]:
         "pod": pod.name,
         "revision": pod.revision,
         "port": pod.port,
+        "probe_ports": pod.probe_ports,  # probes sent elsewhere than ``port`` (the listener)
         "created_at": pod.created_at,
         "deleted_at": pod.deleted_at,
         "readiness_failing_at": pod.readiness_failed_at,
