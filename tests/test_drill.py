@@ -308,6 +308,25 @@ def test_l7_reuses_pooled_connections_and_never_retries(backends: list[Backend])
         service.stop()
 
 
+def test_l7_does_not_reuse_a_connection_idle_past_the_upstream_idle_timeout(
+    backends: list[Backend],
+) -> None:
+    """An app closes idle keep-alive connections (Gunicorn's keepalive); a proxy that reuses
+    one as it closes answers 502 with no pod terminating: the pool retires them first."""
+    a = Backend("a", drop_second=True)  # a reused connection fails, as in that race
+    backends.append(a)
+    service = _service("l7", upstream_idle_seconds=0.2)
+    try:
+        service.pod_ready("a", a.port)
+        assert service.wait_endpoints(1, timeout=5)
+        assert _get(ClientConnection(service.port, 5)) == b"a"
+        time.sleep(0.3)  # the condition under test: the pooled connection's idle time
+        assert _get(ClientConnection(service.port, 5)) == b"a"
+        assert (len(a.conns), service.upstream_failures) == (2, {})
+    finally:
+        service.stop()
+
+
 def test_l7_without_endpoints_answers_503() -> None:
     service = _service("l7")
     try:

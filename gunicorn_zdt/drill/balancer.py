@@ -11,6 +11,10 @@
 * ``l7``: an HTTP/1.1 proxy (ingress-nginx-like) that keeps a pool of keep-alive
   connections per pod and never retries: a pooled connection that fails before the
   response is a 502 for the client. Endpoint changes propagate as in ``kube-proxy``.
+  A pooled connection idle longer than ``upstream_idle_seconds`` is closed, not reused,
+  as a proxy must be configured when the app closes idle connections itself (Gunicorn's
+  ``keepalive``): reusing one at the moment the app closes it is a 502 with no pod
+  terminating (ingress-nginx: ``upstream-keepalive-timeout`` below the app's keepalive).
 * ``haproxy``: a real HAProxy in HTTP mode instead of our ``l7`` model (see ``haproxy.py``).
 * ``health-check``: an L4 balancer that does not watch endpoints at all (a cloud load
   balancer with pod targets): a pod is registered when it is created, added after
@@ -94,6 +98,7 @@ class Service:
         propagation_seconds: tuple[float, float] = (1.0, 3.0),
         health_check: HealthCheck | None = None,
         rng: random.Random | None = None,
+        upstream_idle_seconds: float = 1.0,
     ) -> None:
         if mode not in MODES or mode == "haproxy":
             raise ValueError(f"service mode {mode!r}: use one of {', '.join(MODES)}")
@@ -105,6 +110,7 @@ class Service:
         self.propagation_seconds = (lo, hi)
         self.health_check = health_check or HealthCheck()
         self.rng = rng or random.Random()
+        self.upstream_idle_seconds = upstream_idle_seconds
         self.port = 0
         self.endpoints: list[Endpoint] = []  # touched on the loop thread only
         self.refused_ports: set[int] = set()  # client source ports we refused for the pod
@@ -115,7 +121,8 @@ class Service:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="drill-service")
         self._server: asyncio.base_events.Server | None = None
-        self._pool: defaultdict[str, list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+        # pod -> idle upstream connections: (reader, writer, idle since)
+        self._pool: defaultdict[str, list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]]]
         self._pool = defaultdict(list)
         self._writers: set[asyncio.StreamWriter] = set()
         self._checkers: dict[str, asyncio.Task[None]] = {}
@@ -141,7 +148,7 @@ class Service:
             for writer in list(self._writers):
                 _reset(writer)
             for conns in self._pool.values():
-                for _, writer in conns:
+                for _, writer, _ in conns:
                     _close(writer)
 
         with contextlib.suppress(Exception):
@@ -196,7 +203,7 @@ class Service:
         elif not add and ep in self.endpoints:
             self.endpoints.remove(ep)
             self.timeline.record(ep.name, "endpoint-removed", self.mode)
-            for _, writer in self._pool.pop(ep.name, []):
+            for _, writer, _ in self._pool.pop(ep.name, []):
                 _close(writer)
         with self._routable:
             self._routable.notify_all()
@@ -345,10 +352,12 @@ class Service:
         pool = self._pool[ep.name]
         conn = None
         while pool and conn is None:
-            conn = pool.pop()
-            if conn[0].at_eof() or conn[1].transport.is_closing():
-                _close(conn[1])
-                conn = None
+            reader, writer, idle_since = pool.pop()
+            stale = time.monotonic() - idle_since > self.upstream_idle_seconds
+            if stale or reader.at_eof() or writer.transport.is_closing():
+                _close(writer)
+            else:
+                conn = reader, writer
         reused = conn is not None
         if conn is None:
             try:
@@ -383,7 +392,7 @@ class Service:
             self.upstream_failures[kind] += 1
             return _proxy_error(b"502 Bad Gateway", f"upstream failed ({kind})".encode())
         if keep and ep in self.endpoints:
-            pool.append(conn)
+            pool.append((up_reader, up_writer, time.monotonic()))
         else:
             _close(up_writer)
         kept = [(k, v) for k, v in resp_headers.items() if k not in _HOP_BY_HOP]

@@ -88,6 +88,15 @@ def add_parser(subparsers: Any) -> None:
         metavar="MIN-MAX",
         help="endpoint change propagation delay in seconds (default 1-3)",
     )
+    p.add_argument(
+        "--upstream-idle-timeout",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="l7: close a pooled upstream connection idle this long instead of reusing it; "
+        "keep it below the app's keepalive (Gunicorn closes idle connections after "
+        "keepalive, 2 s in gunicorn_zdt.conf) as a real proxy should be (default 1)",
+    )
     g = p.add_argument_group("Deployment overrides (win over --manifest)")
     g.add_argument("--replicas", type=int)
     g.add_argument("--max-surge", type=_int_or_percent)
@@ -154,6 +163,7 @@ def options_from_args(args: argparse.Namespace) -> DrillOptions:
         rollouts=args.rollouts,
         time_scale=args.time_scale,
         propagation_seconds=args.propagation,
+        upstream_idle_seconds=args.upstream_idle_timeout,
         health_check=HealthCheck(
             path=hc_path,
             interval=args.hc_interval,

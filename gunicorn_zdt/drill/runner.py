@@ -38,6 +38,7 @@ class DrillOptions:
     time_scale: float = 1.0
     propagation_seconds: tuple[float, float] = (1.0, 3.0)  # unscaled
     health_check: HealthCheck = field(default_factory=HealthCheck)  # unscaled
+    upstream_idle_seconds: float = 1.0  # l7: unscaled, it is about the app's keepalive
     load: LoadProfile = field(default_factory=LoadProfile)
     env: dict[str, str] = field(default_factory=dict)  # extra pod env, not scaled
     cwd: Path = field(default_factory=Path.cwd)
@@ -91,6 +92,7 @@ def describe_settings(opts: DrillOptions) -> dict[str, Any]:
         }
         if opts.service == "health-check"
         else None,
+        "upstream_idle_seconds": opts.upstream_idle_seconds if opts.service == "l7" else None,
         "load": opts.load.__dict__,
         "seed": opts.seed,
     }
@@ -137,6 +139,7 @@ def run_drill(opts: DrillOptions, log: Any = None) -> dict[str, Any]:
             unhealthy_threshold=hc.unhealthy_threshold,
         ),
         rng=rng,
+        upstream_idle_seconds=opts.upstream_idle_seconds,
     )
     env = pod_environment(opts.pod_env())
     deployment: Deployment | None = None
