@@ -32,6 +32,7 @@ from gunicorn_zdt.drill.manifest import (
     DeploymentSpec,
     ManifestError,
     PreStop,
+    Probe,
     load_deployment,
     parse_deployment,
 )
@@ -565,3 +566,46 @@ def test_probes_aimed_at_the_listener_port_are_found_by_name(manifest, env, expe
     spec = load_deployment(REPO / manifest)
     opts = DrillOptions(command="x {port}", spec=spec, env=env)
     assert describe_settings(opts)["probe_listener"] == expect
+
+
+_NEVER_STARTED = (
+    "import http.server, sys\n"
+    "class H(http.server.BaseHTTPRequestHandler):\n"
+    "    def do_GET(self):\n"
+    "        self.send_response(503); self.end_headers()\n"
+    "    def log_message(self, *a): pass\n"
+    "http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()\n"
+)
+
+
+def test_startup_probe_window_keeps_its_real_length_under_a_time_scale(tmp_path: Path) -> None:
+    """Booting takes real time: at scale 0.1 a 1 s x 2 startup window still lasts 2 s."""
+    from gunicorn_zdt.drill.kubelet import Kubelet
+    from gunicorn_zdt.drill.pods import Pod, ProcessGroups, free_port
+
+    script = tmp_path / "never_started.py"
+    script.write_text(_NEVER_STARTED)
+    port = free_port()
+    spec = DeploymentSpec(
+        startup=Probe("startup", path="/healthz/startup", period_seconds=1, failure_threshold=2),
+        grace_period_seconds=5,
+    )
+    timeline, groups, service = Timeline(), ProcessGroups(), _service("kube-proxy")
+    pod = Pod("pod-1", 1, port, build_command(f"python3 {script} {{port}}", port), {}, tmp_path,
+              tmp_path / "pod-1.log")  # fmt: skip
+    kubelet = Kubelet(pod, spec, scale=0.1, groups=groups, timeline=timeline, service=service,
+                      changed=lambda: None)  # fmt: skip
+    try:
+        kubelet.start()
+        failed = wait_until(
+            lambda: [e for e in timeline.events() if e.kind == "startup-probe-failed"],
+            10,
+            "the startup probe gives up",
+        )
+        created = next(e.t for e in timeline.events() if e.kind == "created")
+        # 20 probes 0.1 s apart; the unscaled window would have been 2 x 0.1 = 0.2 s.
+        assert failed[0].t - created >= 1.8
+    finally:
+        kubelet.stop_now()
+        groups.kill_all()
+        service.stop()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import math
 import signal
 import socket
 import subprocess
@@ -143,6 +144,9 @@ class Kubelet:
             self._started.set()
             return
         fails = 0
+        # Booting takes real time, like a request: the period is scaled (a pod that is up is
+        # seen soon) but the window, period x failureThreshold, keeps its manifest length.
+        allowed = math.ceil(probe.failure_threshold / min(self.scale, 1.0))
 
         def result(ok: bool) -> bool:
             nonlocal fails
@@ -151,7 +155,7 @@ class Kubelet:
                 self._started.set()
                 return False
             fails += 1
-            if fails >= probe.failure_threshold and not self.pod.terminating:
+            if fails >= allowed and not self.pod.terminating:
                 self.timeline.record(self.pod.name, "startup-probe-failed")
                 fails = 0
                 self._kill_for_restart()
