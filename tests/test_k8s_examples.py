@@ -133,3 +133,17 @@ def test_docs_timeline_svg_is_generated_from_the_shipped_deployment(
     assert svg.read_text() == (ROOT / "docs" / "timeline.svg").read_text(), (
         "regenerate: gunicorn-zdt timeline k8s/deployment.yaml --svg docs/timeline.svg"
     )
+
+
+def test_gunicorn_control_socket_has_a_writable_place_in_every_shipped_deployment() -> None:
+    """Gunicorn >= 25 creates a control socket at start; on a read-only root FS it needs a
+    mounted volume (XDG_RUNTIME_DIR), or it logs "Control server error" on every spawn."""
+    for path in [K8S / "deployment.yaml", *sorted(K8S.glob("variants/*.yaml"))]:
+        pod = _deployment(path)["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        mounts = [m["mountPath"] for m in container["volumeMounts"]]
+        assert container["securityContext"]["readOnlyRootFilesystem"], path
+        assert any(env.get("XDG_RUNTIME_DIR", "").startswith(m) for m in mounts), path
+    dockerfile = (ROOT / "example_app/Dockerfile").read_text()
+    assert "XDG_RUNTIME_DIR=/tmp" in dockerfile

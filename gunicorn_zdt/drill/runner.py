@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import random
 import re
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,14 +147,20 @@ def run_drill(opts: DrillOptions, log: Any = None) -> dict[str, Any]:
     load: Load | None = None
 
     listener_probes = _listener_probes(opts.spec, env)
+    runtime_root = tempfile.TemporaryDirectory(prefix="zdt-drill-")
 
     def make_kubelet(revision: int, index: int) -> Kubelet:
         assert deployment is not None
         port = free_port()
-        pod_env, probe_ports = env, {}
-        if listener_probes is not None:  # the manifest's fixed port would clash between pods
+        # What a container has of its own: Gunicorn's control socket directory (>= 25;
+        # one shared path would have every master replace the others' socket) ...
+        runtime_dir = Path(runtime_root.name) / f"pod-{index}"  # short: a unix socket path
+        runtime_dir.mkdir()
+        pod_env = {**env, "XDG_RUNTIME_DIR": str(runtime_dir)}
+        probe_ports = {}
+        if listener_probes is not None:  # ... and the probe listener's port
             listener = free_port()
-            pod_env = {**env, "ZDT_PROBE_BIND": f"127.0.0.1:{listener}"}
+            pod_env["ZDT_PROBE_BIND"] = f"127.0.0.1:{listener}"
             probe_ports = dict.fromkeys(listener_probes, listener)
         pod = Pod(
             name=f"pod-{index}",
@@ -228,6 +235,7 @@ def run_drill(opts: DrillOptions, log: Any = None) -> dict[str, Any]:
             deployment.teardown()
         service.stop()
         groups.kill_all()
+        runtime_root.cleanup()
     assert load is not None and deployment is not None
     return summarize(
         settings=describe_settings(opts),
