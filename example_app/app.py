@@ -85,9 +85,8 @@ class Schema:
         if self.ready:
             return
         with self._lock:
-            for attempt in range(1, 6):
-                if self.ready:
-                    return
+            attempts = 5
+            while not self.ready:
                 try:
                     Base.metadata.create_all(self.engine)
                     self.ready = True
@@ -96,7 +95,8 @@ class Schema:
                     # transaction read: "database is locked" at once); look again.
                     existing = inspect(self.engine)
                     self.ready = all(existing.has_table(t) for t in Base.metadata.tables)
-                    if not self.ready and attempt == 5:
+                    attempts -= 1
+                    if not self.ready and not attempts:
                         raise
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import importlib.util
 import os
 import re
 import signal
@@ -17,6 +18,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
@@ -122,6 +125,12 @@ def process_tree() -> dict[int, list[int]]:
         if fields[0] != "Z":
             tree.setdefault(int(fields[1]), []).append(int(entry))
     return tree
+
+
+def require_worker_class(config: str) -> None:
+    """Skip when ``config`` (a worker class name or config text) needs gevent and it is absent."""
+    if "gevent" in config and importlib.util.find_spec("gevent") is None:
+        pytest.skip("gevent is not installed (pip install gunicorn-zdt[gevent])")
 
 
 @contextlib.contextmanager

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import signal
 import socket
@@ -12,14 +11,9 @@ import time
 
 import pytest
 
-from tests.support import Response, request, wait_until
+from tests.support import Response, request, require_worker_class, wait_until
 
 WORKER_CLASSES = ["sync", "gthread", "gevent"]
-
-
-def _require(worker_class: str) -> None:
-    if worker_class == "gevent" and importlib.util.find_spec("gevent") is None:
-        pytest.skip("gevent is not installed (pip install gunicorn-zdt[gevent])")
 
 
 def _config(worker_class: str, extra: str = "") -> str:
@@ -32,7 +26,7 @@ def _config(worker_class: str, extra: str = "") -> str:
 def test_ready_is_503_on_every_worker_after_sigterm_while_traffic_is_served(
     gunicorn, worker_class: str, preload: bool
 ) -> None:
-    _require(worker_class)
+    require_worker_class(worker_class)
     drain = 3.0
     server = gunicorn(
         config=_config(worker_class, f"workers = 3\npreload_app = {preload}\nkeepalive = 30\n"),

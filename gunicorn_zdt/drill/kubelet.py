@@ -163,10 +163,14 @@ class Kubelet:
 
         self._loop(probe, result)
 
+    def _after_startup(self) -> bool:
+        """Wait for the startup probe (or the pod's end); True when probing goes on."""
+        self._started.wait()  # set by the startup probe, or when the pod is gone
+        return not self._stop_probes.is_set()
+
     def _readiness_loop(self) -> None:
         probe = self.spec.readiness
-        self._started.wait()  # set by the startup probe, or when the pod is gone
-        if self._stop_probes.is_set():
+        if not self._after_startup():
             return
         if probe is None:
             self._set_ready(True)
@@ -193,10 +197,7 @@ class Kubelet:
 
     def _liveness_loop(self) -> None:
         probe = self.spec.liveness
-        self._started.wait()  # set by the startup probe, or when the pod is gone
-        if self._stop_probes.is_set():
-            return
-        if probe is None:
+        if probe is None or not self._after_startup():
             return
         fails = 0
 

@@ -150,6 +150,11 @@ class Record:
     reused: bool
     detail: str = ""
 
+    @property
+    def seen_at(self) -> float:
+        """When the outcome was known: a failure belongs here on the time axis."""
+        return self.t + self.seconds
+
 
 @dataclass(frozen=True)
 class LoadProfile:

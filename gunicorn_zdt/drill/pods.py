@@ -27,12 +27,12 @@ _handed_out: set[int] = set()
 _handed_out_lock = threading.Lock()
 
 
-def _ephemeral_range() -> tuple[int, int]:
+def _ephemeral_low() -> int:
+    """First port of the kernel's ephemeral range (what bind-to-0 and connect() draw from)."""
     try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return 32768, 60999  # Linux's default
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
 
 
 def free_port() -> int:
@@ -42,7 +42,7 @@ def free_port() -> int:
     connection (load clients, balancer, probes) also draws from: one of them can take it
     between this call and the server's bind ("Address already in use", seen in CI).
     """
-    low, _ = _ephemeral_range()
+    low = _ephemeral_low()
     rng = random.SystemRandom()
     for _ in range(200):
         port = rng.randrange(10_000, low) if low > 11_000 else 0

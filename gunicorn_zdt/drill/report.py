@@ -65,7 +65,7 @@ def summarize(
     for r in failures[:2000]:
         # A failure belongs to the deletion before the moment it was seen, not before the request
         # started: a connection queued just before a deletion is reset just after it.
-        failed_at = r.t + r.seconds
+        failed_at = r.seen_at
         before = [(t, p) for t, p in deletions if t <= failed_at]
         last = before[-1] if before else None
         failure_rows.append(
@@ -115,7 +115,7 @@ def _bins(records: list[Record], duration: float) -> dict[str, Any]:
     failed: dict[str, list[int]] = {}
     for r in records:
         # Successes count when they start, failures when they are seen (as in the failure list).
-        i = min(n - 1, max(0, int((r.t + r.seconds if r.failure else r.t) / width)))
+        i = min(n - 1, max(0, int((r.seen_at if r.failure else r.t) / width)))
         if r.failure:
             failed.setdefault(r.failure, [0] * n)[i] += 1
         else:

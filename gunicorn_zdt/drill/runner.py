@@ -66,6 +66,7 @@ class DrillOptions:
 def describe_settings(opts: DrillOptions) -> dict[str, Any]:
     surge, unavailable = opts.spec.surge_and_unavailable()
     hc = opts.health_check
+    pod_env = opts.pod_env()
     return {
         "service": opts.service,
         "command": opts.command,
@@ -81,8 +82,8 @@ def describe_settings(opts: DrillOptions) -> dict[str, Any]:
         + (f" (x{opts.time_scale:g})" if opts.spec.prestop.sleeps else ""),
         "readiness": None if opts.spec.readiness is None else opts.spec.readiness.__dict__,
         "liveness": None if opts.spec.liveness is None else opts.spec.liveness.__dict__,
-        "pod_env": opts.pod_env(),
-        "probe_listener": _listener_probes(opts.spec, opts.pod_env()),
+        "pod_env": pod_env,
+        "probe_listener": _listener_probes(opts.spec, pod_env),
         "propagation_seconds": [opts.scaled(v) for v in opts.propagation_seconds],
         "health_check": {
             "path": hc.path,

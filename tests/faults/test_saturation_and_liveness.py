@@ -24,14 +24,9 @@ from tests.faults.helpers import (
     status,
     timed,
 )
-from tests.support import request, wait_until
+from tests.support import request, require_worker_class, wait_until
 
 KUBELET_TIMEOUT = 1.0  # the probe's default timeoutSeconds
-
-
-def _require(config: str) -> None:
-    if "gevent" in config:
-        pytest.importorskip("gevent", reason="pip install gunicorn-zdt[gevent]")
 
 
 def _busy(port: int, n: int, ms: int) -> list[threading.Thread]:
@@ -57,7 +52,7 @@ def _busy(port: int, n: int, ms: int) -> list[threading.Thread]:
     ids=["gthread", "sync", "gevent"],
 )
 def test_probes_answer_within_a_second_while_every_worker_thread_is_busy(gunicorn, config, slots):
-    _require(config)
+    require_worker_class(config)
     server = gunicorn(config=config + "timeout = 20\n", env=PROBE_ENV).start()
     port = probe_port(server)
     wait_until(lambda: status(port, "/healthz/ready") == 200, 10, "listener ready", server.log)
@@ -119,7 +114,7 @@ LOOPING_WORKERS = pytest.mark.parametrize(
 @LOOPING_WORKERS
 def test_liveness_fails_when_every_worker_misses_its_heartbeat_but_not_one(gunicorn, worker_config):
     # Gunicorn's own timeout (60 s) stays out of the way of the stopped workers.
-    _require(worker_config)
+    require_worker_class(worker_config)
     server = gunicorn(
         config=worker_config + "timeout = 60\n",
         env={**PROBE_ENV, "ZDT_HEARTBEAT_TIMEOUT_SECONDS": "2"},
@@ -143,7 +138,7 @@ def test_liveness_fails_when_every_worker_misses_its_heartbeat_but_not_one(gunic
 def test_during_the_drain_live_200_ready_503_then_the_app_port_closes_and_the_listener_dies(
     gunicorn, worker_config
 ):
-    _require(worker_config)
+    require_worker_class(worker_config)
     server = gunicorn(
         config=worker_config,
         env={**PROBE_ENV, "ZDT_DRAIN_SECONDS": "1"},
