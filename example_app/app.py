@@ -73,7 +73,8 @@ class Schema:
     Every worker of every pod runs this at about the same time against one database, and
     ``create_all`` checks before it creates: a sibling can create a table in between. Its
     "already exists" error (SQLite: OperationalError; PostgreSQL: duplicate table or type)
-    means the work is done, which a second look confirms; a few attempts, then the error.
+    means the work is done, which a second look confirms; retried with backoff for ~3.5 s,
+    then the error.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -85,19 +86,22 @@ class Schema:
         if self.ready:
             return
         with self._lock:
-            attempts = 5
+            pauses = [0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
             while not self.ready:
                 try:
                     Base.metadata.create_all(self.engine)
                     self.ready = True
                 except DBAPIError:
-                    # A sibling created a table (or, on SQLite, committed while this
-                    # transaction read: "database is locked" at once); look again.
+                    # A sibling created a table, or holds the lock while it does (SQLite
+                    # answers "database is locked" at once to a reader that wants to write
+                    # after another writer committed): look again, then retry after a
+                    # pause, as a busy handler would.
                     existing = inspect(self.engine)
                     self.ready = all(existing.has_table(t) for t in Base.metadata.tables)
-                    attempts -= 1
-                    if not self.ready and not attempts:
-                        raise
+                    if not self.ready:
+                        if not pauses:
+                            raise
+                        time.sleep(pauses.pop(0))
 
 
 def create_app(database_url: str | None = None) -> Flask:
