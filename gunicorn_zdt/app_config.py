@@ -24,8 +24,8 @@ from typing import Any
 from gunicorn.app.base import Application
 from gunicorn.util import parse_address
 
-from . import hooks
 from .k8s import SHELLS
+from .plan import DrainPlan
 
 __all__ = ["ConfigLoadError", "GunicornView", "gunicorn_argv", "load"]
 
@@ -48,7 +48,7 @@ class GunicornView:
     cfg: Any  # gunicorn.config.Config
     location: str | None  # -c value in effect
     installed: bool  # the config called gunicorn_zdt.hooks.install
-    plan: hooks.DrainPlan | None
+    plan: DrainPlan | None
     plan_error: str | None
 
     @property
@@ -180,7 +180,7 @@ def _config_in(argv: list[str]) -> str | None:
     return found
 
 
-def _installed_plan(cfg: Any) -> tuple[bool, hooks.DrainPlan | None, str | None]:
+def _installed_plan(cfg: Any) -> tuple[bool, DrainPlan | None, str | None]:
     """What ``install()`` resolved (explicit arguments included), from its ``on_starting`` hook."""
     hook = cfg.on_starting
     if not hasattr(hook, "zdt_plan"):

@@ -22,8 +22,8 @@ from typing import IO, Any
 from . import __version__, app_config, settings
 from .app_config import ConfigLoadError, GunicornView
 from .budget import Budget
-from .hooks import DrainPlan
 from .k8s import ManifestError, Workload, read_documents, workloads
+from .plan import DrainPlan
 from .rules import ERROR, Pod, check_pod, make_pod
 from .timeline import render_svg, render_text
 

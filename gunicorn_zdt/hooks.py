@@ -26,10 +26,11 @@ import os
 import signal
 import time
 from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass
 from typing import Any
 
 from . import budget, probe_server, settings, state
+from .plan import DrainPlan, keeps_alive
+from .probe_supervisor import LISTENER
 from .settings import SettingError
 
 __all__ = ["HOOK_NAMES", "DrainPlan", "install"]
@@ -47,50 +48,6 @@ HOOK_NAMES = (
 
 #: Worker classes whose requests honour ``req.must_close`` (keep-alive closed while draining).
 _MUST_CLOSE_UNSUPPORTED = ("gevent_pywsgi", "geventwebsocket", "uvicorn", "asgi")
-
-
-@dataclass(frozen=True)
-class DrainPlan:
-    """The Gunicorn-side settings after environment/argument/default resolution."""
-
-    drain_seconds: float
-    prestop_seconds: float
-    grace_period_seconds: float | None
-    min_propagation_seconds: float
-    probe_bind: tuple[str, int] | None = None  # ZDT_PROBE_BIND; None: no probe listener
-    heartbeat_timeout_seconds: float | None = None  # None: Gunicorn's timeout
-
-    @classmethod
-    def resolve(
-        cls,
-        drain_seconds: float | None = None,
-        grace_period_seconds: float | None = None,
-        prestop_seconds: float | None = None,
-    ) -> DrainPlan:
-        return cls(
-            drain_seconds=settings.resolve("ZDT_DRAIN_SECONDS", drain_seconds),
-            prestop_seconds=settings.resolve("ZDT_PRESTOP_SECONDS", prestop_seconds),
-            grace_period_seconds=settings.resolve("ZDT_GRACE_PERIOD_SECONDS", grace_period_seconds),
-            min_propagation_seconds=settings.resolve("ZDT_MIN_PROPAGATION_SECONDS"),
-            probe_bind=settings.resolve("ZDT_PROBE_BIND"),
-            heartbeat_timeout_seconds=settings.resolve("ZDT_HEARTBEAT_TIMEOUT_SECONDS"),
-        )
-
-    def budget_for(self, cfg: Any) -> budget.Budget:
-        return budget.Budget(
-            drain_seconds=self.drain_seconds,
-            graceful_timeout=cfg.graceful_timeout,
-            prestop_seconds=self.prestop_seconds,
-            grace_period_seconds=self.grace_period_seconds,
-            worker_timeout=cfg.timeout,
-            keepalive_seconds=cfg.keepalive if _keeps_alive(cfg) else None,
-            min_propagation_seconds=self.min_propagation_seconds,
-        )
-
-
-def _keeps_alive(cfg: Any) -> bool:
-    """The sync worker closes every connection itself; keepalive matters for the others."""
-    return str(cfg.worker_class_str).lower() not in {"sync", "gunicorn.workers.sync.syncworker"}
 
 
 def install(
@@ -199,7 +156,7 @@ def _on_starting_hook(plan: DrainPlan | None, error: str | None) -> Callable[[An
             )
         if plan.probe_bind is not None:  # bind now: a taken port stops the start, one line
             _refuse_heartbeat_timeout_below_idle_interval(plan, server.cfg)
-            probe_server.LISTENER.bind(*plan.probe_bind)
+            LISTENER.bind(*plan.probe_bind)
         grace = plan.grace_period_seconds
         server.log.info(
             "gunicorn-zdt: drain %s s, graceful_timeout %s s, preStop %s s, grace period %s",
@@ -221,7 +178,7 @@ def _refuse_heartbeat_timeout_below_idle_interval(plan: DrainPlan, cfg: Any) -> 
     """An idle sync worker reports only every ``timeout / 2`` s (its select() timeout);
     a shorter heartbeat limit would fail liveness on an idle pod and get it restarted."""
     limit = plan.heartbeat_timeout_seconds
-    if limit is None or _keeps_alive(cfg) or not cfg.timeout:
+    if limit is None or keeps_alive(cfg) or not cfg.timeout:
         return
     interval = cfg.timeout / 2
     if limit <= interval:
@@ -331,7 +288,7 @@ def _post_fork_hook(shared: state.SharedState) -> Callable[[Any, Any], None]:
 
 def _post_worker_init(worker: Any) -> None:
     """Worker, app loaded: with the probe listener on, start publishing check results."""
-    if probe_server.LISTENER.pid:
+    if LISTENER.pid:
         state.run_worker_boot_callbacks()
 
 
@@ -345,27 +302,25 @@ def _spawn_probe_listener(server: Any, plan: DrainPlan, shared: state.SharedStat
     if limit is None:
         limit = float(server.cfg.timeout or 30)
     prefix = settings.resolve("ZDT_PROBE_PREFIX")
-    address = probe_server.LISTENER.spawn(
-        shared, probe_server.ProbeConfig(prefix, limit, os.getpid())
-    )
+    address = LISTENER.spawn(shared, probe_server.ProbeConfig(prefix, limit, os.getpid()))
     if address:
         server.log.info(
             "gunicorn-zdt: probe listener at http://%s%s/{live,ready,startup} (pid %s), "
             "heartbeat timeout %s s",
             address,
             prefix,
-            probe_server.LISTENER.pid,
+            LISTENER.pid,
             budget.fmt(limit),
         )
 
 
 def _check_probe_listener(server: Any) -> None:
     """Master loop: say once, loudly, if the listener is gone (probes will then fail)."""
-    if probe_server.LISTENER.newly_dead():
+    if LISTENER.newly_dead():
         server.log.error(
             "gunicorn-zdt: the probe listener (pid %s) exited; its probes now fail and the "
             "kubelet will restart this pod",
-            probe_server.LISTENER.pid,
+            LISTENER.pid,
         )
 
 
@@ -381,7 +336,7 @@ def _pre_request_hook(shared: state.SharedState) -> Callable[[Any, Any], None]:
 def _on_exit_hook(shared: state.SharedState) -> Callable[[Any], None]:
     def on_exit(server: Any) -> None:
         """Master, last thing before exit: the probe listener goes first."""
-        probe_server.LISTENER.stop()
+        LISTENER.stop()
         if shared.drain_started:
             server.log.info(
                 "gunicorn-zdt: stopped %.2f s after SIGTERM",

@@ -23,7 +23,6 @@ from typing import Any
 from . import settings
 from .app_config import GunicornView
 from .budget import Budget, fmt
-from .hooks import DrainPlan
 from .k8s import (
     SHELLS,
     Document,
@@ -32,6 +31,7 @@ from .k8s import (
     label_selector_matches,
     resolve_int_or_percent,
 )
+from .plan import DrainPlan
 from .settings import SettingError
 
 __all__ = ["RULES", "Finding", "Pod", "Rule", "check_pod", "make_pod"]
