@@ -1,0 +1,210 @@
+"""The budget's inequalities at their boundaries: exactly equal, one second short, one over.
+
+Every comparison in gunicorn_zdt/budget.py has a row on each side of its edge, so moving
+an edge by a second (or turning ``<`` into ``<=``) fails a test.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from gunicorn_zdt.budget import MARGIN_SECONDS, Budget, derive_graceful_timeout, fmt
+
+GRACE_MESSAGE = (
+    "terminationGracePeriodSeconds {grace} < preStop 0 + drain 5 + graceful_timeout 23 + "
+    "margin 2 = 30; raise it to 30 or lower graceful_timeout to {fits}, so the kubelet's "
+    "SIGKILL cannot cut a request"
+)
+
+
+@pytest.mark.parametrize(
+    ("grace", "errors"),
+    [
+        (31, []),  # 1 s of slack
+        (30, []),  # exactly enough: slack 0
+        (29.5, [GRACE_MESSAGE.format(grace="29.5", fits=22)]),
+        (29, [GRACE_MESSAGE.format(grace=29, fits=22)]),  # 1 s short
+    ],
+)
+def test_grace_period_boundary(grace: float, errors: list[str]) -> None:
+    b = Budget(drain_seconds=5, graceful_timeout=23, grace_period_seconds=grace)
+    assert b.required_grace_seconds == 30
+    assert b.slack_seconds == grace - 30
+    assert b.errors() == errors
+
+
+def test_grace_period_unknown_has_no_slack_and_no_error() -> None:
+    b = Budget(drain_seconds=5, graceful_timeout=1000)
+    assert b.slack_seconds is None
+    assert b.errors() == []
+
+
+@pytest.mark.parametrize(
+    ("grace", "lower"),
+    [
+        # grace - preStop - drain - margin: 8 - 2 - 5 - 0.5 = 0.5 -> floor 0: nothing fits
+        (8, " (drain and preStop alone leave no room for graceful_timeout)"),
+        # 9 - 2 - 5 - 0.5 = 1.5 -> 1: the smallest graceful_timeout that fits
+        (9, " or lower graceful_timeout to 1"),
+    ],
+)
+def test_grace_period_fix_says_whether_any_graceful_timeout_fits(grace: float, lower: str) -> None:
+    b = Budget(
+        drain_seconds=5,
+        graceful_timeout=30,
+        prestop_seconds=2,
+        grace_period_seconds=grace,
+        margin_seconds=0.5,
+    )
+    assert b.errors() == [
+        f"terminationGracePeriodSeconds {grace} < preStop 2 + drain 5 + graceful_timeout 30 + "
+        f"margin 0.5 = 37.5; raise it to 38{lower}, so the kubelet's SIGKILL cannot cut a request"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("prestop", "expect_error"),
+    [(9, False), (10, False), (11, True)],  # preStop > grace, not >=
+)
+def test_prestop_longer_than_grace_boundary(prestop: float, expect_error: bool) -> None:
+    b = Budget(
+        drain_seconds=0,
+        graceful_timeout=0,
+        prestop_seconds=prestop,
+        grace_period_seconds=10,
+        margin_seconds=0,
+    )
+    prestop_errors = [e for e in b.errors() if e.startswith("preStop")]
+    expected = (
+        [
+            f"preStop {prestop} > terminationGracePeriodSeconds 10; the pod is killed before "
+            "SIGTERM is even sent: shorten preStop or raise the grace period"
+        ]
+        if expect_error
+        else []
+    )
+    assert prestop_errors == expected
+
+
+@pytest.mark.parametrize(
+    ("graceful_timeout", "warns"),
+    [(19, True), (20, False), (21, False)],  # graceful_timeout < timeout
+)
+def test_worker_timeout_boundary(graceful_timeout: float, warns: bool) -> None:
+    b = Budget(drain_seconds=5, graceful_timeout=graceful_timeout, worker_timeout=20)
+    expected = (
+        [
+            f"graceful_timeout {graceful_timeout} < timeout 20: a request that runs longer "
+            f"than {graceful_timeout} s when the graceful stop begins is cut; lower timeout "
+            "or raise graceful_timeout (and the grace period with it)"
+        ]
+        if warns
+        else []
+    )
+    assert b.warnings() == expected
+
+
+@pytest.mark.parametrize(
+    ("prestop", "drain", "warns"),
+    [(0, 2, True), (0, 3, False), (1, 2, False), (0, 4, False), (0.5, 2, True)],
+)
+def test_propagation_boundary(prestop: float, drain: float, warns: bool) -> None:
+    """preStop + drain < propagation (3 s): both terms count, equality is enough."""
+    b = Budget(
+        drain_seconds=drain, graceful_timeout=10, prestop_seconds=prestop, min_propagation_seconds=3
+    )
+    expected = (
+        [
+            f"preStop {fmt(prestop)} + drain {fmt(drain)} < propagation 3: new connections "
+            "may still arrive after the listeners close; raise ZDT_DRAIN_SECONDS or add a "
+            "preStop sleep"
+        ]
+        if warns
+        else []
+    )
+    assert b.warnings() == expected
+
+
+@pytest.mark.parametrize(
+    ("drain", "keepalive", "warns"),
+    [
+        (5, 4, False),  # keepalive below the drain: fine
+        (5, 5, True),  # equal: a connection idle for the whole drain may still be open
+        (5, 6, True),
+        (0, 5, False),  # no drain at all: nothing to outlive
+        (5, 0, False),  # keep-alive off
+    ],
+)
+def test_keepalive_boundary(drain: float, keepalive: float, warns: bool) -> None:
+    b = Budget(drain_seconds=drain, graceful_timeout=10, keepalive_seconds=keepalive)
+    expected = (
+        [
+            f"drain {drain} <= keepalive {keepalive}: idle keep-alive connections may outlive "
+            "the drain and be closed while a client reuses them; keep keepalive below the "
+            "drain delay"
+        ]
+        if warns
+        else []
+    )
+    assert b.warnings() == expected
+
+
+def test_every_warning_is_off_when_its_input_is_unknown() -> None:
+    assert Budget(drain_seconds=0, graceful_timeout=0).warnings() == []
+
+
+@pytest.mark.parametrize(
+    ("grace", "drain", "prestop", "margin", "expected"),
+    [
+        (30, 5, 0, MARGIN_SECONDS, 23),
+        (30, 5, 5, MARGIN_SECONDS, 18),
+        (30.9, 5, 0, 2, 23),  # floored: Gunicorn wants a whole number
+        (30, 5, 0, 0, 25),
+        (5, 5, 0, 2, -2),  # nothing fits: the caller reports it
+    ],
+)
+def test_derive_graceful_timeout(
+    grace: float, drain: float, prestop: float, margin: float, expected: int
+) -> None:
+    assert derive_graceful_timeout(grace, drain, prestop, margin) == expected
+
+
+def test_margin_default_is_two_seconds() -> None:
+    assert MARGIN_SECONDS == 2.0
+    assert derive_graceful_timeout(30, 5) == 23
+    assert Budget(drain_seconds=5, graceful_timeout=23).required_grace_seconds == 30
+
+
+def test_sum_text_names_every_term() -> None:
+    b = Budget(drain_seconds=5, graceful_timeout=23.5, prestop_seconds=1)
+    assert b.sum_text() == "preStop 1 + drain 5 + graceful_timeout 23.5 + margin 2 = 31.5"
+
+
+@pytest.mark.parametrize(
+    ("value", "text"), [(5.0, "5"), (2.5, "2.5"), (0.0, "0"), (30, "30"), (0.25, "0.25")]
+)
+def test_fmt_writes_numbers_as_a_person_does(value: float, text: str) -> None:
+    assert fmt(value) == text
+
+
+def test_timeline_events_in_order_with_prestop_and_grace() -> None:
+    b = Budget(drain_seconds=5, graceful_timeout=20, prestop_seconds=3, grace_period_seconds=30)
+    assert b.timeline() == [
+        (0.0, "pod deleted: endpoint removal starts propagating"),
+        (0.0, "preStop sleep 3 s starts"),
+        (3, "SIGTERM to the Gunicorn master: readiness 503, traffic still served"),
+        (8, "drain ends: listeners closed, workers finish in-flight requests"),
+        (28, "graceful_timeout deadline: Gunicorn SIGKILLs remaining workers"),
+        (30, "kubelet SIGKILL (grace period ends)"),
+    ]
+
+
+def test_timeline_without_prestop_nor_grace() -> None:
+    b = Budget(drain_seconds=5, graceful_timeout=20)
+    assert [t for t, _ in b.timeline()] == [0.0, 0, 5, 25]
+    assert not any("preStop" in event or "kubelet" in event for _, event in b.timeline())
+
+
+def test_timeline_sorts_a_grace_period_shorter_than_the_stop() -> None:
+    b = Budget(drain_seconds=5, graceful_timeout=20, grace_period_seconds=10)
+    assert [t for t, _ in b.timeline()] == [0.0, 0, 5, 10, 25]

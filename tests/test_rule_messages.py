@@ -1,0 +1,678 @@
+"""Every message ``gunicorn-zdt check`` can print: a manifest that breaks it, one that passes.
+
+Each case edits tests/manifests/good.yaml twice: once so the message must appear (its exact
+line, and no other line of the same rule), once just across the edge so that it must not
+(where a rule compares numbers, the passing edit sits on the boundary: equal, or one over).
+The Gunicorn config is tests/manifests/gunicorn.conf.py, as in test_cli_check.py.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gunicorn_zdt import cli
+
+MANIFESTS = Path(__file__).resolve().parent / "manifests"
+CONF = str(MANIFESTS / "gunicorn.conf.py")
+GOOD: list[dict[str, Any]] = list(yaml.safe_load_all((MANIFESTS / "good.yaml").read_text()))
+C = "spec.template.spec.containers[web]"
+
+Docs = list[dict[str, Any]]
+Edit = Callable[[Docs], None]
+
+
+def deployment(docs: Docs) -> dict[str, Any]:
+    return next(d for d in docs if d["kind"] == "Deployment")
+
+
+def pod_spec(docs: Docs) -> dict[str, Any]:
+    spec: dict[str, Any] = deployment(docs)["spec"]["template"]["spec"]
+    return spec
+
+
+def container(docs: Docs) -> dict[str, Any]:
+    first: dict[str, Any] = pod_spec(docs)["containers"][0]
+    return first
+
+
+def of_kind(docs: Docs, kind: str) -> dict[str, Any]:
+    return next(d for d in docs if d["kind"] == kind)
+
+
+def set_env(name: str, value: str | None) -> Edit:
+    """Set (or with None remove) one env entry of the container."""
+
+    def edit(docs: Docs) -> None:
+        env = [e for e in container(docs)["env"] if e["name"] != name]
+        if value is not None:
+            env.append({"name": name, "value": value})
+        container(docs)["env"] = env
+
+    return edit
+
+
+def gunicorn_args(args: str) -> Edit:
+    return set_env("GUNICORN_CMD_ARGS", args)
+
+
+def setter(path: str, value: Any, root: Callable[[Docs], dict[str, Any]] = container) -> Edit:
+    """Set a dotted path under ``root`` (default: the container); None deletes the key."""
+
+    def edit(docs: Docs) -> None:
+        node = root(docs)
+        *parents, last = path.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        if value is None:
+            node.pop(last, None)
+        else:
+            node[last] = copy.deepcopy(value)
+
+    return edit
+
+
+def both(*edits: Edit) -> Edit:
+    def edit(docs: Docs) -> None:
+        for e in edits:
+            e(docs)
+
+    return edit
+
+
+def nothing(docs: Docs) -> None:
+    """The passing side of a message whose fix is good.yaml's own setting."""
+
+
+def without_kind(kind: str) -> Edit:
+    def edit(docs: Docs) -> None:
+        docs[:] = [d for d in docs if d["kind"] != kind]
+
+    return edit
+
+
+def add_second_pdb(docs: Docs) -> None:
+    second = copy.deepcopy(of_kind(docs, "PodDisruptionBudget"))
+    second["metadata"]["name"] = "other"
+    docs.append(second)
+
+
+def prestop_sleep(seconds: int) -> Edit:
+    return setter("lifecycle", {"preStop": {"sleep": {"seconds": seconds}}})
+
+
+@dataclass(frozen=True)
+class Case:
+    rule: str
+    breaks: Edit
+    passes: Edit
+    line: str  # the finding after "FILE: ", with {C} for the container's field path
+    #: Rules whose findings the passing manifest may still have (it sits on another edge).
+    allowed_when_passing: tuple[str, ...] = ()
+
+
+CASES: dict[str, Case] = {
+    "grace-period-lower-graceful-timeout": Case(
+        "grace-period",
+        gunicorn_args("--graceful-timeout 24"),
+        gunicorn_args("--graceful-timeout 23"),  # 0 + 5 + 23 + 2 = 30: exactly enough
+        "Deployment/app: spec.template.spec.terminationGracePeriodSeconds: "
+        "error[grace-period]: terminationGracePeriodSeconds 30 < preStop 0 + drain 5 + "
+        "graceful_timeout 24 + margin 2 = 31; raise it to 31 or lower graceful_timeout to 23, "
+        "so the kubelet's SIGKILL cannot cut a request",
+    ),
+    "grace-period-no-room": Case(
+        "grace-period",
+        both(
+            setter("terminationGracePeriodSeconds", 7, pod_spec),
+            set_env("ZDT_GRACE_PERIOD_SECONDS", "7"),
+            gunicorn_args("--graceful-timeout 1"),
+        ),
+        both(
+            setter("terminationGracePeriodSeconds", 8, pod_spec),
+            set_env("ZDT_GRACE_PERIOD_SECONDS", "8"),
+            gunicorn_args("--graceful-timeout 1 --timeout 1"),
+        ),
+        "Deployment/app: spec.template.spec.terminationGracePeriodSeconds: "
+        "error[grace-period]: terminationGracePeriodSeconds 7 < preStop 0 + drain 5 + "
+        "graceful_timeout 1 + margin 2 = 8; raise it to 8 (drain and preStop alone leave no "
+        "room for graceful_timeout), so the kubelet's SIGKILL cannot cut a request",
+    ),
+    "prestop-grace": Case(
+        "prestop-grace",
+        both(prestop_sleep(31), set_env("ZDT_PRESTOP_SECONDS", "31")),
+        # preStop == grace is not longer than it (grace-period reports the sum)
+        both(prestop_sleep(30), set_env("ZDT_PRESTOP_SECONDS", "30")),
+        f"Deployment/app: {C}.lifecycle.preStop: error[prestop-grace]: preStop 31 > "
+        "terminationGracePeriodSeconds 30; the pod is killed before SIGTERM is even sent: "
+        "shorten preStop or raise the grace period",
+        allowed_when_passing=("grace-period",),
+    ),
+    "propagation": Case(
+        "propagation",
+        set_env("ZDT_MIN_PROPAGATION_SECONDS", "6"),
+        set_env("ZDT_MIN_PROPAGATION_SECONDS", "5"),  # preStop 0 + drain 5 = 5: enough
+        f"Deployment/app: {C}.env[ZDT_DRAIN_SECONDS]: error[propagation]: preStop 0 + drain 5 "
+        "< propagation 6: new connections may still arrive after the listeners close; raise "
+        "ZDT_DRAIN_SECONDS or add a preStop sleep",
+    ),
+    "worker-timeout": Case(
+        "worker-timeout",
+        gunicorn_args("--timeout 24"),
+        gunicorn_args("--timeout 23"),  # graceful_timeout 23 (derived) == timeout: fine
+        "Deployment/app: gunicorn.timeout: warning[worker-timeout]: graceful_timeout 23 < "
+        "timeout 24: a request that runs longer than 23 s when the graceful stop begins is "
+        "cut; lower timeout or raise graceful_timeout (and the grace period with it)",
+    ),
+    "keepalive": Case(
+        "keepalive",
+        gunicorn_args("--keep-alive 5"),
+        gunicorn_args("--keep-alive 4"),
+        "Deployment/app: gunicorn.keepalive: warning[keepalive]: drain 5 <= keepalive 5: idle "
+        "keep-alive connections may outlive the drain and be closed while a client reuses "
+        "them; keep keepalive below the drain delay",
+    ),
+    "zdt-env-unknown-with-hint": Case(
+        "zdt-env",
+        set_env("ZDT_PROBE_PREFIXX", "/healthz"),
+        set_env("ZDT_PROBE_PREFIX", "/healthz"),
+        f"Deployment/app: {C}.env[ZDT_PROBE_PREFIXX]: warning[zdt-env]: unknown setting, "
+        "ignored; did you mean ZDT_PROBE_PREFIX?",
+    ),
+    "zdt-env-unknown-no-hint": Case(
+        "zdt-env",
+        set_env("ZDT_COLOUR", "blue"),
+        set_env("COLOUR", "blue"),  # not ours: not our business
+        f"Deployment/app: {C}.env[ZDT_COLOUR]: warning[zdt-env]: unknown setting, ignored; "
+        "see gunicorn_zdt/settings.py",
+    ),
+    "zdt-env-invalid": Case(
+        "zdt-env",
+        set_env("ZDT_EXPOSE_REASONS", "maybe"),
+        set_env("ZDT_EXPOSE_REASONS", "no"),
+        f"Deployment/app: {C}.env[ZDT_EXPOSE_REASONS]: error[zdt-env]: "
+        "ZDT_EXPOSE_REASONS='maybe' is not a boolean; use true or false",
+    ),
+    "zdt-env-value-from": Case(
+        "zdt-env",
+        both(
+            set_env("ZDT_CHECK_TIMEOUT_SECONDS", None),
+            lambda docs: container(docs)["env"].append(
+                {
+                    "name": "ZDT_CHECK_TIMEOUT_SECONDS",
+                    "valueFrom": {"configMapKeyRef": {"name": "zdt", "key": "timeout"}},
+                }
+            ),
+        ),
+        set_env("ZDT_CHECK_TIMEOUT_SECONDS", "1"),
+        f"Deployment/app: {C}.env[ZDT_CHECK_TIMEOUT_SECONDS]: warning[zdt-env]: set through "
+        "valueFrom: the check cannot see its value; write the value in the manifest",
+    ),
+    "zdt-env-grace-missing": Case(
+        "zdt-env",
+        both(set_env("ZDT_GRACE_PERIOD_SECONDS", None), gunicorn_args("--graceful-timeout 23")),
+        both(set_env("ZDT_GRACE_PERIOD_SECONDS", "30"), gunicorn_args("--graceful-timeout 23")),
+        f"Deployment/app: {C}.env[ZDT_GRACE_PERIOD_SECONDS]: warning[zdt-env]: not set: "
+        "Gunicorn can neither derive graceful_timeout from the grace period nor refuse a "
+        'budget that does not fit; set it to "30" (= terminationGracePeriodSeconds)',
+    ),
+    "zdt-env-grace-differs": Case(
+        "zdt-env",
+        both(set_env("ZDT_GRACE_PERIOD_SECONDS", "29"), gunicorn_args("--graceful-timeout 22")),
+        both(set_env("ZDT_GRACE_PERIOD_SECONDS", "30"), gunicorn_args("--graceful-timeout 22")),
+        f"Deployment/app: {C}.env[ZDT_GRACE_PERIOD_SECONDS]: error[zdt-env]: "
+        "ZDT_GRACE_PERIOD_SECONDS 29 != terminationGracePeriodSeconds 30: Gunicorn derives "
+        'graceful_timeout for the wrong grace period; set it to "30"',
+    ),
+    "zdt-env-prestop-differs": Case(
+        "zdt-env",
+        both(prestop_sleep(3), set_env("ZDT_PRESTOP_SECONDS", "2")),
+        both(prestop_sleep(3), set_env("ZDT_PRESTOP_SECONDS", "3")),
+        f"Deployment/app: {C}.env[ZDT_PRESTOP_SECONDS]: error[zdt-env]: ZDT_PRESTOP_SECONDS 2 "
+        f"!= preStop sleep 3 ({C}.lifecycle.preStop): Gunicorn derives graceful_timeout for "
+        'the wrong preStop; set it to "3"',
+    ),
+    "pid1-no-command": Case(
+        "pid1",
+        setter("command", None),
+        nothing,
+        f"Deployment/app: {C}.command: warning[pid1]: not set: the image's entrypoint runs, "
+        "and the check cannot see whether Gunicorn is PID 1 nor which config it loads; set "
+        "command: [gunicorn, -c, CONF, APP]",
+    ),
+    "pid1-shell-form": Case(
+        "pid1",
+        setter("command", ["sh", "-c", "gunicorn -c conf.py example_app.wsgi:app"]),
+        setter("command", ["sh", "-c", "exec gunicorn -c conf.py example_app.wsgi:app"]),
+        f"Deployment/app: {C}.command: error[pid1]: shell form (sh -c): the shell is PID 1 and "
+        "does not pass SIGTERM to Gunicorn, which never drains and is SIGKILLed at the "
+        'deadline; use exec form, command: ["gunicorn", ...] (or start the script with exec)',
+    ),
+    "pid1-dumb-init": Case(
+        "pid1",
+        setter("command", ["dumb-init", "gunicorn", "example_app.wsgi:app"]),
+        setter("command", ["dumb-init", "--single-child", "gunicorn", "example_app.wsgi:app"]),
+        f"Deployment/app: {C}.command: error[pid1]: dumb-init sends SIGTERM to the whole "
+        "process group: every worker stops at once instead of serving through the drain; run "
+        "gunicorn directly (exec form) or use dumb-init --single-child",
+    ),
+    "pid1-tini-group": Case(
+        "pid1",
+        setter("command", ["tini", "-g", "--", "gunicorn", "example_app.wsgi:app"]),
+        setter("command", ["tini", "--", "gunicorn", "example_app.wsgi:app"]),
+        f"Deployment/app: {C}.command: error[pid1]: tini -g sends SIGTERM to the whole process "
+        "group: every worker stops at once instead of serving through the drain; drop -g, or "
+        "run gunicorn directly",
+    ),
+    "pid1-not-gunicorn": Case(
+        "pid1",
+        setter("command", ["./entrypoint.sh"]),
+        setter("command", ["python3", "-m", "gunicorn", "example_app.wsgi:app"]),
+        f"Deployment/app: {C}.command: warning[pid1]: does not start gunicorn "
+        "(./entrypoint.sh): the check cannot tell whether Gunicorn gets SIGTERM as PID 1; make "
+        "the script end with exec gunicorn ..., and set command to it in exec form",
+    ),
+    "pid1-started-by-another-program": Case(
+        "pid1",
+        setter("command", ["honcho", "run", "gunicorn", "example_app.wsgi:app"]),
+        setter("command", ["/usr/local/bin/gunicorn", "example_app.wsgi:app"]),
+        f"Deployment/app: {C}.command: warning[pid1]: gunicorn is started by honcho: unless "
+        "it execs gunicorn, SIGTERM reaches honcho instead of Gunicorn; end it with exec, or "
+        "run gunicorn directly",
+    ),
+    "bind-unix-socket-only": Case(
+        "bind",
+        gunicorn_args("--bind unix:/tmp/app.sock"),
+        gunicorn_args("--bind unix:/tmp/app.sock --bind 0.0.0.0:8080"),
+        "Deployment/app: gunicorn.bind: error[bind]: Gunicorn binds only unix:/tmp/app.sock: "
+        "the kubelet's probes and the Service need a TCP port; bind 0.0.0.0:PORT",
+    ),
+    "bind-loopback": Case(
+        "bind",
+        gunicorn_args("--bind localhost:8080"),
+        gunicorn_args("--bind 0.0.0.0:8080"),
+        "Deployment/app: gunicorn.bind: error[bind]: Gunicorn binds localhost:8080: only the "
+        "pod itself can connect, not the probes nor the Service; bind 0.0.0.0:8080",
+    ),
+    "bind-port-not-declared": Case(
+        "bind",
+        setter("ports", [{"name": "http", "containerPort": 8081}]),
+        setter(
+            "ports",
+            [{"name": "metrics", "containerPort": 9000}, {"name": "http", "containerPort": 8080}],
+        ),
+        f"Deployment/app: {C}.ports: error[bind]: Gunicorn binds port 8080 but the container "
+        "declares 8081; declare containerPort: 8080 (name: http) or set PORT to the declared "
+        "port",
+    ),
+    "probe-path-readiness-missing": Case(
+        "probe-path",
+        setter("readinessProbe", None),
+        nothing,
+        f"Deployment/app: {C}.readinessProbe: error[probe-path]: missing: the pod gets "
+        "traffic before it can serve, and the drain's 503 is never seen; add readinessProbe: "
+        "httpGet /healthz/ready on port http",
+    ),
+    "probe-path-readiness-not-http": Case(
+        "probe-path",
+        setter("readinessProbe", {"tcpSocket": {"port": "http"}, "periodSeconds": 1}),
+        setter(
+            "readinessProbe",
+            {
+                "httpGet": {"path": "/healthz/ready", "port": "http"},
+                "periodSeconds": 1,
+                "timeoutSeconds": 2,
+            },
+        ),
+        f"Deployment/app: {C}.readinessProbe.tcpSocket: error[probe-path]: tcpSocket "
+        "readiness never sees the drain (it passes until the listeners close); use httpGet "
+        "/healthz/ready",
+    ),
+    "probe-path-readiness-one-check": Case(
+        "probe-path",
+        setter("readinessProbe.httpGet.path", "/healthz/ready/db"),
+        setter("readinessProbe.httpGet.path", "/healthz/ready?exclude=db"),
+        f"Deployment/app: {C}.readinessProbe.httpGet.path: error[probe-path]: "
+        "/healthz/ready/db runs one check only and stays 200 after SIGTERM (it does not see "
+        "the drain); use /healthz/ready (add ?exclude=NAME to skip a check)",
+    ),
+    "probe-path-readiness-elsewhere": Case(
+        "probe-path",
+        setter("readinessProbe.httpGet.path", "/ready"),
+        both(
+            set_env("ZDT_PROBE_PREFIX", "/probes"),
+            setter("readinessProbe.httpGet.path", "/probes/ready"),
+            setter("livenessProbe.httpGet.path", "/probes/live"),
+            setter("startupProbe.httpGet.path", "/probes/startup"),
+        ),
+        f"Deployment/app: {C}.readinessProbe.httpGet.path: error[probe-path]: /ready is not "
+        "the app's readiness endpoint; use /healthz/ready",
+    ),
+    "probe-path-startup-elsewhere": Case(
+        "probe-path",
+        setter("startupProbe.httpGet.path", "/healthz/live"),
+        nothing,
+        f"Deployment/app: {C}.startupProbe.httpGet.path: error[probe-path]: /healthz/live is "
+        "not the app's startup endpoint; use /healthz/startup",
+    ),
+    "probe-path-liveness-elsewhere": Case(
+        "probe-path",
+        setter("livenessProbe.httpGet.path", "/healthz/startup"),
+        nothing,
+        f"Deployment/app: {C}.livenessProbe.httpGet.path: error[probe-path]: /healthz/startup "
+        "is not the app's liveness endpoint; use /healthz/live",
+    ),
+    "probe-port-unknown-name": Case(
+        "probe-port",
+        setter("readinessProbe.httpGet.port", "web"),
+        setter("readinessProbe.httpGet.port", 8080),
+        f"Deployment/app: {C}.readinessProbe.httpGet.port: error[probe-port]: 'web' is not a "
+        "port of container web; use http (Gunicorn binds 8080)",
+    ),
+    "probe-port-other-port": Case(
+        "probe-port",
+        both(
+            setter(
+                "ports",
+                [{"name": "http", "containerPort": 8080}, {"name": "admin", "containerPort": 8081}],
+            ),
+            setter("livenessProbe.httpGet.port", "admin"),
+        ),
+        both(
+            setter(
+                "ports",
+                [{"name": "http", "containerPort": 8080}, {"name": "admin", "containerPort": 8081}],
+            ),
+            setter("livenessProbe.httpGet.port", "admin"),
+            set_env("ZDT_PROBE_BIND", "0.0.0.0:8081"),
+        ),
+        f"Deployment/app: {C}.livenessProbe.httpGet.port: error[probe-port]: port 8081 is not "
+        "the port Gunicorn binds (8080): the probe never reaches the app; use http (or set "
+        "ZDT_PROBE_BIND=0.0.0.0:8081 to answer it from the probe listener)",
+    ),
+    "probe-port-other-port-with-listener": Case(
+        "probe-port",
+        both(
+            setter(
+                "ports",
+                [
+                    {"name": "http", "containerPort": 8080},
+                    {"name": "admin", "containerPort": 8081},
+                    {"name": "probes", "containerPort": 8082},
+                ],
+            ),
+            setter("livenessProbe.httpGet.port", "admin"),
+            set_env("ZDT_PROBE_BIND", "0.0.0.0:8082"),
+        ),
+        both(
+            setter(
+                "ports",
+                [
+                    {"name": "http", "containerPort": 8080},
+                    {"name": "admin", "containerPort": 8081},
+                    {"name": "probes", "containerPort": 8082},
+                ],
+            ),
+            setter("livenessProbe.httpGet.port", "probes"),
+            set_env("ZDT_PROBE_BIND", "0.0.0.0:8082"),
+        ),
+        f"Deployment/app: {C}.livenessProbe.httpGet.port: error[probe-port]: port 8081 is not "
+        "the port Gunicorn binds (8080): the probe never reaches the app; use http or the "
+        "probe listener's 8082",
+    ),
+    "liveness-target-readiness": Case(
+        "liveness-target",
+        setter("livenessProbe.httpGet.path", "/healthz/ready"),
+        setter("livenessProbe.httpGet.path", "/healthz/live"),
+        f"Deployment/app: {C}.livenessProbe.httpGet.path: error[liveness-target]: liveness "
+        "points at readiness (/healthz/ready): it fails during every drain and whenever a "
+        "dependency is down, so the kubelet restarts healthy pods; use /healthz/live",
+    ),
+    "liveness-target-dependency": Case(
+        "liveness-target",
+        setter("livenessProbe.httpGet.path", "/healthz/ready/db"),
+        setter("livenessProbe.httpGet.path", "/healthz/live"),
+        f"Deployment/app: {C}.livenessProbe.httpGet.path: error[liveness-target]: liveness "
+        "points at a dependency check (/healthz/ready/db): when that dependency is down the "
+        "kubelet restarts every pod at once; use /healthz/live",
+    ),
+    "readiness-period": Case(
+        "readiness-period",
+        both(
+            setter("readinessProbe.periodSeconds", 3), setter("readinessProbe.failureThreshold", 2)
+        ),
+        # 5 x 1 = 5 s = the drain: the pod turns NotReady just in time
+        both(
+            setter("readinessProbe.periodSeconds", 5), setter("readinessProbe.failureThreshold", 1)
+        ),
+        f"Deployment/app: {C}.readinessProbe.periodSeconds: warning[readiness-period]: "
+        "periodSeconds 3 x failureThreshold 2 = 6 s > drain 5: the pod turns NotReady only "
+        "after the listeners closed, and load balancers that follow pod readiness keep routing "
+        "to it; lower them so that periodSeconds x failureThreshold <= 5, e.g. periodSeconds: "
+        "1, failureThreshold: 3",
+    ),
+    "readiness-period-short-drain": Case(
+        "readiness-period",
+        both(
+            set_env("ZDT_DRAIN_SECONDS", "1.5"),
+            set_env("ZDT_MIN_PROPAGATION_SECONDS", "1"),
+            gunicorn_args("--keep-alive 1"),
+            setter("readinessProbe.periodSeconds", 1),
+            setter("readinessProbe.failureThreshold", 2),
+        ),
+        both(
+            set_env("ZDT_DRAIN_SECONDS", "2"),
+            set_env("ZDT_MIN_PROPAGATION_SECONDS", "1"),
+            gunicorn_args("--keep-alive 1"),
+            setter("readinessProbe.periodSeconds", 1),
+            setter("readinessProbe.failureThreshold", 2),
+        ),
+        f"Deployment/app: {C}.readinessProbe.periodSeconds: warning[readiness-period]: "
+        "periodSeconds 1 x failureThreshold 2 = 2 s > drain 1.5: the pod turns NotReady only "
+        "after the listeners closed, and load balancers that follow pod readiness keep routing "
+        "to it; lower them so that periodSeconds x failureThreshold <= 1.5, e.g. periodSeconds: "
+        "1, failureThreshold: 1",
+    ),
+    "check-timeout-readiness": Case(
+        "check-timeout",
+        setter("readinessProbe.timeoutSeconds", 1),
+        setter("readinessProbe.timeoutSeconds", 2),  # must exceed the check's 1 s
+        f"Deployment/app: {C}.readinessProbe.timeoutSeconds: warning[check-timeout]: "
+        "timeoutSeconds 1 <= ZDT_CHECK_TIMEOUT_SECONDS 1: the kubelet gives up before a slow "
+        "check answers and counts a timeout instead; set timeoutSeconds: 2 or more",
+    ),
+    "check-timeout-startup": Case(
+        "check-timeout",
+        both(
+            set_env("ZDT_CHECK_TIMEOUT_SECONDS", "2.5"),
+            setter("readinessProbe.timeoutSeconds", 3),
+            setter("startupProbe.timeoutSeconds", 2),
+        ),
+        both(
+            set_env("ZDT_CHECK_TIMEOUT_SECONDS", "2.5"),
+            setter("readinessProbe.timeoutSeconds", 3),
+            setter("startupProbe.timeoutSeconds", 3),
+        ),
+        f"Deployment/app: {C}.startupProbe.timeoutSeconds: warning[check-timeout]: "
+        "timeoutSeconds 2 <= ZDT_CHECK_TIMEOUT_SECONDS 2.5: the kubelet gives up before a slow "
+        "check answers and counts a timeout instead; set timeoutSeconds: 3 or more",
+    ),
+    "startup-probe": Case(
+        "startup-probe",
+        both(setter("startupProbe", None), setter("livenessProbe.initialDelaySeconds", 29)),
+        both(setter("startupProbe", None), setter("livenessProbe.initialDelaySeconds", 30)),
+        f"Deployment/app: {C}.startupProbe: warning[startup-probe]: missing while "
+        "livenessProbe starts after initialDelaySeconds 29: a start slower than about 59 s "
+        "(imports, database, migrations) is killed and restarted in a loop; add startupProbe: "
+        "httpGet /healthz/startup on port http, e.g. periodSeconds: 1, failureThreshold: 30",
+    ),
+    "max-unavailable-recreate": Case(
+        "max-unavailable",
+        setter("spec.strategy", {"type": "Recreate"}, deployment),
+        nothing,
+        "Deployment/app: spec.strategy.type: error[max-unavailable]: Recreate stops every pod "
+        "before new ones start; use RollingUpdate and set maxUnavailable: 0 and maxSurge: 1",
+    ),
+    "max-unavailable-set": Case(
+        "max-unavailable",
+        setter("spec.strategy.rollingUpdate.maxUnavailable", "34%", deployment),
+        setter("spec.strategy.rollingUpdate.maxUnavailable", "33%", deployment),  # 0.99 -> 0
+        "Deployment/app: spec.strategy.rollingUpdate.maxUnavailable: error[max-unavailable]: "
+        "maxUnavailable 34% lets 1 of 3 pods go before their replacements are ready (33 % of "
+        "the capacity during every rollout); set maxUnavailable: 0 and maxSurge: 1",
+    ),
+    "max-unavailable-default-resolves-to-zero": Case(
+        "max-unavailable",
+        setter("spec.strategy", None, deployment),
+        nothing,
+        "Deployment/app: spec.strategy.rollingUpdate.maxUnavailable: warning[max-unavailable]: "
+        "not set: the default 25% resolves to 0 only while replicas < 4 (3 now); set "
+        "maxUnavailable: 0 and maxSurge: 1 explicitly",
+    ),
+    "max-unavailable-few-replicas": Case(
+        "max-unavailable",
+        both(
+            setter("spec.replicas", 10, deployment),
+            setter("spec.strategy.rollingUpdate.maxUnavailable", 1, deployment),
+        ),
+        # above FEW_REPLICAS one pod is under 10 % of the capacity: allowed
+        both(
+            setter("spec.replicas", 11, deployment),
+            setter("spec.strategy.rollingUpdate.maxUnavailable", 1, deployment),
+        ),
+        "Deployment/app: spec.strategy.rollingUpdate.maxUnavailable: error[max-unavailable]: "
+        "maxUnavailable 1 lets 1 of 10 pods go before their replacements are ready (10 % of "
+        "the capacity during every rollout); set maxUnavailable: 0 and maxSurge: 1",
+    ),
+    "pdb-missing": Case(
+        "pdb",
+        without_kind("PodDisruptionBudget"),
+        nothing,
+        "Deployment/app: spec.template.metadata.labels: warning[pdb]: no "
+        "PodDisruptionBudget selects these pods: a node drain may evict several at once; add "
+        "one with maxUnavailable: 1 (k8s/pdb.yaml)",
+    ),
+    "pdb-other-namespace": Case(
+        "pdb",
+        setter("metadata.namespace", "elsewhere", lambda d: of_kind(d, "PodDisruptionBudget")),
+        both(
+            setter("metadata.namespace", "elsewhere", lambda d: of_kind(d, "PodDisruptionBudget")),
+            setter("metadata.namespace", "elsewhere", deployment),
+            setter("metadata.namespace", "elsewhere", lambda d: of_kind(d, "Service")),
+        ),
+        "Deployment/app: spec.template.metadata.labels: warning[pdb]: no "
+        "PodDisruptionBudget selects these pods: a node drain may evict several at once; add "
+        "one with maxUnavailable: 1 (k8s/pdb.yaml)",
+    ),
+    "pdb-duplicate": Case(
+        "pdb",
+        add_second_pdb,
+        both(add_second_pdb, setter("spec.selector.matchLabels.app", "other", lambda d: d[-1])),
+        "Deployment/app: spec.template.metadata.labels: error[pdb]: "
+        "PodDisruptionBudget/app, PodDisruptionBudget/other all select these pods: the "
+        "eviction API refuses pods with more than one budget and node drains hang; keep one",
+    ),
+    "pdb-blocking-max-unavailable": Case(
+        "pdb",
+        setter("spec.maxUnavailable", 0, lambda d: of_kind(d, "PodDisruptionBudget")),
+        setter("spec.maxUnavailable", "1%", lambda d: of_kind(d, "PodDisruptionBudget")),
+        "PodDisruptionBudget/app: spec.maxUnavailable: error[pdb]: maxUnavailable 0 with 3 "
+        "replicas (Deployment/app) allows no eviction: every node drain blocks until someone "
+        "deletes the pod by hand; use maxUnavailable: 1",
+    ),
+    "pdb-blocking-min-available": Case(
+        "pdb",
+        setter(
+            "spec",
+            {"minAvailable": "67%", "selector": {"matchLabels": {"app": "app"}}},
+            lambda d: of_kind(d, "PodDisruptionBudget"),
+        ),
+        setter(
+            "spec",
+            {"minAvailable": "66%", "selector": {"matchLabels": {"app": "app"}}},
+            lambda d: of_kind(d, "PodDisruptionBudget"),
+        ),
+        "PodDisruptionBudget/app: spec.minAvailable: error[pdb]: minAvailable 67% with 3 "
+        "replicas (Deployment/app) allows no eviction: every node drain blocks until someone "
+        "deletes the pod by hand; use maxUnavailable: 1",
+    ),
+    "service-port-unknown-name": Case(
+        "service-port",
+        setter(
+            "spec.ports",
+            [{"name": "http", "port": 80, "targetPort": "web"}],
+            lambda d: of_kind(d, "Service"),
+        ),
+        setter(
+            "spec.ports",
+            [{"name": "http", "port": 80, "targetPort": 8080}],
+            lambda d: of_kind(d, "Service"),
+        ),
+        "Service/app: spec.ports[http].targetPort: error[service-port]: 'web' is not a port "
+        "of container web: the Service sends traffic nowhere; use targetPort: http",
+    ),
+    "service-port-other-port": Case(
+        "service-port",
+        setter("spec.ports", [{"port": 8081}], lambda d: of_kind(d, "Service")),
+        setter("spec.ports", [{"port": 8080}], lambda d: of_kind(d, "Service")),
+        "Service/app: spec.ports[0].targetPort: error[service-port]: 8081 is not the port "
+        "Gunicorn binds (8080): the Service sends traffic nowhere; use targetPort: http",
+    ),
+    "prestop-exec-sleep": Case(
+        "prestop-exec-sleep",
+        both(
+            setter("lifecycle", {"preStop": {"exec": {"command": ["sleep", "3"]}}}),
+            set_env("ZDT_PRESTOP_SECONDS", "3"),
+        ),
+        both(prestop_sleep(3), set_env("ZDT_PRESTOP_SECONDS", "3")),
+        f"Deployment/app: {C}.lifecycle.preStop.exec: warning[prestop-exec-sleep]: exec sleep "
+        "3 needs a sleep binary in the image: in distroless or scratch images the hook fails "
+        "and SIGTERM comes at once; use lifecycle.preStop.sleep.seconds: 3 (Kubernetes >= "
+        "1.30)",
+    ),
+}
+
+
+def check(docs: Docs, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[str, list[str]]:
+    path = tmp_path / "manifest.yaml"
+    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    cli.main(["check", "--strict", "--config", CONF, str(path)])
+    out = capsys.readouterr().out.splitlines()
+    return str(path), out
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_breaking_manifest_prints_the_message(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    case = CASES[name]
+    docs = copy.deepcopy(GOOD)
+    case.breaks(docs)
+    path, out = check(docs, tmp_path, capsys)
+    mine = [line for line in out if f"[{case.rule}]:" in line]
+    assert mine == [f"{path}: {case.line.format(C=C)}"], "\n".join(out)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_passing_manifest_is_clean(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    case = CASES[name]
+    docs = copy.deepcopy(GOOD)
+    case.passes(docs)
+    _, out = check(docs, tmp_path, capsys)
+    others = [line for line in out if not any(f"[{r}]:" in line for r in case.allowed_when_passing)]
+    assert others == []
+
+
+def test_every_rule_has_a_message_case() -> None:
+    from gunicorn_zdt.rules import RULES
+
+    covered = {case.rule for case in CASES.values()} | {"hooks"}  # test_cli_check covers hooks
+    assert {rule.id for rule in RULES} - covered == set()
