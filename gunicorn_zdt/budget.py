@@ -51,11 +51,14 @@ class Budget:
     margin_seconds: float = MARGIN_SECONDS
 
     @property
+    def graceful_deadline_seconds(self) -> float:
+        """P + D + G: until then, counted from deletion, the pod may still answer a request."""
+        return self.prestop_seconds + self.drain_seconds + self.graceful_timeout
+
+    @property
     def required_grace_seconds(self) -> float:
         """P + D + G + margin: the shortest grace period that never SIGKILLs a request."""
-        return (
-            self.prestop_seconds + self.drain_seconds + self.graceful_timeout + self.margin_seconds
-        )
+        return self.graceful_deadline_seconds + self.margin_seconds
 
     @property
     def slack_seconds(self) -> float | None:

@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from . import __version__, app_config, settings
+from . import lb as lb_presets
 from .app_config import ConfigLoadError, GunicornView
 from .budget import Budget
-from .k8s import ManifestError, Workload, read_documents, workloads
+from .k8s import ManifestError, Workload, read_documents, skipped_kinds, workloads
+from .lb import LoadBalancer, LoadBalancerError
 from .plan import DrainPlan
 from .rules import ERROR, Pod, check_pod, make_pod
 from .timeline import render_svg, render_text
@@ -36,6 +38,14 @@ EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 class _Analysis:
     pods: list[Pod]
     errors: list[str]  # input that could not be read: exit 2
+    notes: list[str] = dataclasses.field(default_factory=list)  # objects skipped, no effect
+
+
+def _lb(text: str) -> LoadBalancer:
+    try:
+        return lb_presets.parse(text)
+    except LoadBalancerError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _seconds(text: str) -> float:
@@ -52,6 +62,7 @@ def _analyse(
     config: str | None,
     min_propagation: float | None,
     stdin: IO[str] | None,
+    lb: LoadBalancer | None = None,
 ) -> _Analysis:
     docs, errors = read_documents(paths, stdin)
     found: list[Workload] = []
@@ -62,8 +73,8 @@ def _analyse(
             found.append(item)
     if not found and not errors:
         errors.append(
-            f"{' '.join(paths)}: no Deployment found; pass the files or folder that hold "
-            "your Deployment (or - for kustomize output on stdin)"
+            f"{' '.join(paths)}: no Deployment or StatefulSet found; pass the files or folder "
+            "that hold your Deployment (or - for kustomize/helm output on stdin)"
         )
     views: dict[Any, GunicornView] = {}
     pods = []
@@ -78,12 +89,12 @@ def _analyse(
             if message not in errors:
                 errors.append(message)
             continue
-        pods.append(make_pod(w, views[key], docs, min_propagation))
-    return _Analysis(pods, errors)
+        pods.append(make_pod(w, views[key], docs, min_propagation, lb))
+    return _Analysis(pods, errors, skipped_kinds(docs))
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    analysis = _analyse(args.paths, args.config, args.min_propagation, args.stdin)
+    analysis = _analyse(args.paths, args.config, args.min_propagation, args.stdin, args.lb)
     n_errors = n_warnings = 0
     for pod in analysis.pods:
         for finding in check_pod(pod):
@@ -92,12 +103,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
                 n_errors += 1
             else:
                 n_warnings += 1
-    for line in analysis.errors:
+    for line in [*analysis.notes, *analysis.errors]:
         print(line, file=args.stderr)
-    deployments = len(analysis.pods)
     print(
-        f"gunicorn-zdt check: {n_errors} error(s), {n_warnings} warning(s) in {deployments} "
-        f"Deployment(s){', input errors above' if analysis.errors else ''}",
+        f"gunicorn-zdt check: {n_errors} error(s), {n_warnings} warning(s) in "
+        f"{len(analysis.pods)} workload(s){', input errors above' if analysis.errors else ''}",
         file=args.stderr,
     )
     if analysis.errors:
@@ -191,6 +201,15 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("paths", nargs="+", metavar="PATH")
     _add_common(check)
     check.add_argument("--strict", action="store_true", help="warnings count as findings")
+    check.add_argument(
+        "--lb",
+        type=_lb,
+        metavar="PRESET[:OPTIONS]",
+        help="what sits in front of the pods, as the propagation the drain must cover: "
+        f"{', '.join(lb_presets.PRESETS)}; options interval=S,threshold=N,delay=S,sync=S "
+        "(e.g. cloud:interval=10,threshold=3,delay=60); --min-propagation overrides it, "
+        "a larger ZDT_MIN_PROPAGATION_SECONDS in the container wins (docs/k8s.md)",
+    )
     check.set_defaults(func=_cmd_check)
 
     timeline = sub.add_parser(

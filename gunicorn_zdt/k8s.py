@@ -3,10 +3,12 @@
 Input: files, folders (their ``*.yaml``/``*.yml``/``*.json`` files, not subfolders),
 multi-document YAML, ``kind: List`` objects, and ``-`` for standard input (e.g.
 ``kubectl kustomize k8s/ | gunicorn-zdt check -``). Output: :class:`Document` objects
-and, for each Deployment, a :class:`Workload` with the pod's grace period, preStop,
-probes, ports, literal env and command, the rolling-update strategy and
-minReadySeconds, Kubernetes defaults applied. ``gunicorn-zdt check``/``timeline`` and
-the drill (``gunicorn_zdt.drill.manifest``) all read Deployments through here.
+and, for each Deployment or StatefulSet, a :class:`Workload` with the pod's grace
+period, preStop, probes, ports, literal env and command, the rolling-update strategy and
+minReadySeconds, Kubernetes defaults applied, and every other container of the pod
+(:class:`Neighbour`: plain containers, native sidecars, init containers), because they
+all receive SIGTERM at the moment the pod is deleted. ``gunicorn-zdt check``/``timeline``
+and the drill (``gunicorn_zdt.drill.manifest``) all read workloads through here.
 
 Problems with the input itself are raised as :class:`ManifestError` with a one-line
 message; nothing here knows about Gunicorn or the rules. Needs PyYAML.
@@ -24,15 +26,19 @@ from typing import IO, Any
 import yaml
 
 __all__ = [
+    "WORKLOAD_KINDS",
     "Document",
     "ManifestError",
+    "Neighbour",
     "PreStop",
     "Probe",
     "Workload",
+    "autoscaler_for",
     "label_selector_matches",
     "read_documents",
     "resolve_int_or_percent",
     "rolling_update_limits",
+    "skipped_kinds",
     "workloads",
 ]
 
@@ -49,6 +55,34 @@ DEFAULT_GRACE_PERIOD_SECONDS = 30
 DEFAULT_MAX_SURGE = DEFAULT_MAX_UNAVAILABLE = "25%"
 DEFAULT_PROGRESS_DEADLINE_SECONDS = 600
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+#: Workload kinds whose pods the check reads (both replace pods one by one on an update).
+WORKLOAD_KINDS = ("Deployment", "StatefulSet")
+#: Kinds read next to the workloads, or harmless to the termination: no note when skipped.
+READ_KINDS = frozenset(
+    {
+        "Service",
+        "PodDisruptionBudget",
+        "HorizontalPodAutoscaler",
+        "Ingress",
+        "HTTPRoute",
+        "ConfigMap",
+        "Secret",
+        "ServiceAccount",
+        "NetworkPolicy",
+        "Namespace",
+        "Role",
+        "RoleBinding",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "PersistentVolumeClaim",
+        "IngressClass",
+        "Gateway",
+        "GatewayClass",
+        "ServiceMonitor",
+        "PodMonitor",
+        "Kustomization",
+    }
+)
 STDIN_NAME = "<stdin>"
 
 
@@ -278,8 +312,29 @@ class PreStop:
 
 
 @dataclass(frozen=True)
+class Neighbour:
+    """Another container of the pod than Gunicorn's.
+
+    ``role``: ``container`` (a plain container: SIGTERM at the same moment as Gunicorn),
+    ``sidecar`` (native: an init container with ``restartPolicy: Always``, stopped after
+    the main containers) or ``init`` (runs to completion before the app starts).
+    """
+
+    name: str
+    field: str
+    role: str
+    ports: tuple[int, ...]
+    prestop: PreStop
+    words: tuple[str, ...]  # command + args, as written
+
+    @property
+    def runs_with_the_app(self) -> bool:
+        return self.role in {"container", "sidecar"}
+
+
+@dataclass(frozen=True)
 class Workload:
-    """A Deployment's pod, reduced to what decides whether requests drop."""
+    """A Deployment's or StatefulSet's pod, reduced to what decides whether requests drop."""
 
     doc: Document
     replicas: int
@@ -298,10 +353,22 @@ class Workload:
     probes: Mapping[str, Probe | None] = field(default_factory=dict)
     min_ready_seconds: float = 0.0
     progress_deadline_seconds: float = DEFAULT_PROGRESS_DEADLINE_SECONDS
+    replicas_set: bool = True  # spec.replicas written in the manifest (not defaulted)
+    neighbours: tuple[Neighbour, ...] = ()
+    pod_management_policy: str = "OrderedReady"  # StatefulSet only
 
     @property
     def source(self) -> str:
         return self.doc.source
+
+    @property
+    def kind(self) -> str:
+        return self.doc.kind
+
+    @property
+    def strategy_field(self) -> str:
+        """Where the update strategy lives: Deployments and StatefulSets name it differently."""
+        return "spec.updateStrategy" if self.kind == "StatefulSet" else "spec.strategy"
 
     @property
     def strategy_type(self) -> str:
@@ -339,19 +406,44 @@ class Workload:
 
 
 def workloads(docs: Iterable[Document]) -> Iterator[Workload | ManifestError]:
-    """A Workload per Deployment; a ManifestError (one line) for one that lacks a pod spec."""
+    """A Workload per Deployment or StatefulSet; a ManifestError (one line) for a broken one."""
     for doc in docs:
-        if doc.kind != "Deployment":
+        if doc.kind not in WORKLOAD_KINDS:
             continue
         try:
             yield _workload(doc)
         except ManifestError as exc:
             yield exc
-        except (TypeError, ValueError, AttributeError) as exc:
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:
             yield ManifestError(
-                f"{doc.source}: {doc.ref}: cannot read this Deployment ({exc}); "
+                f"{doc.source}: {doc.ref}: cannot read this {doc.kind} ({exc}); "
                 "check it with kubectl apply --dry-run=client"
             )
+
+
+def skipped_kinds(docs: Iterable[Document]) -> list[str]:
+    """One note per object of a kind the check neither reads nor knows to be harmless."""
+    return [
+        f"{doc.source}: {doc.ref}: skipped: the check does not read {doc.kind or 'objects without a kind'}"
+        for doc in docs
+        if doc.kind not in WORKLOAD_KINDS and doc.kind not in READ_KINDS
+    ]
+
+
+def autoscaler_for(workload: Workload, docs: Iterable[Document]) -> Document | None:
+    """The HorizontalPodAutoscaler whose scaleTargetRef is this workload, if one is in the stream."""
+    for doc in docs:
+        if doc.kind != "HorizontalPodAutoscaler" or doc.namespace != workload.doc.namespace:
+            continue
+        spec = doc.obj.get("spec")
+        target = spec.get("scaleTargetRef") if isinstance(spec, Mapping) else None
+        if (
+            isinstance(target, Mapping)
+            and target.get("kind") == workload.kind
+            and target.get("name") == workload.doc.name
+        ):
+            return doc
+    return None
 
 
 def _need(obj: Any, key: str, doc: Document, path: str, kind: type = dict) -> Any:
@@ -371,6 +463,7 @@ def _workload(doc: Document) -> Workload:
     pod = _need(template, "spec", doc, "spec.template.spec")
     containers = _need(pod, "containers", doc, "spec.template.spec.containers", list)
     container = _app_container(containers)
+    neighbours = _neighbours(pod, container)
     cname = str(container.get("name") or containers.index(container))
     cfield = f"spec.template.spec.containers[{cname}]"
     labels = {
@@ -393,10 +486,14 @@ def _workload(doc: Document) -> Workload:
         kind: _probe(kind, container.get(f"{kind}Probe"), f"{cfield}.{kind}Probe")
         for kind in ("readiness", "liveness", "startup")
     }
+    strategy_key = "updateStrategy" if doc.kind == "StatefulSet" else "strategy"
     return Workload(
         doc=doc,
         replicas=int(spec.get("replicas", 1)),
-        strategy=spec.get("strategy") or {},
+        replicas_set=spec.get("replicas") is not None,
+        neighbours=neighbours,
+        pod_management_policy=str(spec.get("podManagementPolicy") or "OrderedReady"),
+        strategy=spec.get(strategy_key) or {},
         labels=labels,
         grace_period_seconds=float(
             DEFAULT_GRACE_PERIOD_SECONDS if grace_raw is None else grace_raw
@@ -416,6 +513,29 @@ def _workload(doc: Document) -> Workload:
             spec.get("progressDeadlineSeconds", DEFAULT_PROGRESS_DEADLINE_SECONDS)
         ),
     )
+
+
+def _neighbours(pod: Mapping[str, Any], app: Mapping[str, Any]) -> tuple[Neighbour, ...]:
+    out = []
+    for key in ("initContainers", "containers"):
+        for index, c in enumerate(pod.get(key) or []):
+            if not isinstance(c, Mapping) or c is app:
+                continue
+            name = str(c.get("name") or index)
+            if key == "containers":
+                role = "container"
+            else:
+                role = "sidecar" if c.get("restartPolicy") == "Always" else "init"
+            fld = f"spec.template.spec.{key}[{name}]"
+            ports = tuple(
+                int(p["containerPort"])
+                for p in c.get("ports") or []
+                if isinstance(p, Mapping) and "containerPort" in p
+            )
+            words = (*(_str_list(c.get("command")) or []), *(_str_list(c.get("args")) or []))
+            prestop = _prestop(c, f"{fld}.lifecycle.preStop")
+            out.append(Neighbour(name, fld, role, ports, prestop, words))
+    return tuple(out)
 
 
 def _str_list(value: Any) -> list[str] | None:

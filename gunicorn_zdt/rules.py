@@ -1,8 +1,9 @@
-"""The rules of ``gunicorn-zdt check``: where a Deployment and the Gunicorn config disagree.
+"""The rules of ``gunicorn-zdt check``: where a workload and the Gunicorn config disagree.
 
-Each rule looks at one :class:`Pod` (a Deployment's pod, the Gunicorn config as Gunicorn
-loads it with that pod's env, and the termination budget) and yields findings, printed
-one per line::
+Each rule looks at one :class:`Pod` (a Deployment's or StatefulSet's pod, the Gunicorn
+config as Gunicorn loads it with that pod's env, the termination budget, the objects
+around it: Services, Ingresses, PodDisruptionBudgets, HorizontalPodAutoscalers, and the
+load balancer given with ``--lb``) and yields findings, printed one per line::
 
     FILE: Kind/name: FIELD: SEVERITY[RULE]: problem; fix
 
@@ -24,13 +25,16 @@ from . import settings
 from .app_config import GunicornView
 from .budget import Budget, fmt
 from .k8s import (
+    PROBE_DEFAULTS,
     SHELLS,
     Document,
     Probe,
     Workload,
+    autoscaler_for,
     label_selector_matches,
     resolve_int_or_percent,
 )
+from .lb import LoadBalancer
 from .plan import DrainPlan
 from .settings import SettingError
 
@@ -72,6 +76,9 @@ class Pod:
     listener_port: int | None  # ZDT_PROBE_BIND's port: the probe listener answers there too
     check_timeout_seconds: float
     docs: Sequence[Document]  # every object read (PodDisruptionBudgets, Services)
+    lb: LoadBalancer | None = None  # --lb
+    lb_explain: str | None = None  # set when the --lb preset decided the propagation
+    autoscaler: Document | None = None  # the HorizontalPodAutoscaler scaling this workload
 
     def finding(self, rule: str, severity: str, fld: str, message: str) -> Finding:
         return Finding(self.workload.source, self.workload.ref, fld, severity, rule, message)
@@ -82,6 +89,18 @@ class Pod:
         w = self.workload
         names = [n for n, p in w.ports.items() if p == self.app_port and not n.isdigit()]
         return names[0] if names else str(self.app_port)
+
+    @property
+    def min_replicas(self) -> int:
+        """The fewest pods a node drain can find: the HPA's minReplicas when one scales them."""
+        if self.autoscaler is None:
+            return self.workload.replicas
+        spec = self.autoscaler.obj.get("spec") or {}
+        return int(spec.get("minReplicas", 1))
+
+    def on(self, doc: Document, rule: str, severity: str, fld: str, message: str) -> Finding:
+        """A finding reported on another object of the stream (a Service, a PDB, an HPA)."""
+        return Finding(doc.source, doc.ref, fld, severity, rule, message)
 
 
 def _resolve_or_default(name: str, env: dict[str, str], explicit: Any = None) -> Any:
@@ -96,11 +115,29 @@ def make_pod(
     view: GunicornView,
     docs: Sequence[Document],
     min_propagation_seconds: float | None = None,
+    lb: LoadBalancer | None = None,
 ) -> Pod:
-    """Combine a Deployment, its Gunicorn config and the budget they make together."""
+    """Combine a workload, its Gunicorn config and the budget they make together.
+
+    Propagation: ``min_propagation_seconds`` (``--min-propagation``) when given; else the
+    larger of the container's ``ZDT_MIN_PROPAGATION_SECONDS`` (if set) and what the
+    ``--lb`` preset needs; else the setting's default.
+    """
     env = dict(workload.env)
+    lb_explain = None
     if min_propagation_seconds is None:
         min_propagation_seconds = _resolve_or_default("ZDT_MIN_PROPAGATION_SECONDS", env)
+        if lb is not None:
+            ready = workload.probes.get("readiness")
+            numbers = (
+                workload.prestop.seconds,
+                ready.period_seconds if ready else PROBE_DEFAULTS["periodSeconds"],
+                ready.failure_threshold if ready else PROBE_DEFAULTS["failureThreshold"],
+            )
+            needed = lb.propagation_seconds(*numbers)
+            own = min_propagation_seconds if "ZDT_MIN_PROPAGATION_SECONDS" in env else 0.0
+            if needed >= own:
+                min_propagation_seconds, lb_explain = needed, lb.explain(*numbers)
     if view.plan is not None:
         plan = view.plan
     elif view.installed:  # install() deferred a setting error: the hooks refuse to start
@@ -133,6 +170,9 @@ def make_pod(
         listener_port=plan.probe_bind[1] if plan.probe_bind else None,
         check_timeout_seconds=_resolve_or_default("ZDT_CHECK_TIMEOUT_SECONDS", env),
         docs=docs,
+        lb=lb,
+        lb_explain=lb_explain,
+        autoscaler=autoscaler_for(workload, docs),
     )
 
 
@@ -166,9 +206,37 @@ def rule_prestop_grace(pod: Pod) -> Iterator[Finding]:
 def rule_propagation(pod: Pod) -> Iterator[Finding]:
     if not pod.view.installed:
         return  # no drain at all: the hooks rule says so
-    for message in _only(pod.budget, propagation=True).warnings():
+    b = pod.budget
+    for message in _only(b, propagation=True).warnings():
         fld = pod.workload.env_field("ZDT_DRAIN_SECONDS")
+        if pod.lb is not None and pod.lb_explain is not None and b.min_propagation_seconds:
+            # the budget's comparison, with the preset's reasons and fix
+            head = message.split("; ", 1)[0]
+            shown = f"propagation {fmt(b.min_propagation_seconds)}"
+            head = head.replace(shown, f"{shown} ({pod.lb_explain})", 1)
+            uncovered = b.min_propagation_seconds - b.prestop_seconds - b.drain_seconds
+            message = f"{head}; {pod.lb.fix(uncovered)}"
         yield pod.finding("propagation", ERROR, fld, message)
+
+
+def rule_lb_deregistration(pod: Pod) -> Iterator[Finding]:
+    lb = pod.lb
+    if lb is None or lb.deregistration_delay_seconds is None:
+        return
+    deadline = pod.budget.graceful_deadline_seconds
+    if lb.deregistration_delay_seconds < deadline:
+        b = pod.budget
+        yield pod.finding(
+            "lb-deregistration",
+            WARNING,
+            f"--lb {lb.name}",
+            f"deregistration delay {fmt(lb.deregistration_delay_seconds)} < preStop "
+            f"{fmt(b.prestop_seconds)} + drain {fmt(b.drain_seconds)} + graceful_timeout "
+            f"{fmt(b.graceful_timeout)} = {fmt(deadline)}: the load balancer closes "
+            "connections of requests the pod is still answering; raise the delay to "
+            f"{fmt(math.ceil(deadline))} (e.g. deregistration_delay.timeout_seconds) or lower "
+            "graceful_timeout",
+        )
 
 
 def rule_worker_timeout(pod: Pod) -> Iterator[Finding]:
@@ -474,6 +542,8 @@ def rule_startup_probe(pod: Pod) -> Iterator[Finding]:
 
 def rule_max_unavailable(pod: Pod) -> Iterator[Finding]:
     w = pod.workload
+    if w.kind != "Deployment":
+        return  # a StatefulSet replaces pods one at a time, without surge: see rule_replicas
     strategy = w.strategy
     fix = "set maxUnavailable: 0 and maxSurge: 1"
     if strategy.get("type") == "Recreate":
@@ -484,20 +554,21 @@ def rule_max_unavailable(pod: Pod) -> Iterator[Finding]:
             f"Recreate stops every pod before new ones start; use RollingUpdate and {fix}",
         )
         return
-    if w.replicas > FEW_REPLICAS:
+    replicas = pod.min_replicas
+    if replicas > FEW_REPLICAS:
         return
     raw = (strategy.get("rollingUpdate") or {}).get("maxUnavailable")
     fld = "spec.strategy.rollingUpdate.maxUnavailable"
     value = "25%" if raw is None else raw
-    pods = resolve_int_or_percent(value, w.replicas, round_up=False)
+    pods = resolve_int_or_percent(value, replicas, round_up=False)
     if pods > 0:
         unset = "not set (default 25%): " if raw is None else ""
         yield pod.finding(
             "max-unavailable",
             ERROR,
             fld,
-            f"{unset}maxUnavailable {value} lets {pods} of {w.replicas} pods go before their "
-            f"replacements are ready ({math.floor(100 * pods / w.replicas)} % of the capacity "
+            f"{unset}maxUnavailable {value} lets {pods} of {replicas} pods go before their "
+            f"replacements are ready ({math.floor(100 * pods / replicas)} % of the capacity "
             f"during every rollout); {fix}",
         )
     elif raw is None:
@@ -505,9 +576,45 @@ def rule_max_unavailable(pod: Pod) -> Iterator[Finding]:
             "max-unavailable",
             WARNING,
             fld,
-            f"not set: the default 25% resolves to 0 only while replicas < 4 ({w.replicas} now); "
+            f"not set: the default 25% resolves to 0 only while replicas < 4 ({replicas} now); "
             f"{fix} explicitly",
         )
+
+
+def rule_replicas(pod: Pod) -> Iterator[Finding]:
+    w, hpa = pod.workload, pod.autoscaler
+    replicas = pod.min_replicas
+    if hpa is not None and w.replicas_set:
+        yield pod.finding(
+            "replicas",
+            WARNING,
+            "spec.replicas",
+            f"{hpa.ref} scales this {w.kind}, yet spec.replicas is {w.replicas}: every "
+            "kubectl apply sets the count back and removes the pods the autoscaler added at "
+            "once; remove spec.replicas (the autoscaler owns it)",
+        )
+    if replicas > 1:
+        return
+    where = "spec.minReplicas" if hpa is not None else "spec.replicas"
+    count = f"{hpa.ref} minReplicas 1" if hpa is not None else "1 replica"
+    if w.kind == "StatefulSet":
+        finding = (
+            ERROR,
+            f"{count}: a StatefulSet deletes each pod before it starts its replacement "
+            f"(podManagementPolicy {w.pod_management_policy} changes only scaling), so every "
+            "rollout and every node drain leaves nothing serving; run 2 or more",
+        )
+    else:
+        finding = (
+            WARNING,
+            f"{count}: a rollout surges a new pod first, but a node drain or eviction deletes "
+            "the only pod before a replacement is ready, and nothing serves meanwhile; run 2 "
+            "or more, with a PodDisruptionBudget maxUnavailable: 1",
+        )
+    if hpa is not None:
+        yield pod.on(hpa, "replicas", finding[0], where, finding[1])
+    else:
+        yield pod.finding("replicas", finding[0], where, finding[1])
 
 
 def _same_namespace(doc: Document, w: Workload) -> bool:
@@ -556,17 +663,19 @@ def rule_pdb(pod: Pod) -> Iterator[Finding]:
         )
         return
     pdb = pdbs[0]
-    allowed = _pdb_allows(pdb, w.replicas)
+    replicas = pod.min_replicas
+    allowed = _pdb_allows(pdb, replicas)
     if allowed is not None and allowed[1] <= 0:
         what, _ = allowed
         key = what.split()[0]
+        scaled = f", {pod.autoscaler.ref} minReplicas" if pod.autoscaler is not None else ""
         yield Finding(
             pdb.source,
             pdb.ref,
             f"spec.{key}",
             ERROR,
             "pdb",
-            f"{what} with {w.replicas} replicas ({w.ref}) allows no eviction: every node "
+            f"{what} with {replicas} replicas ({w.ref}{scaled}) allows no eviction: every node "
             "drain blocks until someone deletes the pod by hand; use maxUnavailable: 1",
         )
 
@@ -585,8 +694,8 @@ def rule_service_port(pod: Pod) -> Iterator[Finding]:
         for i, port in enumerate(spec.get("ports") or []):
             target = port.get("targetPort", port.get("port"))
             resolved = w.resolve_port(target)
-            if resolved == pod.app_port:
-                continue
+            if resolved == pod.app_port or (resolved is not None and resolved == pod.listener_port):
+                continue  # the listener's port: rule_listener_exposed
             problem = (
                 f"{target!r} is not a port of container {w.container_name}"
                 if resolved is None
@@ -602,6 +711,122 @@ def rule_service_port(pod: Pod) -> Iterator[Finding]:
             )
 
 
+def _services(pod: Pod) -> Iterator[Document]:
+    """The Services whose selector picks this workload's pods."""
+    w = pod.workload
+    for svc in pod.docs:
+        spec = svc.obj.get("spec") or {}
+        selector = spec.get("selector")
+        if svc.kind != "Service" or not isinstance(selector, dict) or not selector:
+            continue
+        if _same_namespace(svc, w) and all(w.labels.get(k) == str(v) for k, v in selector.items()):
+            yield svc
+
+
+def _service_ports(pod: Pod, svc: Document) -> Iterator[tuple[str, Any, int | None]]:
+    """(port name, service port, container port it reaches) for each port of a Service."""
+    for i, port in enumerate((svc.obj.get("spec") or {}).get("ports") or []):
+        target = port.get("targetPort", port.get("port"))
+        yield str(port.get("name", i)), port.get("port"), pod.workload.resolve_port(target)
+
+
+def _route_backends(doc: Document) -> Iterator[tuple[str, str, Any]]:
+    """(field, Service name, port number or name) of an Ingress's or HTTPRoute's backends."""
+    spec = doc.obj.get("spec") or {}
+    if doc.kind == "Ingress":
+        default = (spec.get("defaultBackend") or {}).get("service")
+        if isinstance(default, dict):
+            port = default.get("port") or {}
+            yield "spec.defaultBackend", default.get("name"), port.get("number", port.get("name"))
+        for r, rule in enumerate(spec.get("rules") or []):
+            for p, path in enumerate((rule.get("http") or {}).get("paths") or []):
+                service = (path.get("backend") or {}).get("service")
+                if isinstance(service, dict):
+                    port = service.get("port") or {}
+                    yield (
+                        f"spec.rules[{r}].http.paths[{p}].backend",
+                        service.get("name"),
+                        port.get("number", port.get("name")),
+                    )
+    elif doc.kind == "HTTPRoute":
+        for r, rule in enumerate(spec.get("rules") or []):
+            for b, ref in enumerate(rule.get("backendRefs") or []):
+                if ref.get("kind", "Service") == "Service":
+                    yield f"spec.rules[{r}].backendRefs[{b}]", ref.get("name"), ref.get("port")
+
+
+def rule_listener_exposed(pod: Pod) -> Iterator[Finding]:
+    listener = pod.listener_port
+    if listener is None:
+        return
+    why = (
+        f"routes users to the probe listener's port {listener} (ZDT_PROBE_BIND): probes and "
+        "/metrics are for the kubelet and Prometheus, and anyone who can reach them can "
+        "flood them and get healthy pods restarted"
+    )
+    exposed: dict[str, set[Any]] = {}
+    for svc in _services(pod):
+        for name, number, reached in _service_ports(pod, svc):
+            if reached != listener:
+                continue
+            exposed.setdefault(svc.name, set()).update({number, name})
+            yield pod.on(
+                svc,
+                "listener-exposed",
+                ERROR,
+                f"spec.ports[{name}].targetPort",
+                f"{why}; use targetPort: {pod.port_hint} (scrape /metrics with a PodMonitor "
+                "or pod annotations, not through a Service)",
+            )
+    for route in pod.docs:
+        if route.kind not in {"Ingress", "HTTPRoute"} or not _same_namespace(route, pod.workload):
+            continue
+        for fld, service, port in _route_backends(route):
+            if service in exposed and port in exposed[service]:
+                yield pod.on(
+                    route,
+                    "listener-exposed",
+                    ERROR,
+                    fld,
+                    f"Service/{service} port {port} {why}; point it at the app's port",
+                )
+
+
+def rule_probe_listener(pod: Pod) -> Iterator[Finding]:
+    live = pod.workload.probes.get("liveness")
+    if live is None or live.handler != "httpGet" or pod.app_port is None:
+        return
+    if pod.workload.resolve_port(live.port) != pod.app_port:
+        return
+    cfg = pod.view.cfg
+    worker_class = str(getattr(cfg, "worker_class_str", "sync")).rsplit(".", 1)[-1].lower()
+    workers = getattr(cfg, "workers", 1)
+    if worker_class in {"gevent", "geventworker", "eventlet", "eventletworker"}:
+        busy = (
+            f"{worker_class} is cooperative, but one CPU-bound request or blocking call stalls "
+            f"every greenlet of its worker ({workers} workers), and worker_connections caps "
+            "the rest"
+        )
+    else:
+        threads = getattr(cfg, "threads", 1) if worker_class not in {"sync", "syncworker"} else 1
+        busy = f"{workers} workers x {threads} threads ({worker_class}) can all be busy"
+    port = 8081 if 8081 not in pod.workload.container_ports else 18081
+    fix = (
+        f"set ZDT_PROBE_BIND=0.0.0.0:{port}, declare containerPort {port} (name: probes) "
+        "and point the three probes at port: probes"
+    )
+    if pod.listener_port is not None:
+        fix = f"point the three probes at the probe listener's port {pod.listener_port}"
+    yield pod.finding(
+        "probe-listener",
+        WARNING,
+        f"{live.field}.httpGet.port",
+        f"liveness on the app's port {pod.app_port}: {busy}, and then the probe waits "
+        "behind requests, times out, and the kubelet restarts a pod that is only busy; "
+        f"{fix}",
+    )
+
+
 def rule_prestop_exec_sleep(pod: Pod) -> Iterator[Finding]:
     prestop = pod.workload.prestop
     if prestop.exec_sleep:
@@ -613,6 +838,83 @@ def rule_prestop_exec_sleep(pod: Pod) -> Iterator[Finding]:
             "distroless or scratch images the hook fails and SIGTERM comes at once; use "
             f"lifecycle.preStop.sleep.seconds: {fmt(prestop.seconds)} (Kubernetes >= 1.30)",
         )
+
+
+# --- the other containers of the pod ------------------------------------------------
+
+
+def _own_drain_seconds(words: Sequence[str]) -> float | None:
+    """A proxy's own drain setting: cloud-sql-proxy ``--max-sigterm-delay=30s``."""
+    for i, word in enumerate(words):
+        if word.startswith("--max-sigterm-delay"):
+            raw = (
+                word.split("=", 1)[1]
+                if "=" in word
+                else (words[i + 1] if i + 1 < len(words) else "")
+            )
+            try:
+                return float(raw.removesuffix("s"))
+            except ValueError:
+                return None
+    return None
+
+
+def rule_sidecar(pod: Pod) -> Iterator[Finding]:
+    deadline = pod.budget.graceful_deadline_seconds
+    needed = fmt(math.ceil(deadline))
+    for n in pod.workload.neighbours:
+        if n.role != "container":
+            continue  # native sidecars stop after the app; init containers are done
+        stays = n.prestop.seconds if n.prestop.sleeps else 0.0
+        own = _own_drain_seconds(n.words)
+        if max(stays, own or 0.0) >= deadline:
+            continue
+        fix = (
+            f"make it a native sidecar (move it to initContainers with restartPolicy: Always, "
+            f"Kubernetes >= 1.29: it stops after the app), or give it a preStop sleep of "
+            f"{needed} s or more"
+        )
+        if n.prestop.sleeps:
+            fld = f"{n.prestop.field}"
+            problem = (
+                f"its preStop sleep {fmt(n.prestop.seconds)} s ends before Gunicorn's graceful "
+                f"deadline (preStop + drain + graceful_timeout = {fmt(deadline)} s)"
+            )
+        elif own is not None:
+            fld = f"{n.field}.args"
+            problem = (
+                f"--max-sigterm-delay {fmt(own)} s ends before Gunicorn's graceful deadline "
+                f"({fmt(deadline)} s)"
+            )
+            fix = f"raise --max-sigterm-delay to {needed}s, or {fix}"
+        else:
+            fld = n.field
+            problem = "it gets SIGTERM at the same moment as Gunicorn and may exit at once"
+        yield pod.finding(
+            "sidecar",
+            WARNING,
+            fld,
+            f"{problem}: a database or mesh proxy then takes the app's dependencies away in "
+            f"the middle of its drain (writes and readiness checks fail for the wrong "
+            f"reason); {fix}",
+        )
+
+
+def rule_port_clash(pod: Pod) -> Iterator[Finding]:
+    taken = {pod.app_port: "the port Gunicorn binds", pod.listener_port: "the probe listener's"}
+    for n in pod.workload.neighbours:
+        if not n.runs_with_the_app:
+            continue
+        for port in n.ports:
+            if port in taken and port is not None:
+                yield pod.finding(
+                    "port-clash",
+                    ERROR,
+                    f"{n.field}.ports",
+                    f"containerPort {port} is {taken[port]}: the containers of a pod share "
+                    "one network, so one of the two cannot bind it and probes or the Service "
+                    "reach the wrong process; give it another port",
+                )
 
 
 # --- the manifest's ZDT_* env against the pod spec ------------------------------------
@@ -709,6 +1011,23 @@ RULES: tuple[Rule, ...] = (
     Rule("prestop-exec-sleep", rule_prestop_exec_sleep, "preStop exec sleep needs a sleep binary"),
     Rule("worker-timeout", rule_worker_timeout, "graceful_timeout < Gunicorn timeout"),
     Rule("keepalive", rule_keepalive, "keepalive >= drain"),
+    Rule("replicas", rule_replicas, "one replica, or an HPA fighting spec.replicas"),
+    Rule("sidecar", rule_sidecar, "a plain sidecar container that may exit mid-drain"),
+    Rule(
+        "port-clash",
+        rule_port_clash,
+        "another container declares Gunicorn's or the listener's port",
+    ),
+    Rule(
+        "listener-exposed",
+        rule_listener_exposed,
+        "a Service or Ingress routes to the probe listener",
+    ),
+    Rule(
+        "lb-deregistration",
+        rule_lb_deregistration,
+        "the load balancer's deregistration delay < P + D + G",
+    ),
 )
 
 
