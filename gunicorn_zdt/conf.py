@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from gunicorn_zdt.hooks import HOOK_NAMES, install
+from gunicorn_zdt.hooks import install
 
 
 def _positive_int(name: str, default: str) -> int:
@@ -37,6 +37,7 @@ keepalive = 2
 
 install(globals())
 
-# Star-importers get the settings and our hooks; graceful_timeout is re-derived by their
-# own install(globals()) call.
-__all__ = ["bind", "install", "keepalive", "workers", *HOOK_NAMES]
+# Star-importers get the settings and install, not our hooks: a hook of theirs defined
+# above the star import would otherwise be replaced silently. Their own install(globals())
+# adds the hooks, chains theirs and re-derives graceful_timeout.
+__all__ = ["bind", "install", "keepalive", "workers"]

@@ -24,16 +24,18 @@ from __future__ import annotations
 import inspect
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
-from . import budget, probe_server, settings, state
+from . import budget, runtime, settings, state
 from .plan import DrainPlan, keeps_alive
-from .probe_supervisor import LISTENER
+from .probe_server import ProbeConfig
 from .settings import SettingError
+from .surface import Arbiter, Request, Worker, missing_surface
 
-__all__ = ["HOOK_NAMES", "DrainPlan", "install"]
+__all__ = ["HOOK_NAMES", "install", "integration_problem"]
 
 #: The Gunicorn hooks that ``install`` adds (chaining any you already have).
 HOOK_NAMES = (
@@ -46,8 +48,9 @@ HOOK_NAMES = (
     "on_exit",
 )
 
-#: Worker classes whose requests honour ``req.must_close`` (keep-alive closed while draining).
+#: Worker classes whose requests ignore ``req.must_close`` (keep-alive not closed while draining).
 _MUST_CLOSE_UNSUPPORTED = ("gevent_pywsgi", "geventwebsocket", "uvicorn", "asgi")
+_WORKER_BOOT_ERROR = 3  # Gunicorn's exit code for "worker failed to boot": the master halts
 
 
 def install(
@@ -59,21 +62,23 @@ def install(
 ) -> None:
     """Add the drain hooks to a Gunicorn config module's namespace (pass ``globals()``).
 
-    Hooks already in the namespace are kept and run after ours; call ``install`` last,
-    since a hook defined after it would replace ours. ``ZDT_*`` environment variables
-    override the arguments. When the grace period is known and the config sets no
-    ``graceful_timeout``, one is derived so that preStop + drain + graceful_timeout +
-    margin fits. Bad values are reported when Gunicorn starts (``on_starting``), as one
-    line, and Gunicorn exits 1.
+    Hooks already in the namespace are kept and run after ours; call ``install`` last:
+    a hook defined after it replaces ours, and Gunicorn then refuses to start, saying
+    which. ``ZDT_*`` environment variables override the arguments. When the grace period
+    is known and the config sets no ``graceful_timeout``, one is derived so that preStop
+    + drain + graceful_timeout + margin fits. Bad values are reported when Gunicorn
+    starts (``on_starting``), as one line, and Gunicorn exits 1.
     """
-    shared = state.create()
+    rt = runtime.create()
+    errors: list[str] = []
     try:
         plan: DrainPlan | None = DrainPlan.resolve(
             drain_seconds, grace_period_seconds, prestop_seconds
         )
-        error = None
+        settings.validate_environment()
     except SettingError as exc:
-        plan, error = None, str(exc)
+        plan = None
+        errors.append(str(exc))
 
     grace = plan.grace_period_seconds if plan is not None else None
     if plan is not None and grace is not None and "graceful_timeout" not in namespace:
@@ -82,33 +87,66 @@ def install(
             namespace["graceful_timeout"] = derived
 
     ours: dict[str, Callable[..., Any]] = {
-        "on_starting": _on_starting_hook(plan, error),
-        "when_ready": _when_ready_hook(plan, shared),
-        "pre_fork": _pre_fork_hook(shared),
-        "post_fork": _post_fork_hook(shared),
-        "post_worker_init": _post_worker_init,
-        "pre_request": _pre_request_hook(shared),
-        "on_exit": _on_exit_hook(shared),
+        "on_starting": _on_starting_hook(plan, errors),
+        "when_ready": _when_ready_hook(plan, rt),
+        "pre_fork": _pre_fork_hook(rt),
+        "post_fork": _post_fork_hook(rt),
+        "post_worker_init": _post_worker_init_hook(rt),
+        "pre_request": _pre_request_hook(rt.state),
+        "on_exit": _on_exit_hook(rt),
     }
     assert tuple(ours) == HOOK_NAMES
     for name, hook in ours.items():
-        namespace[name] = _chain(name, hook, namespace.get(name))
+        theirs = namespace.get(name)
+        if name == "pre_request" and theirs is None:
+            theirs = _gunicorn_default_pre_request
+        namespace[name] = _chain(name, hook, theirs, errors)
 
 
-def _chain(name: str, ours: Callable[..., Any], theirs: Any) -> Callable[..., Any]:
+def integration_problem(cfg: Any) -> str | None:
+    """None when every hook Gunicorn will call is ours (or chained through ours).
+
+    A hook defined after ``install(globals())`` replaces ours: the drain, or the closing
+    of keep-alive connections, is then silently off. Also used by ``gunicorn-zdt check``.
+    """
+    replaced = [
+        name for name in HOOK_NAMES if not getattr(getattr(cfg, name, None), "zdt_hook", False)
+    ]
+    if not replaced:
+        return None
+    if len(replaced) == len(HOOK_NAMES):
+        return (
+            "gunicorn-zdt: the Gunicorn config does not call install(globals()) (or every "
+            "hook was redefined after it): add `from gunicorn_zdt.hooks import install` and "
+            "`install(globals())` as its last line"
+        )
+    return (
+        f"gunicorn-zdt: Gunicorn hook(s) {', '.join(replaced)} defined after "
+        "install(globals()) replaced ours, which turns the drain off; define your hooks "
+        "before install(globals()) (it chains them) and call it last"
+    )
+
+
+def _chain(
+    name: str, ours: Callable[..., Any], theirs: Any, errors: list[str]
+) -> Callable[..., Any]:
     """Run our hook, then the user's (unwrapping ours if ``install`` ran twice).
 
-    Gunicorn checks each hook's arity, so the wrapper takes exactly our arguments.
+    Gunicorn checks each hook's arity, so the wrapper takes exactly our arguments; a
+    user's hook of the wrong arity is reported by ``on_starting`` in one line.
     """
     theirs = getattr(theirs, "_zdt_user_hook", theirs)
     arity = ours.__code__.co_argcount
+    chained: Callable[..., Any]
     if theirs is None:
         chained = ours
     elif not callable(theirs) or _arity(theirs) != arity:
-        raise TypeError(
-            f"gunicorn-zdt: your Gunicorn hook {name!r} must be a function of {arity} "
-            f"argument(s), like Gunicorn's own; got {theirs!r}"
+        got = f"{_arity(theirs)} argument(s)" if callable(theirs) else f"{type(theirs).__name__}"
+        errors.append(
+            f"your Gunicorn hook {name} takes {got}; Gunicorn calls it with {arity} "
+            f"({', '.join(ours.__code__.co_varnames[:arity])}): fix its signature"
         )
+        chained = ours
     elif arity == 1:
 
         def chained(a: Any) -> Any:
@@ -121,9 +159,11 @@ def _chain(name: str, ours: Callable[..., Any], theirs: Any) -> Callable[..., An
             ours(a, b)
             return theirs(a, b)
 
-    chained._zdt_user_hook = theirs  # type: ignore[attr-defined]
-    if chained is not ours:  # keep what install() resolved readable (gunicorn-zdt check)
-        chained.__dict__.update({k: v for k, v in vars(ours).items() if k.startswith("zdt_")})
+    marked: Any = chained
+    if chained is not ours:
+        marked._zdt_user_hook = theirs
+        marked.__dict__.update({k: v for k, v in vars(ours).items() if k.startswith("zdt_")})
+    marked.zdt_hook = True  # what integration_problem() looks for
     return chained
 
 
@@ -132,17 +172,20 @@ def _arity(func: Callable[..., Any]) -> int:
     return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
 
 
-def _on_starting_hook(plan: DrainPlan | None, error: str | None) -> Callable[[Any], None]:
-    def on_starting(server: Any) -> None:
-        """Master, before listeners: refuse timings that would cut requests."""
-        if error is not None:
-            raise RuntimeError(f"gunicorn-zdt: {error}")
+def _on_starting_hook(plan: DrainPlan | None, errors: list[str]) -> Callable[[Any], None]:
+    def on_starting(server: Arbiter) -> None:
+        """Master, before listeners: refuse a config that would drain wrong or cut requests."""
+        problem = missing_surface(server) or integration_problem(server.cfg)
+        if problem:
+            raise RuntimeError(problem)
+        if errors:
+            raise RuntimeError(f"gunicorn-zdt: {errors[0]}")
         assert plan is not None
         plan_budget = plan.budget_for(server.cfg)
-        errors = plan_budget.errors()
-        if errors:
+        budget_errors = plan_budget.errors()
+        if budget_errors:
             raise RuntimeError(
-                f"gunicorn-zdt: {errors[0]} (grace period from ZDT_GRACE_PERIOD_SECONDS, "
+                f"gunicorn-zdt: {budget_errors[0]} (grace period from ZDT_GRACE_PERIOD_SECONDS, "
                 "preStop from ZDT_PRESTOP_SECONDS, drain from ZDT_DRAIN_SECONDS)"
             )
         for warning in plan_budget.warnings():
@@ -156,7 +199,7 @@ def _on_starting_hook(plan: DrainPlan | None, error: str | None) -> Callable[[An
             )
         if plan.probe_bind is not None:  # bind now: a taken port stops the start, one line
             _refuse_heartbeat_timeout_below_idle_interval(plan, server.cfg)
-            LISTENER.bind(*plan.probe_bind)
+            runtime.create().listener.bind(*plan.probe_bind)
         grace = plan.grace_period_seconds
         server.log.info(
             "gunicorn-zdt: drain %s s, graceful_timeout %s s, preStop %s s, grace period %s",
@@ -170,7 +213,7 @@ def _on_starting_hook(plan: DrainPlan | None, error: str | None) -> Callable[[An
 
     # What install() resolved, for `gunicorn-zdt check` (it loads configs with Gunicorn's loader).
     on_starting.zdt_plan = plan  # type: ignore[attr-defined]
-    on_starting.zdt_error = error  # type: ignore[attr-defined]
+    on_starting.zdt_error = errors[0] if errors else None  # type: ignore[attr-defined]
     return on_starting
 
 
@@ -190,19 +233,20 @@ def _refuse_heartbeat_timeout_below_idle_interval(plan: DrainPlan, cfg: Any) -> 
         )
 
 
-def _when_ready_hook(plan: DrainPlan | None, shared: state.SharedState) -> Callable[[Any], None]:
-    def when_ready(server: Any) -> None:
+def _when_ready_hook(plan: DrainPlan | None, rt: runtime.Runtime) -> Callable[[Any], None]:
+    def when_ready(server: Arbiter) -> None:
         """Master, listeners open, before the first fork: take over SIGTERM."""
         assert plan is not None  # on_starting refused to start otherwise
-        shared.set_serving()
-        shared.beat_master()
-        _spawn_probe_listener(server, plan, shared)
-        _take_over_sigterm(server, plan, shared)
+        rt.state.set_serving()
+        rt.state.beat_master()
+        _spawn_probe_listener(server, plan, rt)
+        _take_over_sigterm(server, plan, rt)
 
     return when_ready
 
 
-def _take_over_sigterm(server: Any, plan: DrainPlan, shared: state.SharedState) -> None:
+def _take_over_sigterm(server: Arbiter, plan: DrainPlan, rt: runtime.Runtime) -> None:
+    shared = rt.state
     reap_and_kill_hung = server.murder_workers
 
     def hand_over(reason: str) -> None:
@@ -235,14 +279,14 @@ def _take_over_sigterm(server: Any, plan: DrainPlan, shared: state.SharedState) 
     def murder_workers() -> None:
         shared.beat_master()  # runs once per loop iteration: the master's heartbeat
         reap_and_kill_hung()
-        _check_probe_listener(server)
+        rt.listener.supervise(server.log)
         # Backstop for the timer: the loop runs at least once a second.
         if shared.phase == state.Phase.DRAINING and time.monotonic() >= shared.drain_deadline:
             hand_over("drain over")
 
     # Gunicorn looks handlers up on the instance when a signal is dispatched.
-    server.handle_term = handle_term
-    server.murder_workers = murder_workers
+    server.handle_term = handle_term  # type: ignore[method-assign]
+    server.murder_workers = murder_workers  # type: ignore[method-assign]
 
 
 def _resend_sigterm(signum: int, frame: Any) -> None:
@@ -250,82 +294,66 @@ def _resend_sigterm(signum: int, frame: Any) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _pre_fork_hook(shared: state.SharedState) -> Callable[[Any, Any], None]:
-    def pre_fork(server: Any, worker: Any) -> None:
-        """Master, before forking a worker: give it a heartbeat slot no live worker holds."""
-        live = {id(w) for w in server.WORKERS.values()}
-        for index in range(state.SLOT_COUNT):
-            if id(_slot_owners.get(index)) not in live:
-                _slot_owners[index] = worker
-                worker.zdt_slot = index
-                shared.reset_slot(index)
-                return
-        worker.zdt_slot = None  # more live workers than slots: this one reports no heartbeat
+def _pre_fork_hook(rt: runtime.Runtime) -> Callable[[Any, Any], None]:
+    def pre_fork(server: Arbiter, worker: Any) -> None:
+        """Master, before forking a worker: give it a slot no live worker holds."""
+        worker.zdt_slot = rt.assign_slot(worker, list(server.WORKERS.values()))
 
     return pre_fork
 
 
-def _post_fork_hook(shared: state.SharedState) -> Callable[[Any, Any], None]:
-    def post_fork(server: Any, worker: Any) -> None:
+def _post_fork_hook(rt: runtime.Runtime) -> Callable[[Any, Any], None]:
+    def post_fork(server: Arbiter, worker: Worker) -> None:
         """Worker, just forked: drop our timer handler; report heartbeats to our slot."""
+        if rt.state.phase == state.Phase.STARTING:  # our master-side hooks never ran
+            problem = integration_problem(server.cfg) or "gunicorn-zdt: when_ready never ran"
+            print(f"Error: {problem}", file=sys.stderr, flush=True)
+            os._exit(_WORKER_BOOT_ERROR)
         if signal.getsignal(signal.SIGALRM) is _resend_sigterm:
             signal.signal(signal.SIGALRM, signal.SIG_DFL)
         index = getattr(worker, "zdt_slot", None)
         if index is None:
             return
-        state.set_worker_slot(index)
-        shared.claim_slot(index)
+        rt.worker_slot = index
+        rt.state.claim_slot(index)
         tell_gunicorn = worker.notify
 
         def notify() -> None:  # Gunicorn calls it from the worker's loop, about once a second
             tell_gunicorn()
-            shared.beat_worker(index)
+            rt.state.beat_worker(index)
 
-        worker.notify = notify
+        worker.notify = notify  # type: ignore[method-assign]
 
     return post_fork
 
 
-def _post_worker_init(worker: Any) -> None:
-    """Worker, app loaded: with the probe listener on, start publishing check results."""
-    if LISTENER.pid:
-        state.run_worker_boot_callbacks()
+def _post_worker_init_hook(rt: runtime.Runtime) -> Callable[[Any], None]:
+    def post_worker_init(worker: Worker) -> None:
+        """Worker, app loaded: start publishing readiness to shared memory."""
+        rt.start_publisher()
+
+    return post_worker_init
 
 
-# The slot owners outlive a SIGHUP (the config module is re-run, this module is not).
-_slot_owners: dict[int, Any] = {}
-
-
-def _spawn_probe_listener(server: Any, plan: DrainPlan, shared: state.SharedState) -> None:
+def _spawn_probe_listener(server: Arbiter, plan: DrainPlan, rt: runtime.Runtime) -> None:
     """Master, when_ready (no worker forked yet, one thread): fork the listener."""
     limit = plan.heartbeat_timeout_seconds
     if limit is None:
         limit = float(server.cfg.timeout or 30)
-    prefix = settings.resolve("ZDT_PROBE_PREFIX")
-    address = LISTENER.spawn(shared, probe_server.ProbeConfig(prefix, limit, os.getpid()))
+    address = rt.listener.spawn(rt.state, ProbeConfig(plan.probe_prefix, limit, os.getpid()))
     if address:
         server.log.info(
             "gunicorn-zdt: probe listener at http://%s%s/{live,ready,startup} (pid %s), "
             "heartbeat timeout %s s",
             address,
-            prefix,
-            LISTENER.pid,
+            plan.probe_prefix,
+            rt.listener.pid,
             budget.fmt(limit),
         )
 
 
-def _check_probe_listener(server: Any) -> None:
-    """Master loop: say once, loudly, if the listener is gone (probes will then fail)."""
-    if LISTENER.newly_dead():
-        server.log.error(
-            "gunicorn-zdt: the probe listener (pid %s) exited; its probes now fail and the "
-            "kubelet will restart this pod",
-            LISTENER.pid,
-        )
-
-
 def _pre_request_hook(shared: state.SharedState) -> Callable[[Any, Any], None]:
-    def pre_request(worker: Any, req: Any) -> None:
+    def pre_request(worker: Worker, req: Request) -> None:
         """Worker, every request: while draining, close the connection after the response."""
         if shared.draining:
             req.must_close = True
@@ -333,14 +361,19 @@ def _pre_request_hook(shared: state.SharedState) -> Callable[[Any, Any], None]:
     return pre_request
 
 
-def _on_exit_hook(shared: state.SharedState) -> Callable[[Any], None]:
-    def on_exit(server: Any) -> None:
+def _gunicorn_default_pre_request(worker: Worker, req: Request) -> None:
+    """What Gunicorn's own default ``pre_request`` does, kept when the user defines none."""
+    worker.log.debug("%s %s", req.method, req.path)
+
+
+def _on_exit_hook(rt: runtime.Runtime) -> Callable[[Any], None]:
+    def on_exit(server: Arbiter) -> None:
         """Master, last thing before exit: the probe listener goes first."""
-        LISTENER.stop()
-        if shared.drain_started:
+        rt.listener.stop()
+        if rt.state.drain_started:
             server.log.info(
                 "gunicorn-zdt: stopped %.2f s after SIGTERM",
-                time.monotonic() - shared.drain_started,
+                time.monotonic() - rt.state.drain_started,
             )
 
     return on_exit

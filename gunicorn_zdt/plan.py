@@ -24,6 +24,7 @@ class DrainPlan:
     min_propagation_seconds: float
     probe_bind: tuple[str, int] | None = None  # ZDT_PROBE_BIND; None: no probe listener
     heartbeat_timeout_seconds: float | None = None  # None: Gunicorn's timeout
+    probe_prefix: str = "/healthz"  # ZDT_PROBE_PREFIX, also served by the probe listener
 
     @classmethod
     def resolve(
@@ -39,6 +40,7 @@ class DrainPlan:
             min_propagation_seconds=settings.resolve("ZDT_MIN_PROPAGATION_SECONDS"),
             probe_bind=settings.resolve("ZDT_PROBE_BIND"),
             heartbeat_timeout_seconds=settings.resolve("ZDT_HEARTBEAT_TIMEOUT_SECONDS"),
+            probe_prefix=settings.resolve("ZDT_PROBE_PREFIX"),
         )
 
     def budget_for(self, cfg: Any) -> budget.Budget:

@@ -32,18 +32,26 @@ import os
 import selectors
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from . import state
+from . import readiness, state
 
-__all__ = ["Listener", "ProbeConfig", "answer", "respond"]
+__all__ = ["Listener", "ListenerStats", "ProbeConfig", "answer", "respond"]
 
 MAX_REQUEST_BYTES = 8192  # request line + headers; more is refused with 431/414
 MAX_QUERY_FIELDS = 64
-MAX_CONNECTIONS = 256
+MAX_CONNECTIONS = 256  # the table: connections waiting for their request, or answered
+MAX_PER_PEER = 64  # one address's share of the table (docs/probe-listener.md says why)
+ACCEPT_BATCH = 64  # accepts per loop turn, so reading the accepted ones is not starved
+# The kernel's accept queue (capped by net.core.somaxconn, 4096 by default since Linux 5.4).
+# When it is full the kernel drops a probe's SYN and the client retries only after 1 s,
+# past the kubelet's timeout: it must hold every connection a flood keeps in flight while
+# the listener sheds and the attacker reconnects, not the 128 Python defaults to.
+BACKLOG = 4096
 CLIENT_SECONDS = 2.0  # a client that sent no full request by then is dropped (slowloris)
+SWEEP_SECONDS = 0.1  # how often deadlines are checked
 
 _REASONS = {
     200: "OK",
@@ -63,82 +71,175 @@ class ProbeConfig:
     master_pid: int
 
 
-class Listener:
-    """One non-blocking loop: accept, read one request, answer, close."""
+@dataclass(eq=False, slots=True)
+class _Client:
+    sock: socket.socket
+    peer: str
+    deadline: float  # accept time + CLIENT_SECONDS: answered or not, closed by then
+    buf: bytearray = field(default_factory=bytearray)
+    answered: bool = False
 
-    def __init__(self, sock: socket.socket, shared: state.SharedState, config: ProbeConfig):
+
+@dataclass
+class ListenerStats:
+    """Counters since the listener started (for logs, tests and a future /metrics)."""
+
+    accepted: int = 0
+    answered: int = 0
+    shed_full: int = 0  # the table was full: the oldest connection without a request went
+    shed_peer: int = 0  # its address held MAX_PER_PEER: that address's oldest went
+    expired: int = 0  # no complete request (or no EOF after the answer) by the deadline
+
+
+class Listener:
+    """One non-blocking loop: accept, read one request, answer, close.
+
+    Hostile clients cost it a bounded table, never an answer to a probe. The table holds
+    at most ``max_connections``, of which one address holds at most ``max_per_peer``.
+    When either is full, a new connection is still accepted, and the connection that has
+    waited longest without a complete request goes instead (of that address when it is
+    the address's share that is full): a slow or silent client loses its place to a new
+    one, and a probe, which sends its whole request at once and is answered within
+    microseconds, is never the oldest waiting. Answered connections linger until the
+    client closes (closing with unread input would reset the answer away), and go first
+    only when nothing is waiting. Every connection is closed ``client_seconds`` after it
+    was accepted, answered or not.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        shared: state.SharedState,
+        config: ProbeConfig,
+        max_connections: int = MAX_CONNECTIONS,
+        max_per_peer: int = MAX_PER_PEER,
+        client_seconds: float = CLIENT_SECONDS,
+    ):
         self.sock = sock
         self.shared = shared
         self.config = config
+        self.max_connections = max_connections
+        self.max_per_peer = max_per_peer
+        self.client_seconds = client_seconds
         self.started = time.monotonic()
         self.selector = selectors.DefaultSelector()
-        self.clients: dict[socket.socket, tuple[bytearray, float]] = {}
-        self.answered: set[socket.socket] = set()  # lingering: discard input until EOF
+        self.waiting: dict[int, _Client] = {}  # fd -> client, oldest first; no full request yet
+        self.lingering: dict[int, _Client] = {}  # answered; input discarded until EOF
+        self.peers: dict[str, dict[int, _Client]] = {}  # address -> its clients, oldest first
+        self.stats = ListenerStats()
+        self._next_sweep = 0.0
 
     def serve(self) -> None:
+        self.sock.listen(BACKLOG)  # on a listening socket: only resizes its accept queue
         self.selector.register(self.sock, selectors.EVENT_READ)
         while os.getppid() == self.config.master_pid:
-            for key, _ in self.selector.select(timeout=0.5):
-                if key.fileobj is self.sock:
+            timeout = SWEEP_SECONDS if self.waiting or self.lingering else 0.5
+            for key, _ in self.selector.select(timeout):
+                if key.data is None:
                     self._accept()
                 else:
-                    self._read(key.fileobj)  # type: ignore[arg-type]
+                    self._read(key.data)
             self._expire(time.monotonic())
 
     def _accept(self) -> None:
-        while True:
+        for _ in range(ACCEPT_BATCH):
             try:
-                conn, _ = self.sock.accept()
+                sock, address = self.sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:  # e.g. EMFILE, ECONNABORTED: try again on the next event
                 return
-            if len(self.clients) >= MAX_CONNECTIONS:
-                conn.close()
-                continue
-            conn.setblocking(False)
-            self.clients[conn] = (bytearray(), time.monotonic() + CLIENT_SECONDS)
-            self.selector.register(conn, selectors.EVENT_READ)
+            self.stats.accepted += 1
+            peer = str(address[0])
+            mine = self.peers.setdefault(peer, {})
+            if len(mine) >= self.max_per_peer:
+                self.stats.shed_peer += 1
+                self._close(_oldest(mine))
+            elif len(self.waiting) + len(self.lingering) >= self.max_connections:
+                self.stats.shed_full += 1
+                self._close(next(iter(self.waiting.values()), None) or _first(self.lingering))
+            sock.setblocking(False)
+            client = _Client(sock, peer, time.monotonic() + self.client_seconds)
+            self.waiting[sock.fileno()] = client
+            mine[sock.fileno()] = client
+            self.selector.register(sock, selectors.EVENT_READ, client)
+            self._read(client)  # a request that came with the handshake is answered now
 
-    def _read(self, conn: socket.socket) -> None:
-        buf, _ = self.clients[conn]
+    def _read(self, client: _Client) -> None:
         try:
-            chunk = conn.recv(4096)
+            chunk = client.sock.recv(4096)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
             chunk = b""
         if not chunk:
-            self._close(conn)
+            self._close(client)
             return
-        if conn in self.answered:
+        if client.answered:
             return
+        buf = client.buf
+        searched = max(0, len(buf) - 2)
         buf += chunk
-        if b"\r\n\r\n" in buf or b"\n\n" in buf or len(buf) > MAX_REQUEST_BYTES:
+        if len(buf) > MAX_REQUEST_BYTES or _has_end_of_head(buf, searched):
             status, headers, body = respond(bytes(buf), self.shared, self.config, self.started)
-            self._send(conn, _render(status, headers, body))
-            # Closing with unread input would reset the connection and lose the answer:
-            # half-close, then discard what the client still sends until it closes.
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_WR)
-            self.answered.add(conn)
-            buf.clear()
+            self._answer(client, _render(status, headers, body))
 
-    def _send(self, conn: socket.socket, data: bytes) -> None:
+    def _answer(self, client: _Client, data: bytes) -> None:
         with contextlib.suppress(OSError):  # a small answer on a fresh socket fits its buffer
-            conn.send(data)
+            client.sock.send(data)
+        # Closing with unread input would reset the connection and lose the answer:
+        # half-close, then discard what the client still sends until it closes.
+        with contextlib.suppress(OSError):
+            client.sock.shutdown(socket.SHUT_WR)
+        self.stats.answered += 1
+        client.answered = True
+        client.buf = bytearray()
+        fd = client.sock.fileno()
+        del self.waiting[fd]
+        self.lingering[fd] = client
 
-    def _close(self, conn: socket.socket) -> None:
-        self.clients.pop(conn, None)
-        self.answered.discard(conn)
+    def _close(self, client: _Client) -> None:
+        fd = client.sock.fileno()
+        self.waiting.pop(fd, None)
+        self.lingering.pop(fd, None)
+        mine = self.peers.get(client.peer)
+        if mine is not None:
+            mine.pop(fd, None)
+            if not mine:
+                del self.peers[client.peer]
         with contextlib.suppress(KeyError, ValueError):
-            self.selector.unregister(conn)
-        conn.close()
+            self.selector.unregister(client.sock)
+        client.sock.close()
 
     def _expire(self, now: float) -> None:
-        for conn, (_, deadline) in list(self.clients.items()):
-            if now > deadline:
-                self._close(conn)
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + SWEEP_SECONDS
+        for client in list(self.waiting.values()):
+            if client.deadline > now:
+                break  # accepted in order, all with the same timeout
+            self.stats.expired += 1
+            self._close(client)
+        for client in [c for c in self.lingering.values() if c.deadline <= now]:
+            self.stats.expired += 1
+            self._close(client)
+
+
+def _oldest(clients: dict[int, _Client]) -> _Client:
+    """The client that has waited longest without a complete request, else the oldest."""
+    for client in clients.values():
+        if not client.answered:
+            return client
+    return _first(clients)
+
+
+def _first(clients: dict[int, _Client]) -> _Client:
+    return next(iter(clients.values()))
+
+
+def _has_end_of_head(buf: bytearray, start: int) -> bool:
+    """A blank line (CRLF or bare LF) at or after ``start``: the request head is complete."""
+    return buf.find(b"\n\r\n", start) != -1 or buf.find(b"\n\n", start) != -1
 
 
 def _render(status: int, headers: dict[str, str], body: bytes) -> bytes:
@@ -189,14 +290,11 @@ def answer(
     """The probe logic, on a parsed request: (status, JSON body)."""
     url = urlsplit(target)
     path = unquote(url.path).rstrip("/")
-    probes = {
-        f"{config.prefix}/live": _live,
-        f"{config.prefix}/ready": _ready,
-        f"{config.prefix}/startup": _startup,
-    }
-    probe = probes.get(path)
-    if probe is None:
-        return 404, {"status": "not found", "endpoints": sorted(probes)}
+    prefix = config.prefix
+    endpoints = [f"{prefix}/{name}" for name in ("live", "ready", "startup")]
+    one_check = path.removeprefix(f"{prefix}/ready/")
+    if path not in endpoints and (one_check == path or "/" in one_check):
+        return 404, {"status": "not found", "endpoints": endpoints}
     if method not in ("GET", "HEAD"):
         return 405, {"status": "method not allowed", "allow": ["GET", "HEAD"]}
     try:
@@ -205,7 +303,15 @@ def answer(
         )
     except ValueError:
         return 400, {"status": f"too many query parameters (limit {MAX_QUERY_FIELDS})"}
-    return probe(shared, config, query, started, now)
+    if path == endpoints[0]:
+        return _live(shared, config, query, started, now)
+    if path == endpoints[2]:
+        return readiness.decide_startup(shared.started)
+    if shared.phase == state.Phase.STARTING:
+        return 503, {"status": "starting"}
+    alive = [s for s in shared.slots() if now - s.beat <= config.heartbeat_timeout]
+    view = readiness.pod_view(shared.draining, alive, now)
+    return readiness.decide_ready(view, query, only=None if path == endpoints[1] else one_check)
 
 
 def _live(
@@ -232,43 +338,3 @@ def _live(
         }
         body["heartbeat_timeout_seconds"] = limit
     return (503 if failed else 200), body
-
-
-def _ready(
-    shared: state.SharedState, config: ProbeConfig, query: dict, started: float, now: float
-) -> tuple[int, dict[str, Any]]:
-    phase = shared.phase
-    if phase == state.Phase.STARTING:
-        return 503, {"status": "starting"}
-    if phase >= state.Phase.DRAINING:
-        return 503, {"status": "draining"}
-    slots = shared.slots()
-    alive = [s for s in slots if now - s.beat <= config.heartbeat_timeout]
-    fresh = [s for s in alive if s.verdict_valid_until >= now]
-    if not fresh:
-        return 503, {"status": "failed", "failed": [], "detail": "no worker published checks yet"}
-    newest = max(fresh, key=lambda s: s.verdict_valid_until)
-    if newest.detail.get("gate") == "starting":
-        return 503, {"status": "starting"}
-    checks: dict[str, bool] = newest.detail.get("checks", {})
-    excluded = query.get("exclude", [])
-    warnings = [f"unknown check in exclude: {n!r}" for n in excluded if n not in checks]
-    selected = {n: ok for n, ok in checks.items() if n not in excluded}
-    ok = all(selected.values())
-    body: dict[str, Any] = {"status": "ok" if ok else "failed"}
-    if "verbose" in query:
-        body["checks"] = {n: {"status": "ok" if v else "failed"} for n, v in selected.items()}
-        body["published_by_worker"] = newest.pid
-    elif not ok:
-        body["failed"] = [n for n, v in selected.items() if not v]
-    if warnings:
-        body["warnings"] = warnings
-    return (200 if ok else 503), body
-
-
-def _startup(
-    shared: state.SharedState, config: ProbeConfig, query: dict, started: float, now: float
-) -> tuple[int, dict[str, Any]]:
-    if shared.started:
-        return 200, {"status": "ok"}
-    return 503, {"status": "starting"}

@@ -11,8 +11,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import select
 import signal
 import socket
+import time
+from typing import Any
 
 from . import state
 from .probe_server import Listener, ProbeConfig
@@ -87,20 +90,32 @@ def _die_with_parent() -> None:
 
 
 class ListenerProcess:
-    """The master's side of the listener: bind early, fork once, notice its death, stop it.
+    """The master's side: bind early, fork, respawn with back-off, stop at exit.
 
-    One per master (``LISTENER``); it outlives a SIGHUP, which re-runs the config module
-    but not this one.
+    Supervised from the master's loop, as Gunicorn supervises its workers: a listener
+    that died is noticed within one loop turn (about 1 s), logged once, and respawned
+    after 1, 2, 4 ... 30 s (back to 1 s after a minute of good health). A pidfd (Linux
+    >= 5.3) names the process itself, so the master never signals a pid that Gunicorn's
+    ``waitpid(-1)`` already reaped and the kernel may have reused.
     """
+
+    RESPAWN_MAX_SECONDS = 30.0
+    HEALTHY_SECONDS = 60.0
 
     def __init__(self) -> None:
         self.sock: socket.socket | None = None
         self.pid = 0
-        self._reported = False
+        self._address: tuple[str, int] | None = None
+        self._pidfd: int | None = None
+        self._spawned_at = 0.0
+        self._backoff = 0.0
+        self._respawn_at = 0.0
+        self._shared: state.SharedState | None = None
+        self._config: ProbeConfig | None = None
 
     def bind(self, host: str, port: int) -> None:
         """Master, on_starting: a taken port or a bad address stops Gunicorn with one line."""
-        if self.sock is not None:
+        if self.sock is not None or self.pid:
             return
         try:
             self.sock = bind(host, port)
@@ -109,37 +124,85 @@ class ListenerProcess:
                 f"gunicorn-zdt: ZDT_PROBE_BIND={host}:{port}: cannot listen there "
                 f"({exc.strerror or exc}); pick a free port, e.g. ZDT_PROBE_BIND=0.0.0.0:8081"
             ) from None
+        self._address = (host, port)
 
     def spawn(self, shared: state.SharedState, config: ProbeConfig) -> str | None:
         """Fork the listener if bound and not yet running; returns its ``host:port``."""
         sock = self.sock
         if sock is None or self.pid:
             return None
+        self._shared, self._config = shared, config
         self.pid = spawn(sock, shared, config)
+        self._spawned_at = time.monotonic()
+        with contextlib.suppress(OSError, AttributeError):
+            self._pidfd = os.pidfd_open(self.pid)
         host, port = sock.getsockname()[:2]
         sock.close()  # workers must not inherit it; the listener holds its own copy
+        self.sock = None
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
-    def newly_dead(self) -> bool:
-        """True once, the first time the master sees the listener gone."""
-        if not self.pid or self._reported:
-            return False
+    def supervise(self, log: Any) -> None:
+        """Master loop: notice a dead listener, log it once, respawn it after a back-off."""
+        if self._shared is None or self._config is None or self._address is None:
+            return  # never started (no ZDT_PROBE_BIND)
+        now = time.monotonic()
+        if self.pid:
+            if self._alive():
+                return
+            healthy = now - self._spawned_at >= self.HEALTHY_SECONDS
+            self._backoff = (
+                1.0 if healthy else min(max(1.0, self._backoff * 2), self.RESPAWN_MAX_SECONDS)
+            )
+            self._respawn_at = now + self._backoff
+            log.error(
+                "gunicorn-zdt: the probe listener (pid %s) exited; probes on its port fail "
+                "until it is back: respawning in %g s",
+                self.pid,
+                self._backoff,
+            )
+            self._forget()
+            return
+        if now < self._respawn_at:
+            return
+        try:
+            self.sock = bind(*self._address)
+        except OSError as exc:
+            self._respawn_at = now + self._backoff
+            log.warning("gunicorn-zdt: probe listener not respawned yet: %s", exc)
+            return
+        self.spawn(self._shared, self._config)
+        self._shared.count_listener_restart()
+        log.info("gunicorn-zdt: probe listener respawned (pid %s)", self.pid)
+
+    def _alive(self) -> bool:
+        if self._pidfd is not None:
+            poller = select.poll()
+            poller.register(self._pidfd, select.POLLIN)
+            return not poller.poll(0)  # a pidfd turns readable when its process exits
         try:
             os.kill(self.pid, 0)
-            return False
         except ProcessLookupError:
-            self._reported = True
-            return True
-        except PermissionError:
             return False
+        except PermissionError:
+            pass
+        return True
+
+    def _forget(self) -> None:
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+        self.pid, self._pidfd = 0, None
 
     def stop(self) -> None:
-        pid, self.pid = self.pid, 0
-        if not pid:
+        """Master, on_exit: kill the listener if it still runs, and reap it."""
+        if not self.pid:
             return
-        with contextlib.suppress(ProcessLookupError, ChildProcessError):
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-
-
-LISTENER = ListenerProcess()
+        if self._alive():
+            with contextlib.suppress(ProcessLookupError, OSError):
+                if self._pidfd is not None:
+                    signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+                else:
+                    os.kill(self.pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid, 0)
+        self._forget()
+        self._shared = None  # no respawn after exit

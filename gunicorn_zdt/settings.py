@@ -22,24 +22,52 @@ class SettingError(ValueError):
     """A setting has a value we cannot use; the message names the setting and the fix."""
 
 
-def _seconds(name: str, raw: object, *, allow_none: bool = False) -> float | None:
+#: No duration we read may exceed this without a grace period to check it against: a typo
+#: such as ZDT_DRAIN_SECONDS=1e9 would otherwise drain until the kubelet's SIGKILL.
+MAX_SECONDS = 3600.0
+
+
+def _seconds(
+    name: str,
+    raw: object,
+    *,
+    allow_none: bool = False,
+    positive: bool = False,
+    maximum: float = MAX_SECONDS,
+) -> float | None:
+    example = f"e.g. {name}=5"
     if raw is None or (isinstance(raw, str) and raw.strip() == ""):
         if allow_none:
             return None
-        raise SettingError(f"{name} is empty; set it to a number of seconds, e.g. {name}=5")
+        raise SettingError(f"{name} is empty; set it to a number of seconds, {example}")
     try:
         value = float(raw)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise SettingError(
-            f"{name}={raw!r} is not a number; set it to a number of seconds, e.g. {name}=5"
+            f"{name}={raw!r} is not a number; set it to a number of seconds, {example}"
         ) from None
-    if math.isnan(value) or math.isinf(value) or value < 0:
-        raise SettingError(f"{name}={raw!r} must be a finite number of seconds >= 0; e.g. {name}=5")
+    if math.isnan(value) or math.isinf(value) or value < 0 or (positive and value == 0):
+        bound = "> 0" if positive else ">= 0"
+        raise SettingError(f"{name}={raw!r} must be a finite number of seconds {bound}; {example}")
+    if value > maximum:
+        raise SettingError(
+            f"{name}={raw!r} is over the limit of {maximum:g} s; use a number of seconds "
+            f"<= {maximum:g}, {example}"
+        )
     return value
 
 
 def _optional_seconds(name: str, raw: object) -> float | None:
     return _seconds(name, raw, allow_none=True)
+
+
+def _grace_seconds(name: str, raw: object) -> float | None:
+    """terminationGracePeriodSeconds may be long (a day), never unbounded."""
+    return _seconds(name, raw, allow_none=True, maximum=86400.0)
+
+
+def _positive_seconds(name: str, raw: object) -> float | None:
+    return _seconds(name, raw, positive=True, maximum=60.0)
 
 
 def _path(name: str, raw: object) -> str:
@@ -78,7 +106,7 @@ class Setting:
     name: str
     default: Any
     parse: Callable[[str, object], Any]
-    side: str  # "gunicorn" (read by the hooks in the master) or "flask" (read by Probes)
+    side: str  # "gunicorn" (the hooks, in the master), "flask" (Probes), or "both"
     doc: str
 
     def resolve(self, explicit: object = None, environ: Mapping[str, str] | None = None) -> Any:
@@ -104,7 +132,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "ZDT_GRACE_PERIOD_SECONDS",
         None,
-        _optional_seconds,
+        _grace_seconds,
         "gunicorn",
         "The pod's terminationGracePeriodSeconds. When set and graceful_timeout is not, "
         "graceful_timeout is derived as grace - preStop - drain - margin; when both are set "
@@ -151,14 +179,14 @@ SETTINGS: tuple[Setting, ...] = (
         "ZDT_PROBE_PREFIX",
         "/healthz",
         _path,
-        "flask",
+        "both",
         "URL prefix of the probe endpoints: PREFIX/live, PREFIX/ready (and PREFIX/ready/NAME "
         "for one check), PREFIX/startup.",
     ),
     Setting(
         "ZDT_CHECK_TIMEOUT_SECONDS",
         1.0,
-        _seconds,
+        _positive_seconds,
         "flask",
         "Default timeout of one readiness/startup check; a check still running then counts "
         "as failed. Keep it below the probe's timeoutSeconds.",
@@ -186,6 +214,18 @@ BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 def resolve(name: str, explicit: object = None, environ: Mapping[str, str] | None = None) -> Any:
     """The effective value of setting ``name`` (environment > explicit > default)."""
     return BY_NAME[name].resolve(explicit, environ)
+
+
+def validate_environment(environ: Mapping[str, str] | None = None) -> None:
+    """Parse every ``ZDT_*`` setting set in the environment; the first bad one raises.
+
+    The hooks call it in the master before any worker starts, so a bad Flask-side value
+    stops Gunicorn with one line instead of failing in every worker.
+    """
+    env = os.environ if environ is None else environ
+    for setting in SETTINGS:
+        if setting.name in env:
+            setting.parse(setting.name, env[setting.name])
 
 
 def _show(value: object) -> str:

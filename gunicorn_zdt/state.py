@@ -1,10 +1,14 @@
-"""The drain state shared by the Gunicorn master and all its workers.
+"""The memory layout shared by the Gunicorn master, its workers and the probe listener.
 
 An anonymous shared ``mmap`` made in the master before any fork is inherited by every
 worker, including ones spawned later (``max_requests``, crashes, SIGHUP reloads), with
-or without ``preload_app``. The master writes it; workers only read it, so a flip on
-SIGTERM is seen by every worker at once, with no IPC on the request path. A USR2
-re-exec starts a new interpreter and gets a state of its own. Stdlib only.
+or without ``preload_app``. A USR2 re-exec starts a new interpreter and gets its own.
+
+Who writes what: the master writes the pod header (phase, drain times, its heartbeat);
+each worker writes only its own slot (heartbeat, request evidence, check verdict). So a
+flip on SIGTERM is seen by every worker at once, with no IPC on the request path.
+Every float is an aligned 8-byte ``time.monotonic()`` value (system-wide on Linux): an
+aligned 8-byte store is not torn on the platforms we run on. Stdlib only.
 """
 
 from __future__ import annotations
@@ -15,25 +19,31 @@ import mmap
 import os
 import struct
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-_LAYOUT = struct.Struct("<i i d d")  # phase, master pid, drain start, drain deadline (monotonic)
-
-# Heartbeats and check verdicts (read by the probe listener, see probe_server.py).
-# Every float is an aligned 8-byte ``time.monotonic()`` value (system-wide on Linux), written
-# by one process only: an aligned 8-byte store is not torn on the platforms we run on.
+# Pod header: phase, master pid, drain start, drain deadline (the minimum), drain cap.
+_HEADER = struct.Struct("<i i d d d")
 _MASTER_BEAT = 32  # d: the master's loop, stamped every iteration (about once a second)
-_STARTED = 40  # i: 1 once any worker's startup passed (sticky, like the kubelet's view)
+_STARTED = 40  # i: 1 once the pod has started (sticky, like the kubelet's view)
+_STOP_STARTED = 48  # d: monotonic time Gunicorn's graceful stop began (0 before)
+_DRAIN_ENDED_BY = 56  # i: DrainEnd, why the drain ended
+_LISTENER_RESTARTS = 60  # I: how often the probe listener was respawned
 _SLOTS = 4096  # first worker slot
-SLOT_SIZE = 512
+SLOT_SIZE = 2048
 SLOT_COUNT = 248  # workers alive at once, at most
-_SIZE = _SLOTS + SLOT_SIZE * SLOT_COUNT  # 128 KiB
-# slot: pid (i), seq (I, odd while the verdict is being written), heartbeat (d),
-# verdict valid until (d), verdict ok (i), verdict length (i), verdict JSON (bytes)
-_SLOT = struct.Struct("<i I d d i i")
-_VERDICT_MAX = SLOT_SIZE - _SLOT.size
+_SIZE = _SLOTS + SLOT_SIZE * SLOT_COUNT  # about 500 KiB
+
+# Worker slot. Identity and heartbeat: pid (i), verdict seq (I, odd while writing),
+# heartbeat (d). Verdict: published at (d), valid until (d), ok (i), JSON length (i).
+_SLOT_HEAD = struct.Struct("<i I d d d i i")
+# Request evidence (issue: drain on evidence), at _EVIDENCE: last request on a new
+# connection (d), its arrival while draining (d), requests served (Q), served since the
+# drain began (Q), in flight (i), keep-alive connections closed by the drain (I).
+_EVIDENCE = 64
+_EVIDENCE_LAYOUT = struct.Struct("<d d Q Q i I")
+_VERDICT = 1024  # verdict JSON from here to the end of the slot
+VERDICT_MAX = SLOT_SIZE - _VERDICT
 
 
 class Phase(enum.IntEnum):
@@ -44,54 +54,53 @@ class Phase(enum.IntEnum):
 
 
 class SharedState:
-    """A few numbers in shared memory. Writers: the master only."""
+    """The shared mapping and typed access to it; one per Gunicorn master."""
 
     def __init__(self) -> None:
         self._map = mmap.mmap(-1, _SIZE, flags=mmap.MAP_SHARED)
-        self._write(Phase.STARTING, os.getpid(), 0.0, 0.0)
+        _HEADER.pack_into(self._map, 0, Phase.STARTING, os.getpid(), 0.0, 0.0, 0.0)
 
-    def _read(self) -> tuple[int, int, float, float]:
-        return _LAYOUT.unpack_from(self._map, 0)
-
-    def _write(self, phase: int, pid: int, started: float, deadline: float) -> None:
-        _LAYOUT.pack_into(self._map, 0, phase, pid, started, deadline)
+    # -- pod header (master writes) ---------------------------------------------------
 
     @property
     def phase(self) -> Phase:
         return Phase(struct.unpack_from("<i", self._map, 0)[0])
 
     @property
-    def drain_started(self) -> float:
-        """``time.monotonic()`` at SIGTERM (the clock is system-wide on Linux), 0 before."""
-        return self._read()[2]
-
-    @property
-    def drain_deadline(self) -> float:
-        return self._read()[3]
-
-    def set_serving(self) -> None:
-        """Called in the master once its listeners exist (also after daemonizing)."""
-        self._write(Phase.SERVING, os.getpid(), 0.0, 0.0)
-
-    def begin_drain(self, drain_seconds: float) -> float:
-        """Flip to DRAINING; returns the monotonic deadline of the drain."""
-        _, pid, _, _ = self._read()
-        now = time.monotonic()
-        deadline = now + drain_seconds
-        # Times first, phase last: a reader that sees DRAINING also sees the times.
-        self._write(Phase.SERVING, pid, now, deadline)
-        struct.pack_into("<i", self._map, 0, Phase.DRAINING)
-        return deadline
-
-    def begin_stop(self) -> None:
-        struct.pack_into("<i", self._map, 0, Phase.STOPPING)
-
-    @property
     def draining(self) -> bool:
         """True from SIGTERM on: the one read on the request path."""
         return struct.unpack_from("<i", self._map, 0)[0] >= Phase.DRAINING
 
-    # -- heartbeats and verdicts (for the probe listener) ---------------------------
+    @property
+    def drain_started(self) -> float:
+        """``time.monotonic()`` at SIGTERM, 0 before."""
+        return float(_HEADER.unpack_from(self._map, 0)[2])
+
+    @property
+    def drain_deadline(self) -> float:
+        return float(_HEADER.unpack_from(self._map, 0)[3])
+
+    def set_serving(self) -> None:
+        """Master, once its listeners exist (also after daemonizing)."""
+        _HEADER.pack_into(self._map, 0, Phase.SERVING, os.getpid(), 0.0, 0.0, 0.0)
+
+    def begin_drain(self, drain_seconds: float) -> float:
+        """Flip to DRAINING; returns the monotonic deadline of the drain."""
+        _, pid, _, _, _ = _HEADER.unpack_from(self._map, 0)
+        now = time.monotonic()
+        deadline = now + drain_seconds
+        # Times first, phase last: a reader that sees DRAINING also sees the times.
+        _HEADER.pack_into(self._map, 0, Phase.SERVING, pid, now, deadline, deadline)
+        struct.pack_into("<i", self._map, 0, Phase.DRAINING)
+        return deadline
+
+    def begin_stop(self) -> None:
+        struct.pack_into("<d", self._map, _STOP_STARTED, time.monotonic())
+        struct.pack_into("<i", self._map, 0, Phase.STOPPING)
+
+    @property
+    def stop_started(self) -> float:
+        return float(struct.unpack_from("<d", self._map, _STOP_STARTED)[0])
 
     def beat_master(self) -> None:
         """Master, every loop iteration."""
@@ -99,20 +108,30 @@ class SharedState:
 
     @property
     def master_beat(self) -> float:
-        return struct.unpack_from("<d", self._map, _MASTER_BEAT)[0]
+        return float(struct.unpack_from("<d", self._map, _MASTER_BEAT)[0])
 
     def mark_started(self) -> None:
         struct.pack_into("<i", self._map, _STARTED, 1)
 
     @property
     def started(self) -> bool:
-        return struct.unpack_from("<i", self._map, _STARTED)[0] == 1
+        return bool(struct.unpack_from("<i", self._map, _STARTED)[0] == 1)
+
+    def count_listener_restart(self) -> None:
+        (n,) = struct.unpack_from("<I", self._map, _LISTENER_RESTARTS)
+        struct.pack_into("<I", self._map, _LISTENER_RESTARTS, n + 1)
+
+    @property
+    def listener_restarts(self) -> int:
+        return int(struct.unpack_from("<I", self._map, _LISTENER_RESTARTS)[0])
+
+    # -- worker slots (each worker writes its own) --------------------------------------
 
     def reset_slot(self, index: int) -> None:
         """Master, before forking the worker that will own slot ``index``."""
-        struct.pack_into(
-            "<i I d d i i", self._map, _slot_at(index), 0, 0, time.monotonic(), 0, 0, 0
-        )
+        base = _slot_at(index)
+        self._map[base : base + SLOT_SIZE] = bytes(SLOT_SIZE)
+        struct.pack_into("<d", self._map, base + 8, time.monotonic())
 
     def claim_slot(self, index: int) -> None:
         """Worker, just forked: the slot is ours."""
@@ -126,39 +145,42 @@ class SharedState:
     def publish_verdict(
         self, index: int, ok: bool, detail: dict[str, Any], valid_for: float
     ) -> None:
-        """Worker (one thread): the result of its readiness checks, valid ``valid_for`` s.
+        """Worker (its publisher thread): its check results, valid ``valid_for`` s.
 
         A seqlock (odd while writing) lets readers in other processes skip a torn copy.
         """
         base = _slot_at(index)
-        data = json.dumps(detail, separators=(",", ":")).encode()[:_VERDICT_MAX]
+        data = json.dumps(detail, separators=(",", ":")).encode()
+        if len(data) > VERDICT_MAX:  # never publish half a JSON document
+            data = json.dumps({"checks": {}, "truncated": True}).encode()
         (seq,) = struct.unpack_from("<I", self._map, base + 4)
         struct.pack_into("<I", self._map, base + 4, (seq + 1) | 1)
-        struct.pack_into(
-            "<d i i", self._map, base + 16, time.monotonic() + valid_for, ok, len(data)
-        )
-        self._map[base + _SLOT.size : base + _SLOT.size + len(data)] = data
+        now = time.monotonic()
+        struct.pack_into("<d d i i", self._map, base + 16, now, now + valid_for, ok, len(data))
+        self._map[base + _VERDICT : base + _VERDICT + len(data)] = data
         struct.pack_into("<I", self._map, base + 4, ((seq + 1) | 1) + 1)
 
     def slots(self) -> list[Slot]:
-        """Every slot a worker ever claimed (reader: the probe listener)."""
+        """Every slot a worker ever claimed, freshest data, torn verdicts skipped."""
         out = []
         for index in range(SLOT_COUNT):
             base = _slot_at(index)
             for _ in range(5):
-                pid, seq, beat, valid_until, ok, length = _SLOT.unpack_from(self._map, base)
-                raw = bytes(self._map[base + _SLOT.size : base + _SLOT.size + length])
+                pid, seq, beat, published, valid_until, ok, length = _SLOT_HEAD.unpack_from(
+                    self._map, base
+                )
+                raw = bytes(self._map[base + _VERDICT : base + _VERDICT + length])
                 if seq % 2 == 0 and struct.unpack_from("<I", self._map, base + 4)[0] == seq:
                     break
             else:  # a writer kept it busy: report no verdict rather than a torn one
-                valid_until, ok, raw = 0.0, 0, b""
+                published, valid_until, ok, raw = 0.0, 0.0, 0, b""
             if pid == 0 and beat == 0:
                 continue
             try:
                 detail = json.loads(raw) if raw else {}
             except ValueError:
                 detail = {}
-            out.append(Slot(index, pid, beat, valid_until, bool(ok), detail))
+            out.append(Slot(index, pid, beat, published, valid_until, bool(ok), detail))
         return out
 
 
@@ -167,7 +189,8 @@ class Slot:
     index: int
     pid: int
     beat: float  # monotonic time of the worker's last heartbeat
-    verdict_valid_until: float  # 0: no verdict yet
+    verdict_published: float  # 0: no verdict yet
+    verdict_valid_until: float
     verdict_ok: bool
     detail: dict[str, Any]
 
@@ -176,43 +199,3 @@ def _slot_at(index: int) -> int:
     if not 0 <= index < SLOT_COUNT:
         raise IndexError(f"worker slot {index} out of range 0..{SLOT_COUNT - 1}")
     return _SLOTS + index * SLOT_SIZE
-
-
-_state: SharedState | None = None
-_worker_slot: int | None = None
-_worker_boot_callbacks: list[Callable[[SharedState, int], None]] = []
-
-
-def set_worker_slot(index: int) -> None:
-    """Worker, in ``post_fork``: which slot this process writes."""
-    global _worker_slot
-    _worker_slot = index
-
-
-def on_worker_boot(callback: Callable[[SharedState, int], None]) -> None:
-    """Run ``callback(state, slot)`` in each worker once its app is loaded (probe listener on).
-
-    The Flask extension registers its verdict publisher here; the hooks call them from
-    ``post_worker_init``. Registering in a preloaded master is fine: forks inherit the list.
-    """
-    _worker_boot_callbacks.append(callback)
-
-
-def run_worker_boot_callbacks() -> None:
-    if _state is None or _worker_slot is None:
-        return
-    for callback in list(_worker_boot_callbacks):
-        callback(_state, _worker_slot)
-
-
-def create() -> SharedState:
-    """Make (or, on a SIGHUP re-read of the config, reuse) this master's shared state."""
-    global _state
-    if _state is None:
-        _state = SharedState()
-    return _state
-
-
-def current() -> SharedState | None:
-    """The state inherited from the master, or None when the hooks were never installed."""
-    return _state

@@ -147,6 +147,8 @@ def test_hung_database_makes_readiness_503_within_the_timeout_and_threads_stay_b
         # gthread starts its 4 request threads on demand: start them all before counting.
         with ThreadPoolExecutor(8) as pool:
             assert set(pool.map(lambda _: server.get("/work?ms=200").status, range(8))) == {200}
+        failed = {"status": "failed", "failed": ["database"]}
+        wait_until(lambda: server.get("/healthz/ready").json() == failed, 5, "first verdict")
         counts = []
         for _ in range(15):
             started = time.monotonic()

@@ -6,15 +6,13 @@ Drain behaviour is proven in test_drain.py.
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 
 import pytest
 from flask import Flask
 
 from gunicorn_zdt.probes import Probes
-from tests.support import resumed_after
+from tests.support import wait_until
 
 
 def make_app(**config: object) -> tuple[Flask, Probes]:
@@ -75,6 +73,7 @@ def _failing() -> None:
             {
                 "status": "failed",
                 "checks": {
+                    "shutdown": {"status": "ok"},
                     "up": {"status": "ok", "seconds": "ANY"},
                     "down": {"status": "failed", "seconds": "ANY", "reason": "reason withheld"},
                 },
@@ -83,6 +82,14 @@ def _failing() -> None:
         ("/up", 200, {"status": "ok"}),
         ("/down", 503, {"status": "failed", "failed": ["down"]}),
         ("/nope", 404, {"status": "unknown check", "check": "nope"}),
+        (
+            "?exclude=down&exclude=shutdown",
+            200,
+            {
+                "status": "ok",
+                "warnings": ["'shutdown' cannot be excluded: it fails from SIGTERM on"],
+            },
+        ),
     ],
 )
 def test_readiness_queries(query: str, status: int, body: dict) -> None:
@@ -91,10 +98,11 @@ def test_readiness_queries(query: str, status: int, body: dict) -> None:
     probes.add_check("down", _failing)
     r = app.test_client().get("/healthz/ready" + query)
     got = r.json
-    for check in got.get("checks", {}).values():
-        assert isinstance(check.pop("seconds"), float)
+    for name, check in got.get("checks", {}).items():
+        if name != "shutdown":
+            assert isinstance(check.pop("seconds"), float)
     for check in body.get("checks", {}).values():
-        check.pop("seconds")
+        check.pop("seconds", None)
     assert (r.status_code, got) == (status, body)
 
 
@@ -137,18 +145,13 @@ def test_bad_app_config_value_names_the_key() -> None:
         make_app(ZDT_CHECK_TIMEOUT_SECONDS="soon")
 
 
-def test_startup_is_503_until_first_passing_readiness_then_200_for_good() -> None:
-    healthy = threading.Event()
+def test_startup_does_not_wait_for_dependencies_by_default() -> None:
+    """A database outage must not get new pods restarted: startup means loaded and serving."""
     app, probes = make_app(ZDT_CHECK_CACHE_SECONDS=0)
-    probes.add_check("db", lambda: healthy.is_set())
+    probes.add_check("db", lambda: False)
     client = app.test_client()
-    assert client.get("/healthz/startup").status_code == 503
+    assert client.get("/healthz/startup").status_code == 200
     assert client.get("/healthz/ready").status_code == 503
-    healthy.set()
-    assert client.get("/healthz/ready").status_code == 200
-    healthy.clear()
-    assert client.get("/healthz/startup").status_code == 200  # started for good
-    assert client.get("/healthz/ready").status_code == 503  # readiness still tracks the db
 
 
 def test_explicit_startup_waits_for_mark_started() -> None:
@@ -157,24 +160,37 @@ def test_explicit_startup_waits_for_mark_started() -> None:
     client = app.test_client()
     assert client.get("/healthz/startup").status_code == 503
     assert client.get("/healthz/ready").json == {"status": "starting"}
-    probes.mark_started()
+    probes.mark_started(app)
     assert client.get("/healthz/startup").status_code == 200
     assert client.get("/healthz/ready").status_code == 200
 
 
-def test_startup_checks_gate_startup_only() -> None:
+def test_mark_started_outside_an_app_context_says_to_pass_the_app() -> None:
+    probes = Probes(Flask(__name__), startup="explicit")
+    with pytest.raises(RuntimeError, match=r"pass the app, probes.mark_started\(app\)"):
+        probes.mark_started()
+
+
+def test_startup_checks_gate_startup_and_readiness() -> None:
     warmed = threading.Event()
     app, probes = make_app(ZDT_CHECK_CACHE_SECONDS=0)
     probes.add_check("cache-warm", warmed.is_set, probe="startup")
     client = app.test_client()
     assert client.get("/healthz/startup").status_code == 503
+    assert client.get("/healthz/ready").json == {"status": "starting"}
     warmed.set()
     assert client.get("/healthz/startup").status_code == 200
+    assert client.get("/healthz/ready").status_code == 200
+    warmed.clear()  # a startup check gates the start only, never again after it
+    assert client.get("/healthz/ready").status_code == 200
 
 
-def test_startup_is_pod_wide_once_any_worker_started_readiness_stays_per_worker(gunicorn) -> None:
-    """The kubelet stops startup probing after one success; no sibling may answer 503 after it."""
-    server = gunicorn(config="workers = 3\n", app="tests.apps:explicit_startup_app")
+def test_startup_is_pod_wide_once_any_worker_started_readiness_once_every_worker_did(
+    gunicorn,
+) -> None:
+    """The kubelet stops startup probing after one success; no sibling may answer 503 after it.
+    Readiness is one answer for the pod: 503 on every worker until each one has started."""
+    server = gunicorn(config="workers = 3\n", app="tests.apps_explicit:app")
     server.start(wait_ready=False)
     server.wait_listening()
     workers = server.wait_workers(3)
@@ -182,13 +198,10 @@ def test_startup_is_pod_wide_once_any_worker_started_readiness_stays_per_worker(
 
     marked = int(server.get("/started", method="POST").headers["x-worker-pid"])
     server.answers_from_every_worker("/healthz/startup", 200, workers)
-    # Readiness in explicit mode waits for each worker's own mark_started(): with one side
-    # paused (SIGSTOP), the other side alone answers.
-    others = [w for w in workers if w != marked]
-    for paused, expect in (([marked], (503, {"status": "starting"})), (others, (200, None))):
-        with resumed_after(list(paused)):
-            for pid in paused:
-                os.kill(pid, signal.SIGSTOP)
-            r = server.get("/healthz/ready")
-            assert r.headers["x-worker-pid"] not in map(str, paused)
-            assert (r.status, r.json() if expect[1] else None) == expect
+    server.answers_from_every_worker("/healthz/ready", 503, workers)
+    assert server.get("/healthz/ready").json() == {"status": "starting"}
+    assert marked in workers
+
+    server.answers_from_every_worker("/started", 200, workers)  # every worker marks itself
+    wait_until(lambda: server.try_get("/healthz/ready") == 200, 5, "ready after all started")
+    server.answers_from_every_worker("/healthz/ready", 200, workers)

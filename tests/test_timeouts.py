@@ -182,7 +182,7 @@ def test_hooks_already_in_the_config_still_run(gunicorn, tmp_path) -> None:
 def test_user_hook_with_the_wrong_arity_is_named(gunicorn) -> None:
     server = gunicorn(config="def pre_request(req):\n    pass\n").start(wait_ready=False)
     assert server.wait_exit(20) == 1
-    assert "your Gunicorn hook 'pre_request' must be a function of 2 argument(s)" in server.log()
+    assert "Error: gunicorn-zdt: your Gunicorn hook pre_request takes 1 argument(s); Gunicorn calls it with 2 (worker, req): fix its signature" in server.log()
 
 
 def test_probes_without_hooks_report_serving_and_warn_once(gunicorn) -> None:
