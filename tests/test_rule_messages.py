@@ -107,6 +107,134 @@ def prestop_sleep(seconds: int) -> Edit:
     return setter("lifecycle", {"preStop": {"sleep": {"seconds": seconds}}})
 
 
+def service(docs: Docs) -> dict[str, Any]:
+    return of_kind(docs, "Service")
+
+
+def add_doc(doc: dict[str, Any]) -> Edit:
+    def edit(docs: Docs) -> None:
+        docs.append(copy.deepcopy(doc))
+
+    return edit
+
+
+def add_hpa(min_replicas: int | None) -> Edit:
+    """A HorizontalPodAutoscaler scaling Deployment/app (None: minReplicas left to its 1)."""
+    spec: dict[str, Any] = {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "app"},
+        "maxReplicas": 10,
+    }
+    if min_replicas is not None:
+        spec["minReplicas"] = min_replicas
+    return add_doc(
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "app"},
+            "spec": spec,
+        }
+    )
+
+
+def add_proxy(role: str = "container", **fields: Any) -> Edit:
+    """A second container, db-proxy, with ``fields`` (ports, lifecycle, args) on top.
+
+    ``role``: ``container`` (plain, in containers), ``sidecar`` (native: an init container
+    with restartPolicy: Always) or ``init`` (an init container that runs to completion).
+    """
+
+    def edit(docs: Docs) -> None:
+        proxy: dict[str, Any] = {
+            "name": "db-proxy",
+            "image": "gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.14.0",
+            "args": ["--port=5432", "project:region:instance"],
+        }
+        if role == "sidecar":
+            proxy["restartPolicy"] = "Always"
+        proxy.update(copy.deepcopy(fields))
+        key = "containers" if role == "container" else "initContainers"
+        pod_spec(docs).setdefault(key, []).append(proxy)
+
+    return edit
+
+
+def proxy_prestop(seconds: int) -> dict[str, Any]:
+    return {"preStop": {"sleep": {"seconds": seconds}}}
+
+
+def no_probe_listener(docs: Docs) -> None:
+    """good.yaml without the probe listener: no ZDT_PROBE_BIND, every probe on port http."""
+    set_env("ZDT_PROBE_BIND", None)(docs)
+    c = container(docs)
+    c["ports"] = [p for p in c["ports"] if p["name"] != "probes"]
+    for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+        c[kind]["httpGet"]["port"] = "http"
+
+
+def metrics_service_port(target: Any) -> Edit:
+    """The Service also publishes port 9090 (name: metrics) to ``target``."""
+    return setter(
+        "spec.ports",
+        [
+            {"name": "http", "port": 80, "targetPort": "http"},
+            {"name": "metrics", "port": 9090, "targetPort": target},
+        ],
+        service,
+    )
+
+
+def ingress_to(port: int) -> Edit:
+    """An Ingress routing / to Service/app port http and /metrics to Service/app ``port``."""
+
+    def backend(path: str, port: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "path": path,
+            "pathType": "Prefix",
+            "backend": {"service": {"name": "app", "port": port}},
+        }
+
+    return add_doc(
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": {"name": "app"},
+            "spec": {
+                "rules": [
+                    {
+                        "host": "app.example.com",
+                        "http": {
+                            "paths": [
+                                backend("/", {"name": "http"}),
+                                backend("/metrics", {"number": port}),
+                            ]
+                        },
+                    }
+                ]
+            },
+        }
+    )
+
+
+def statefulset(docs: Docs) -> dict[str, Any]:
+    return of_kind(docs, "StatefulSet")
+
+
+def to_statefulset(docs: Docs) -> None:
+    """Deployment/app as a StatefulSet (updateStrategy instead of strategy)."""
+    d = deployment(docs)
+    d["kind"] = "StatefulSet"
+    d["spec"].pop("strategy", None)
+    d["spec"]["serviceName"] = "app"
+    d["spec"]["updateStrategy"] = {"type": "RollingUpdate"}
+
+
+LISTENER_WHY = (
+    "routes users to the probe listener's port 8081 (ZDT_PROBE_BIND): probes and /metrics "
+    "are for the kubelet and Prometheus, and anyone who can reach them can flood them and "
+    "get healthy pods restarted"
+)
+
+
 @dataclass(frozen=True)
 class Case:
     rule: str
@@ -115,6 +243,10 @@ class Case:
     line: str  # the finding after "FILE: ", with {C} for the container's field path
     #: Rules whose findings the passing manifest may still have (it sits on another edge).
     allowed_when_passing: tuple[str, ...] = ()
+    #: Options for ``gunicorn-zdt check`` on both sides (``--lb``).
+    args: tuple[str, ...] = ()
+    #: Other lines of the same rule the breaking manifest cannot avoid (the cause of ``line``).
+    along: tuple[str, ...] = ()
 
 
 CASES: dict[str, Case] = {
@@ -305,7 +437,11 @@ CASES: dict[str, Case] = {
         setter("ports", [{"name": "http", "containerPort": 8081}]),
         setter(
             "ports",
-            [{"name": "metrics", "containerPort": 9000}, {"name": "http", "containerPort": 8080}],
+            [
+                {"name": "metrics", "containerPort": 9000},
+                {"name": "http", "containerPort": 8080},
+                {"name": "probes", "containerPort": 8081},
+            ],
         ),
         f"Deployment/app: {C}.ports: error[bind]: Gunicorn binds port 8080 but the container "
         "declares 8081; declare containerPort: 8080 (name: http) or set PORT to the declared "
@@ -378,13 +514,16 @@ CASES: dict[str, Case] = {
     "probe-port-other-port": Case(
         "probe-port",
         both(
+            no_probe_listener,
             setter(
                 "ports",
                 [{"name": "http", "containerPort": 8080}, {"name": "admin", "containerPort": 8081}],
             ),
             setter("livenessProbe.httpGet.port", "admin"),
         ),
+        # the same pod, with the probe listener answering on admin's 8081
         both(
+            no_probe_listener,
             setter(
                 "ports",
                 [{"name": "http", "containerPort": 8080}, {"name": "admin", "containerPort": 8081}],
@@ -619,9 +758,9 @@ CASES: dict[str, Case] = {
     ),
     "service-port-other-port": Case(
         "service-port",
-        setter("spec.ports", [{"port": 8081}], lambda d: of_kind(d, "Service")),
-        setter("spec.ports", [{"port": 8080}], lambda d: of_kind(d, "Service")),
-        "Service/app: spec.ports[0].targetPort: error[service-port]: 8081 is not the port "
+        setter("spec.ports", [{"port": 8082}], service),  # 8081 is the probe listener's
+        setter("spec.ports", [{"port": 8080}], service),
+        "Service/app: spec.ports[0].targetPort: error[service-port]: 8082 is not the port "
         "Gunicorn binds (8080): the Service sends traffic nowhere; use targetPort: http",
     ),
     "prestop-exec-sleep": Case(
@@ -636,13 +775,138 @@ CASES: dict[str, Case] = {
         "and SIGTERM comes at once; use lifecycle.preStop.sleep.seconds: 3 (Kubernetes >= "
         "1.30)",
     ),
+    "lb-deregistration": Case(
+        "lb-deregistration",
+        gunicorn_args("--graceful-timeout 24 --timeout 24"),
+        # the delay 28 = the graceful deadline 0 + 5 + 23: the pod is done as it closes
+        gunicorn_args("--graceful-timeout 23 --timeout 23"),
+        "Deployment/app: --lb aws-alb: warning[lb-deregistration]: deregistration delay 28 < "
+        "preStop 0 + drain 5 + graceful_timeout 24 = 29: the load balancer closes connections "
+        "of requests the pod is still answering; raise the delay to 29 (e.g. "
+        "deregistration_delay.timeout_seconds) or lower graceful_timeout",
+        args=("--lb", "aws-alb:interval=1,threshold=2,delay=28"),
+    ),
+    "replicas-one": Case(
+        "replicas",
+        setter("spec.replicas", 1, deployment),
+        setter("spec.replicas", 2, deployment),
+        "Deployment/app: spec.replicas: warning[replicas]: 1 replica: a rollout surges a new "
+        "pod first, but a node drain or eviction deletes the only pod before a replacement is "
+        "ready, and nothing serves meanwhile; run 2 or more, with a PodDisruptionBudget "
+        "maxUnavailable: 1",
+    ),
+    "replicas-statefulset-one": Case(
+        "replicas",
+        both(to_statefulset, setter("spec.replicas", 1, statefulset)),
+        both(to_statefulset, setter("spec.replicas", 2, statefulset)),
+        "StatefulSet/app: spec.replicas: error[replicas]: 1 replica: a StatefulSet deletes "
+        "each pod before it starts its replacement (podManagementPolicy OrderedReady changes "
+        "only scaling), so every rollout and every node drain leaves nothing serving; run 2 "
+        "or more",
+    ),
+    "replicas-hpa-min-one": Case(
+        "replicas",
+        both(setter("spec.replicas", None, deployment), add_hpa(None)),  # the default: 1
+        both(setter("spec.replicas", None, deployment), add_hpa(2)),
+        "HorizontalPodAutoscaler/app: spec.minReplicas: warning[replicas]: "
+        "HorizontalPodAutoscaler/app minReplicas 1: a rollout surges a new pod first, but a "
+        "node drain or eviction deletes the only pod before a replacement is ready, and "
+        "nothing serves meanwhile; run 2 or more, with a PodDisruptionBudget maxUnavailable: 1",
+    ),
+    "replicas-hpa-and-spec-replicas": Case(
+        "replicas",
+        add_hpa(3),
+        both(setter("spec.replicas", None, deployment), add_hpa(3)),
+        "Deployment/app: spec.replicas: warning[replicas]: HorizontalPodAutoscaler/app scales "
+        "this Deployment, yet spec.replicas is 3: every kubectl apply sets the count back and "
+        "removes the pods the autoscaler added at once; remove spec.replicas (the autoscaler "
+        "owns it)",
+    ),
+    "sidecar-plain": Case(
+        "sidecar",
+        add_proxy(),
+        add_proxy("sidecar"),  # a native sidecar stops after the app
+        "Deployment/app: spec.template.spec.containers[db-proxy]: warning[sidecar]: it gets "
+        "SIGTERM at the same moment as Gunicorn and may exit at once: a database or mesh proxy "
+        "then takes the app's dependencies away in the middle of its drain (writes and "
+        "readiness checks fail for the wrong reason); make it a native sidecar (move it to "
+        "initContainers with restartPolicy: Always, Kubernetes >= 1.29: it stops after the "
+        "app), or give it a preStop sleep of 28 s or more",
+    ),
+    "sidecar-short-prestop": Case(
+        "sidecar",
+        add_proxy(lifecycle=proxy_prestop(27)),
+        add_proxy(lifecycle=proxy_prestop(28)),  # = the graceful deadline 0 + 5 + 23
+        "Deployment/app: spec.template.spec.containers[db-proxy].lifecycle.preStop: "
+        "warning[sidecar]: its preStop sleep 27 s ends before Gunicorn's graceful deadline "
+        "(preStop + drain + graceful_timeout = 28 s): a database or mesh proxy then takes the "
+        "app's dependencies away in the middle of its drain (writes and readiness checks fail "
+        "for the wrong reason); make it a native sidecar (move it to initContainers with "
+        "restartPolicy: Always, Kubernetes >= 1.29: it stops after the app), or give it a "
+        "preStop sleep of 28 s or more",
+    ),
+    "sidecar-sigterm-delay": Case(
+        "sidecar",
+        add_proxy(args=["--port=5432", "--max-sigterm-delay=27s", "project:region:instance"]),
+        add_proxy(args=["--port=5432", "--max-sigterm-delay=28s", "project:region:instance"]),
+        "Deployment/app: spec.template.spec.containers[db-proxy].args: warning[sidecar]: "
+        "--max-sigterm-delay 27 s ends before Gunicorn's graceful deadline (28 s): a database "
+        "or mesh proxy then takes the app's dependencies away in the middle of its drain "
+        "(writes and readiness checks fail for the wrong reason); raise --max-sigterm-delay "
+        "to 28s, or make it a native sidecar (move it to initContainers with restartPolicy: "
+        "Always, Kubernetes >= 1.29: it stops after the app), or give it a preStop sleep of 28 "
+        "s or more",
+    ),
+    "port-clash-listener": Case(
+        "port-clash",
+        add_proxy("sidecar", ports=[{"name": "admin", "containerPort": 8081}]),
+        add_proxy("sidecar", ports=[{"name": "admin", "containerPort": 8082}]),
+        "Deployment/app: spec.template.spec.initContainers[db-proxy].ports: error[port-clash]: "
+        "containerPort 8081 is the probe listener's: the containers of a pod share one "
+        "network, so one of the two cannot bind it and probes or the Service reach the wrong "
+        "process; give it another port",
+    ),
+    "port-clash-app-port": Case(
+        "port-clash",
+        add_proxy("sidecar", ports=[{"name": "admin", "containerPort": 8080}]),
+        # an init container is done before Gunicorn binds: it may use the port
+        add_proxy("init", ports=[{"name": "admin", "containerPort": 8080}]),
+        "Deployment/app: spec.template.spec.initContainers[db-proxy].ports: error[port-clash]: "
+        "containerPort 8080 is the port Gunicorn binds: the containers of a pod share one "
+        "network, so one of the two cannot bind it and probes or the Service reach the wrong "
+        "process; give it another port",
+    ),
+    "listener-exposed-service": Case(
+        "listener-exposed",
+        metrics_service_port("probes"),
+        metrics_service_port("http"),
+        "Service/app: spec.ports[metrics].targetPort: error[listener-exposed]: "
+        + LISTENER_WHY
+        + "; use targetPort: http (scrape /metrics with a PodMonitor or pod annotations, not "
+        "through a Service)",
+    ),
+    "listener-exposed-ingress": Case(
+        "listener-exposed",
+        both(metrics_service_port(8081), ingress_to(9090)),
+        both(metrics_service_port("http"), ingress_to(9090)),
+        "Ingress/app: spec.rules[0].http.paths[1].backend: error[listener-exposed]: "
+        "Service/app port 9090 " + LISTENER_WHY + "; point it at the app's port",
+        along=(
+            "Service/app: spec.ports[metrics].targetPort: error[listener-exposed]: "
+            + LISTENER_WHY
+            + "; use targetPort: http (scrape /metrics with a PodMonitor or pod annotations, "
+            "not through a Service)",
+        ),
+    ),
 }
 
 
-def check(docs: Docs, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[str, list[str]]:
+def check(
+    docs: Docs, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...] = ()
+) -> tuple[str, list[str]]:
     path = tmp_path / "manifest.yaml"
     path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
-    cli.main(["check", "--strict", "--config", CONF, str(path)])
+    cli.main(["check", "--strict", "--config", CONF, *args, str(path)])
     out = capsys.readouterr().out.splitlines()
     return str(path), out
 
@@ -654,9 +918,10 @@ def test_breaking_manifest_prints_the_message(
     case = CASES[name]
     docs = copy.deepcopy(GOOD)
     case.breaks(docs)
-    path, out = check(docs, tmp_path, capsys)
+    path, out = check(docs, tmp_path, capsys, case.args)
     mine = [line for line in out if f"[{case.rule}]:" in line]
-    assert mine == [f"{path}: {case.line.format(C=C)}"], "\n".join(out)
+    expected = [f"{path}: {line.format(C=C)}" for line in (*case.along, case.line)]
+    assert sorted(mine) == sorted(expected), "\n".join(out)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -666,7 +931,7 @@ def test_passing_manifest_is_clean(
     case = CASES[name]
     docs = copy.deepcopy(GOOD)
     case.passes(docs)
-    _, out = check(docs, tmp_path, capsys)
+    _, out = check(docs, tmp_path, capsys, case.args)
     others = [line for line in out if not any(f"[{r}]:" in line for r in case.allowed_when_passing)]
     assert others == []
 
