@@ -16,12 +16,17 @@ it in ``when_ready`` (before any worker, while the master has a single thread) w
   runs its readiness checks in the background, see :mod:`gunicorn_zdt.probes`).
   ``?verbose`` and ``?exclude=NAME`` as on the app's port; reasons are never shown.
 * ``PREFIX/startup``: 200 once any worker's checks passed, then for good.
+* ``/metrics`` (not under the prefix): the pod's Prometheus metrics, from the same shared
+  memory (:mod:`gunicorn_zdt.metrics`, docs/metrics.md); OpenMetrics when ``Accept`` asks
+  for ``application/openmetrics-text``. It needs ``prometheus_client`` (the ``metrics``
+  extra), imported on the first scrape; without it ``/metrics`` answers 501 and says
+  what to install, and the probes are unaffected.
 
 It is single-threaded and non-blocking (one ``selectors`` loop), reads only shared
 memory, holds no other file descriptor (in particular not the app's listening sockets,
 so Gunicorn's graceful stop really closes them), ignores the signals meant for the
 master, and dies with it (``PR_SET_PDEATHSIG``, plus a ``getppid`` check every loop).
-Stdlib only.
+Stdlib only, apart from the lazily imported metrics.
 """
 
 from __future__ import annotations
@@ -52,6 +57,8 @@ ACCEPT_BATCH = 64  # accepts per loop turn, so reading the accepted ones is not 
 BACKLOG = 4096
 CLIENT_SECONDS = 2.0  # a client that sent no full request by then is dropped (slowloris)
 SWEEP_SECONDS = 0.1  # how often deadlines are checked
+METRICS_PATH = "/metrics"  # Prometheus' default path; not under ZDT_PROBE_PREFIX
+METRICS_EXTRA = 'pip install "gunicorn-zdt[metrics]"'
 
 _REASONS = {
     200: "OK",
@@ -60,6 +67,8 @@ _REASONS = {
     405: "Method Not Allowed",
     414: "URI Too Long",
     431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
     503: "Service Unavailable",
 }
 
@@ -78,6 +87,7 @@ class _Client:
     deadline: float  # accept time + CLIENT_SECONDS: answered or not, closed by then
     buf: bytearray = field(default_factory=bytearray)
     answered: bool = False
+    unsent: memoryview | None = None  # the part of the answer the socket did not take yet
 
 
 @dataclass
@@ -134,10 +144,13 @@ class Listener:
         self.selector.register(self.sock, selectors.EVENT_READ)
         while os.getppid() == self.config.master_pid:
             timeout = SWEEP_SECONDS if self.waiting or self.lingering else 0.5
-            for key, _ in self.selector.select(timeout):
+            for key, events in self.selector.select(timeout):
                 if key.data is None:
                     self._accept()
-                else:
+                    continue
+                if events & selectors.EVENT_WRITE:
+                    self._write(key.data)
+                if events & selectors.EVENT_READ and key.data.sock.fileno() != -1:
                     self._read(key.data)
             self._expire(time.monotonic())
 
@@ -185,18 +198,39 @@ class Listener:
             self._answer(client, _render(status, headers, body))
 
     def _answer(self, client: _Client, data: bytes) -> None:
-        with contextlib.suppress(OSError):  # a small answer on a fresh socket fits its buffer
-            client.sock.send(data)
-        # Closing with unread input would reset the connection and lose the answer:
-        # half-close, then discard what the client still sends until it closes.
-        with contextlib.suppress(OSError):
-            client.sock.shutdown(socket.SHUT_WR)
         self.stats.answered += 1
         client.answered = True
         client.buf = bytearray()
         fd = client.sock.fileno()
         del self.waiting[fd]
         self.lingering[fd] = client
+        client.unsent = memoryview(data)
+        self._write(client)
+
+    def _write(self, client: _Client) -> None:
+        """Send what the socket takes. A probe's answer fits its buffer at once; a large
+        ``/metrics`` answer may not: the rest goes when the socket is writable again,
+        within the same deadline."""
+        unsent = client.unsent
+        if unsent is None:
+            return
+        try:
+            sent = client.sock.send(unsent)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            sent = len(unsent)  # the peer is gone: nothing more to send
+        if sent < len(unsent):
+            client.unsent = unsent[sent:]
+            self.selector.modify(client.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, client)
+            return
+        if self.selector.get_key(client.sock).events & selectors.EVENT_WRITE:
+            self.selector.modify(client.sock, selectors.EVENT_READ, client)
+        client.unsent = None
+        # Closing with unread input would reset the connection and lose the answer:
+        # half-close, then discard what the client still sends until it closes.
+        with contextlib.suppress(OSError):
+            client.sock.shutdown(socket.SHUT_WR)
 
     def _close(self, client: _Client) -> None:
         fd = client.sock.fileno()
@@ -252,8 +286,9 @@ def respond(
     raw: bytes, shared: state.SharedState, config: ProbeConfig, started: float
 ) -> tuple[int, dict[str, str], bytes]:
     """Status, headers and body for one raw request; never raises on bad input."""
-    line, newline, _ = raw.partition(b"\n")
+    line, newline, head = raw.partition(b"\n")
     method = "GET"
+    content_type, data = "application/json", b""
     if not newline and len(raw) > MAX_REQUEST_BYTES:
         status, body = 414, {"status": "request line too long", "limit_bytes": MAX_REQUEST_BYTES}
     elif len(raw) > MAX_REQUEST_BYTES:
@@ -264,12 +299,17 @@ def respond(
             status, body = 400, {"status": "malformed request line"}
         else:
             method = parts[0].decode("ascii", "replace").upper()
-            status, body = answer(
-                method, parts[1].decode("latin-1"), shared, config, started, time.monotonic()
-            )
-    data = json.dumps(body).encode()
+            target = parts[1].decode("latin-1")
+            if method in ("GET", "HEAD") and _path(target) == METRICS_PATH:
+                status, body, content_type, data = _metrics(
+                    _header(head, b"accept"), shared, config
+                )
+            else:
+                status, body = answer(method, target, shared, config, started, time.monotonic())
+    if not data:
+        data = json.dumps(body).encode()
     headers = {
-        "Content-Type": "application/json",
+        "Content-Type": content_type,
         "Content-Length": str(len(data)),
         "Cache-Control": "no-store",
         "Connection": "close",
@@ -277,6 +317,42 @@ def respond(
     if status == 405:
         headers["Allow"] = "GET, HEAD"
     return status, headers, b"" if method == "HEAD" else data
+
+
+def _path(target: str) -> str:
+    return unquote(urlsplit(target).path).rstrip("/")
+
+
+def _header(head: bytes, name: bytes) -> str | None:
+    """The value of header ``name`` (lower case) in a raw request head; repeats joined."""
+    values = []
+    for line in head.split(b"\n"):
+        key, colon, value = line.partition(b":")
+        if colon and key.strip().lower() == name:
+            values.append(value.strip().decode("latin-1"))
+    return ", ".join(values) if values else None
+
+
+def _metrics(
+    accept: str | None, shared: state.SharedState, config: ProbeConfig
+) -> tuple[int, dict[str, Any], str, bytes]:
+    """``/metrics``: (status, JSON body on error, Content-Type, exposition); never raises.
+
+    ``prometheus_client`` is imported here, on the first scrape (about 0.1 s, once per
+    listener), so a listener nobody scrapes never loads it.
+    """
+    try:
+        from . import metrics
+    except ImportError as exc:
+        body = {"status": "metrics need prometheus_client", "fix": METRICS_EXTRA}
+        return 501, {**body, "error": str(exc)}, "application/json", b""
+    try:
+        content_type, data = metrics.exposition(shared, config.heartbeat_timeout, accept)
+    except Exception as exc:  # a bug must cost a scrape, never the probes
+        with contextlib.suppress(OSError):
+            os.write(2, f"gunicorn-zdt: probe listener: /metrics failed: {exc!r}\n".encode())
+        return 500, {"status": "metrics failed; the reason is in the log"}, "application/json", b""
+    return 200, {}, content_type, data
 
 
 def answer(
@@ -289,14 +365,16 @@ def answer(
 ) -> tuple[int, dict[str, Any]]:
     """The probe logic, on a parsed request: (status, JSON body)."""
     url = urlsplit(target)
-    path = unquote(url.path).rstrip("/")
+    path = _path(target)
     prefix = config.prefix
     endpoints = [f"{prefix}/{name}" for name in ("live", "ready", "startup")]
     one_check = path.removeprefix(f"{prefix}/ready/")
-    if path not in endpoints and (one_check == path or "/" in one_check):
-        return 404, {"status": "not found", "endpoints": endpoints}
+    if path != METRICS_PATH and path not in endpoints and (one_check == path or "/" in one_check):
+        return 404, {"status": "not found", "endpoints": [*endpoints, METRICS_PATH]}
     if method not in ("GET", "HEAD"):
         return 405, {"status": "method not allowed", "allow": ["GET", "HEAD"]}
+    if path == METRICS_PATH:  # respond() renders GET and HEAD: the exposition is not JSON
+        return 200, {"status": "ok"}
     try:
         query = parse_qs(
             url.query, keep_blank_values=True, errors="replace", max_num_fields=MAX_QUERY_FIELDS
