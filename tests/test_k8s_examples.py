@@ -71,6 +71,30 @@ def test_shipped_manifests_pass_the_check_strictly(
     assert capsys.readouterr().out == ""
 
 
+def test_hpa_variant_passes_the_check_once_the_deployment_leaves_replicas_to_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    monkeypatch.chdir(ROOT)
+    hpa = (K8S / "variants" / "hpa.yaml").read_text()
+    assert (
+        yaml.safe_load(hpa)["spec"]["scaleTargetRef"]["name"] == _deployment()["metadata"]["name"]
+    )
+    # As shipped, deployment.yaml sets replicas: the one finding is the step hpa.yaml names.
+    shipped = ["k8s/variants/hpa.yaml", "k8s/deployment.yaml", "k8s/service.yaml", "k8s/pdb.yaml"]
+    assert cli.main(["check", "--strict", *shipped]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and "warning[replicas]" in out[0] and "remove spec.replicas" in out[0]
+    deployment = _deployment()
+    del deployment["spec"]["replicas"]
+    stream = yaml.safe_dump(deployment) + "---\n" + hpa
+    for extra in ("service.yaml", "pdb.yaml"):
+        stream += "---\n" + (K8S / extra).read_text()
+    assert cli.main(["check", "--strict", "-"], stdin=io.StringIO(stream)) == 0
+    assert capsys.readouterr().out == ""
+
+
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (kustomize) not installed")
 def test_kustomize_output_on_stdin_passes(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
@@ -139,6 +163,8 @@ def test_gunicorn_control_socket_has_a_writable_place_in_every_shipped_deploymen
     """Gunicorn >= 25 creates a control socket at start; on a read-only root FS it needs a
     mounted volume (XDG_RUNTIME_DIR), or it logs "Control server error" on every spawn."""
     for path in [K8S / "deployment.yaml", *sorted(K8S.glob("variants/*.yaml"))]:
+        if _deployment(path)["kind"] != "Deployment":
+            continue  # variants/hpa.yaml
         pod = _deployment(path)["spec"]["template"]["spec"]
         (container,) = pod["containers"]
         env = {e["name"]: e.get("value") for e in container["env"]}
