@@ -49,6 +49,8 @@ class Budget:
     min_propagation_seconds: float | None = None
     keepalive_seconds: float | None = None
     margin_seconds: float = MARGIN_SECONDS
+    #: The drain's minimum when it adapts (``drain_seconds`` is then its maximum); None: fixed.
+    drain_min_seconds: float | None = None
 
     @property
     def graceful_deadline_seconds(self) -> float:
@@ -145,9 +147,21 @@ class Budget:
         ]
         if p:
             events.append((0.0, f"preStop sleep {fmt(p)} s starts"))
+        events.append((p, "SIGTERM to the Gunicorn master: readiness 503, traffic still served"))
+        low = self.drain_min_seconds
+        if low is not None and low < d:
+            events.append(
+                (
+                    p + low,
+                    "drain minimum: the drain ends once no new connection came for the "
+                    "quiet period",
+                )
+            )
+            last = "drain maximum: listeners closed even if traffic still arrives"
+        else:
+            last = "drain ends: listeners closed, workers finish in-flight requests"
         events += [
-            (p, "SIGTERM to the Gunicorn master: readiness 503, traffic still served"),
-            (p + d, "drain ends: listeners closed, workers finish in-flight requests"),
+            (p + d, last),
             (p + d + g, "graceful_timeout deadline: Gunicorn SIGKILLs remaining workers"),
         ]
         if self.grace_period_seconds is not None:

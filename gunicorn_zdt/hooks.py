@@ -21,10 +21,12 @@ deadline), so workers keep being reaped, respawned and timed out during the drai
 
 from __future__ import annotations
 
+import errno
 import inspect
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, MutableMapping
 from typing import Any
@@ -34,6 +36,7 @@ from .plan import DrainPlan, keeps_alive
 from .probe_server import ProbeConfig
 from .settings import SettingError
 from .surface import Arbiter, Request, Worker, missing_surface
+from .termination import Termination
 
 __all__ = ["HOOK_NAMES", "install", "integration_problem"]
 
@@ -45,6 +48,7 @@ HOOK_NAMES = (
     "post_fork",
     "post_worker_init",
     "pre_request",
+    "post_request",
     "on_exit",
 )
 
@@ -59,12 +63,15 @@ def install(
     drain_seconds: float | None = None,
     grace_period_seconds: float | None = None,
     prestop_seconds: float | None = None,
+    drain_max_seconds: float | None = None,
+    probe_bind: str | None = None,
 ) -> None:
     """Add the drain hooks to a Gunicorn config module's namespace (pass ``globals()``).
 
     Hooks already in the namespace are kept and run after ours; call ``install`` last:
     a hook defined after it replaces ours, and Gunicorn then refuses to start, saying
-    which. ``ZDT_*`` environment variables override the arguments. When the grace period
+    which. ``ZDT_*`` environment variables override the arguments (``probe_bind``: the
+    probe listener's address, as ``ZDT_PROBE_BIND``; the ready-made config passes one). When the grace period
     is known and the config sets no ``graceful_timeout``, one is derived so that preStop
     + drain + graceful_timeout + margin fits. Bad values are reported when Gunicorn
     starts (``on_starting``), as one line, and Gunicorn exits 1.
@@ -73,7 +80,7 @@ def install(
     errors: list[str] = []
     try:
         plan: DrainPlan | None = DrainPlan.resolve(
-            drain_seconds, grace_period_seconds, prestop_seconds
+            drain_seconds, grace_period_seconds, prestop_seconds, drain_max_seconds, probe_bind
         )
         settings.validate_environment()
     except SettingError as exc:
@@ -82,7 +89,9 @@ def install(
 
     grace = plan.grace_period_seconds if plan is not None else None
     if plan is not None and grace is not None and "graceful_timeout" not in namespace:
-        derived = budget.derive_graceful_timeout(grace, plan.drain_seconds, plan.prestop_seconds)
+        derived = budget.derive_graceful_timeout(
+            grace, plan.drain_cap_seconds, plan.prestop_seconds
+        )
         if derived > 0:  # otherwise on_starting reports that nothing fits
             namespace["graceful_timeout"] = derived
 
@@ -92,8 +101,9 @@ def install(
         "pre_fork": _pre_fork_hook(rt),
         "post_fork": _post_fork_hook(rt),
         "post_worker_init": _post_worker_init_hook(rt),
-        "pre_request": _pre_request_hook(rt.state),
-        "on_exit": _on_exit_hook(rt),
+        "pre_request": _pre_request_hook(rt, plan),
+        "post_request": _post_request_hook(rt),
+        "on_exit": _on_exit_hook(rt, plan),
     }
     assert tuple(ours) == HOOK_NAMES
     for name, hook in ours.items():
@@ -140,6 +150,13 @@ def _chain(
     chained: Callable[..., Any]
     if theirs is None:
         chained = ours
+    elif name == "post_request" and callable(theirs) and 2 <= _arity(theirs) <= 4:
+        their_arity = _arity(theirs)  # Gunicorn accepts 2 to 4 arguments for this one
+
+        def chained(a: Any, b: Any, c: Any, d: Any) -> Any:
+            ours(a, b, c, d)
+            return theirs(*(a, b, c, d)[:their_arity])
+
     elif not callable(theirs) or _arity(theirs) != arity:
         got = f"{_arity(theirs)} argument(s)" if callable(theirs) else f"{type(theirs).__name__}"
         errors.append(
@@ -186,7 +203,7 @@ def _on_starting_hook(plan: DrainPlan | None, errors: list[str]) -> Callable[[An
         if budget_errors:
             raise RuntimeError(
                 f"gunicorn-zdt: {budget_errors[0]} (grace period from ZDT_GRACE_PERIOD_SECONDS, "
-                "preStop from ZDT_PRESTOP_SECONDS, drain from ZDT_DRAIN_SECONDS)"
+                "preStop from ZDT_PRESTOP_SECONDS, drain from ZDT_DRAIN_MAX_SECONDS: the longest drain)"
             )
         for warning in plan_budget.warnings():
             server.log.warning("gunicorn-zdt: %s", warning)
@@ -202,8 +219,11 @@ def _on_starting_hook(plan: DrainPlan | None, errors: list[str]) -> Callable[[An
             runtime.create().listener.bind(*plan.probe_bind)
         grace = plan.grace_period_seconds
         server.log.info(
-            "gunicorn-zdt: drain %s s, graceful_timeout %s s, preStop %s s, grace period %s",
+            "gunicorn-zdt: drain %s s to %s s (quiet %s s), graceful_timeout %s s, preStop %s s, "
+            "grace period %s",
             budget.fmt(plan.drain_seconds),
+            budget.fmt(plan.drain_cap_seconds),
+            budget.fmt(plan.drain_quiet_seconds),
             budget.fmt(server.cfg.graceful_timeout),
             budget.fmt(plan.prestop_seconds),
             "unknown (set ZDT_GRACE_PERIOD_SECONDS)"
@@ -239,22 +259,35 @@ def _when_ready_hook(plan: DrainPlan | None, rt: runtime.Runtime) -> Callable[[A
         assert plan is not None  # on_starting refused to start otherwise
         rt.state.set_serving()
         rt.state.beat_master()
+        rt.state.set_worker_threads(_requests_per_worker(server.cfg))
         _spawn_probe_listener(server, plan, rt)
         _take_over_sigterm(server, plan, rt)
 
     return when_ready
 
 
+def _requests_per_worker(cfg: Any) -> int:
+    """How many requests one worker serves at once: the capacity the metrics divide by."""
+    worker_class = str(cfg.worker_class_str).lower()
+    if "gevent" in worker_class or "eventlet" in worker_class:
+        return max(1, int(cfg.worker_connections))
+    if keeps_alive(cfg) and "thread" in worker_class:
+        return max(1, int(cfg.threads))
+    return 1
+
+
 def _take_over_sigterm(server: Arbiter, plan: DrainPlan, rt: runtime.Runtime) -> None:
     shared = rt.state
+    ending = rt.termination = Termination(server, plan, shared)
     reap_and_kill_hung = server.murder_workers
+    tell_workers = server.kill_workers
 
     def hand_over(reason: str) -> None:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        shared.begin_stop()
+        ending.stop_begins(reason)
         server.log.info(
-            "gunicorn-zdt: graceful stop begins (%s): listeners closed, workers have "
-            "graceful_timeout %s s to finish in-flight requests",
+            "gunicorn-zdt: graceful stop begins after %.2f s of drain (%s): listeners closed, "
+            "workers have graceful_timeout %s s to finish in-flight requests",
+            time.monotonic() - shared.drain_started,
             reason,
             budget.fmt(server.cfg.graceful_timeout),
         )
@@ -262,36 +295,39 @@ def _take_over_sigterm(server: Arbiter, plan: DrainPlan, rt: runtime.Runtime) ->
 
     def handle_term() -> None:
         if shared.phase == state.Phase.DRAINING:
-            early = time.monotonic() < shared.drain_deadline
-            hand_over("second SIGTERM, drain cut short" if early else "drain over")
-        if plan.drain_seconds <= 0:
-            hand_over("ZDT_DRAIN_SECONDS is 0")
-        shared.begin_drain(plan.drain_seconds)
+            hand_over(ending.end_reason())
+        if plan.drain_cap_seconds <= 0:
+            hand_over("drain off: its maximum is 0")
+        ending.begin()
         server.log.info(
-            "gunicorn-zdt: SIGTERM: draining for %s s (readiness 503, still serving, keep-alive "
-            "closed per response), then graceful stop with graceful_timeout %s s",
+            "gunicorn-zdt: SIGTERM: draining (readiness 503, still serving, keep-alive closed per "
+            "response) for at least %s s, until no new connection for %s s, at most %s s; then "
+            "graceful stop with graceful_timeout %s s",
             budget.fmt(plan.drain_seconds),
+            budget.fmt(plan.drain_quiet_seconds),
+            budget.fmt(plan.drain_cap_seconds),
             budget.fmt(server.cfg.graceful_timeout),
         )
-        signal.signal(signal.SIGALRM, _resend_sigterm)
-        signal.setitimer(signal.ITIMER_REAL, plan.drain_seconds)
 
     def murder_workers() -> None:
         shared.beat_master()  # runs once per loop iteration: the master's heartbeat
         reap_and_kill_hung()
         rt.listener.supervise(server.log)
         # Backstop for the timer: the loop runs at least once a second.
-        if shared.phase == state.Phase.DRAINING and time.monotonic() >= shared.drain_deadline:
-            hand_over("drain over")
+        if shared.phase == state.Phase.DRAINING and ending.reason is None:
+            ending.reason = ending.due()
+        if shared.phase == state.Phase.DRAINING and ending.reason is not None:
+            hand_over(ending.reason)
 
-    # Gunicorn looks handlers up on the instance when a signal is dispatched.
+    def kill_workers(sig: int) -> None:
+        tell_workers(sig)
+        if sig == signal.SIGTERM and shared.phase == state.Phase.STOPPING:
+            ending.refuse_new_connections()  # every worker was told to stop: refuse late SYNs
+
+    # Gunicorn looks these up on the instance when it calls them.
     server.handle_term = handle_term  # type: ignore[method-assign]
     server.murder_workers = murder_workers  # type: ignore[method-assign]
-
-
-def _resend_sigterm(signum: int, frame: Any) -> None:
-    """SIGALRM at the end of the drain: wake the master's loop with a second SIGTERM."""
-    os.kill(os.getpid(), signal.SIGTERM)
+    server.kill_workers = kill_workers  # type: ignore[method-assign]
 
 
 def _pre_fork_hook(rt: runtime.Runtime) -> Callable[[Any, Any], None]:
@@ -309,12 +345,12 @@ def _post_fork_hook(rt: runtime.Runtime) -> Callable[[Any, Any], None]:
             problem = integration_problem(server.cfg) or "gunicorn-zdt: when_ready never ran"
             print(f"Error: {problem}", file=sys.stderr, flush=True)
             os._exit(_WORKER_BOOT_ERROR)
-        if signal.getsignal(signal.SIGALRM) is _resend_sigterm:
-            signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)  # the master's drain ticks are not ours
         index = getattr(worker, "zdt_slot", None)
         if index is None:
             return
         rt.worker_slot = index
+        rt.evidence_lock = threading.Lock()  # a fresh one: the master's may have been held
         rt.state.claim_slot(index)
         tell_gunicorn = worker.notify
 
@@ -329,8 +365,22 @@ def _post_fork_hook(rt: runtime.Runtime) -> Callable[[Any, Any], None]:
 
 def _post_worker_init_hook(rt: runtime.Runtime) -> Callable[[Any], None]:
     def post_worker_init(worker: Worker) -> None:
-        """Worker, app loaded: start publishing readiness to shared memory."""
+        """Worker, app loaded: start publishing readiness; tolerate the listener's shutdown."""
         rt.start_publisher()
+        accept = getattr(worker, "accept", None)
+        if accept is None:
+            return
+
+        def accept_until_shutdown(*args: Any) -> Any:
+            try:
+                return accept(*args)
+            except OSError as exc:  # the master shut the listener down: we are stopping
+                if exc.errno == errno.EINVAL and rt.state.phase == state.Phase.STOPPING:
+                    worker.alive = False
+                    return None
+                raise
+
+        worker.accept = accept_until_shutdown  # type: ignore[attr-defined]
 
     return post_worker_init
 
@@ -352,13 +402,37 @@ def _spawn_probe_listener(server: Arbiter, plan: DrainPlan, rt: runtime.Runtime)
         )
 
 
-def _pre_request_hook(shared: state.SharedState) -> Callable[[Any, Any], None]:
+def _pre_request_hook(rt: runtime.Runtime, plan: DrainPlan | None) -> Callable[[Any, Any], None]:
+    shared = rt.state
+    probes = f"{plan.probe_prefix}/" if plan else "/healthz/"
+    health_checks = frozenset(plan.health_check_paths if plan else ())
+
     def pre_request(worker: Worker, req: Request) -> None:
-        """Worker, every request: while draining, close the connection after the response."""
-        if shared.draining:
+        """Worker, every request: while draining, close the connection after the response,
+        and record whether traffic still arrives (a few shared-memory writes, no I/O)."""
+        draining = shared.draining
+        if draining:
             req.must_close = True
+        index = rt.worker_slot
+        if index is None:
+            return
+        traffic = not req.path.startswith(probes) and req.path not in health_checks
+        new_connection = getattr(req, "req_number", 1) == 1
+        with rt.evidence_lock:
+            shared.request_started(index, draining, traffic, new_connection)
 
     return pre_request
+
+
+def _post_request_hook(rt: runtime.Runtime) -> Callable[[Any, Any, Any, Any], None]:
+    def post_request(worker: Worker, req: Request, environ: Any, resp: Any) -> None:
+        """Worker, after every response: one request fewer in flight."""
+        index = rt.worker_slot
+        if index is not None:
+            with rt.evidence_lock:
+                rt.state.request_finished(index)
+
+    return post_request
 
 
 def _gunicorn_default_pre_request(worker: Worker, req: Request) -> None:
@@ -366,14 +440,11 @@ def _gunicorn_default_pre_request(worker: Worker, req: Request) -> None:
     worker.log.debug("%s %s", req.method, req.path)
 
 
-def _on_exit_hook(rt: runtime.Runtime) -> Callable[[Any], None]:
+def _on_exit_hook(rt: runtime.Runtime, plan: DrainPlan | None) -> Callable[[Any], None]:
     def on_exit(server: Arbiter) -> None:
-        """Master, last thing before exit: the probe listener goes first."""
+        """Master, last thing before exit: the probe listener goes first, then the report."""
         rt.listener.stop()
-        if rt.state.drain_started:
-            server.log.info(
-                "gunicorn-zdt: stopped %.2f s after SIGTERM",
-                time.monotonic() - rt.state.drain_started,
-            )
+        if rt.termination is not None:
+            rt.termination.report()
 
     return on_exit

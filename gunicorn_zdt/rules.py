@@ -730,7 +730,7 @@ def _service_ports(pod: Pod, svc: Document) -> Iterator[tuple[str, Any, int | No
         yield str(port.get("name", i)), port.get("port"), pod.workload.resolve_port(target)
 
 
-def _route_backends(doc: Document) -> Iterator[tuple[str, str, Any]]:
+def _route_backends(doc: Document) -> Iterator[tuple[str, Any, Any]]:
     """(field, Service name, port number or name) of an Ingress's or HTTPRoute's backends."""
     spec = doc.obj.get("spec") or {}
     if doc.kind == "Ingress":
@@ -1001,6 +1001,11 @@ RULES: tuple[Rule, ...] = (
     Rule("bind", rule_bind, "Gunicorn's bind unreachable or not a container port"),
     Rule("probe-path", rule_probe_path, "a probe not on the app's probe endpoint"),
     Rule("probe-port", rule_probe_port, "a probe on another port than Gunicorn's"),
+    Rule(
+        "probe-listener",
+        rule_probe_listener,
+        "liveness on the app's port, where busy workers make it time out",
+    ),
     Rule("liveness-target", rule_liveness_target, "liveness on readiness or a dependency check"),
     Rule("readiness-period", rule_readiness_period, "readiness too slow to notice the drain"),
     Rule("check-timeout", rule_check_timeout, "probe timeout not above the check timeout"),

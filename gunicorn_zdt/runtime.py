@@ -40,6 +40,8 @@ class Runtime:
         self.state = SharedState()
         self.listener = ListenerProcess()
         self.worker_slot: int | None = None  # set in each worker by post_fork
+        self.evidence_lock = threading.Lock()  # serialises a worker's evidence writes
+        self.termination: Any = None  # master: the Termination, from when_ready on
         self._slot_owners: dict[int, Any] = {}  # master: slot -> Gunicorn worker object
         self._sources: list[tuple[VerdictSource, float]] = []
         self._wake = threading.Event()

@@ -77,6 +77,14 @@ def _path(name: str, raw: object) -> str:
     return value.rstrip("/") or "/"
 
 
+def _attempts(name: str, raw: object) -> int:
+    """A whole number of attempts from 1 (no hysteresis) to 5."""
+    text = str(raw).strip()
+    if not text.isdigit() or not 1 <= int(text) <= 5:
+        raise SettingError(f"{name}={raw!r} must be a whole number from 1 to 5; e.g. {name}=2")
+    return int(text)
+
+
 def _flag(name: str, raw: object) -> bool:
     if isinstance(raw, bool):
         return raw
@@ -86,6 +94,22 @@ def _flag(name: str, raw: object) -> bool:
     if text in {"0", "false", "no", "off", ""}:
         return False
     raise SettingError(f"{name}={raw!r} is not a boolean; use true or false")
+
+
+def _paths(name: str, raw: object) -> tuple[str, ...]:
+    """Comma-separated URL paths (each starting with '/'); empty: none."""
+    if isinstance(raw, (list, tuple)):
+        items = [str(i).strip() for i in raw]
+    else:
+        items = [i.strip() for i in str(raw or "").split(",")]
+    paths = tuple(i for i in items if i)
+    bad = [p for p in paths if not p.startswith("/") or " " in p]
+    if bad:
+        raise SettingError(
+            f"{name}={raw!r}: {bad[0]!r} is not a URL path; use comma-separated paths "
+            f"starting with '/', e.g. {name}=/lb-health,/ping"
+        )
+    return paths
 
 
 def _bind(name: str, raw: object) -> tuple[str, int] | None:
@@ -125,9 +149,45 @@ SETTINGS: tuple[Setting, ...] = (
         5.0,
         _seconds,
         "gunicorn",
-        "Drain delay D. After SIGTERM every worker answers 503 on readiness and keeps "
-        "serving (and accepting new connections) for this long, closing each keep-alive "
-        "connection after its response; then Gunicorn's graceful stop begins.",
+        "Minimum drain D. After SIGTERM every worker answers 503 on readiness and keeps "
+        "serving (and accepting new connections), closing each keep-alive connection after "
+        "its response, for at least this long, then until traffic stops arriving "
+        "(ZDT_DRAIN_QUIET_SECONDS) or ZDT_DRAIN_MAX_SECONDS; then Gunicorn's graceful stop "
+        "begins. A pod that gets no traffic waits exactly this long.",
+    ),
+    Setting(
+        "ZDT_DRAIN_QUIET_SECONDS",
+        2.0,
+        _seconds,
+        "gunicorn",
+        "Once the minimum drain (ZDT_DRAIN_SECONDS) has passed, the drain ends as soon as no "
+        "request has arrived on a new connection for this long (probes excluded) and the "
+        "listen backlog is empty: traffic that still arrives extends the drain.",
+    ),
+    Setting(
+        "ZDT_DRAIN_MAX_SECONDS",
+        None,
+        _optional_seconds,
+        "gunicorn",
+        "The drain never runs longer than this, traffic or not. Unset: ZDT_DRAIN_SECONDS (a "
+        "fixed drain, as in earlier releases; k8s/deployment.yaml sets 15). The timing budget (grace period, derived "
+        "graceful_timeout, `gunicorn-zdt check`) counts this maximum.",
+    ),
+    Setting(
+        "ZDT_HEALTH_CHECK_PATHS",
+        (),
+        _paths,
+        "gunicorn",
+        "Comma-separated paths of a load balancer's own health checks (the probe paths under "
+        "ZDT_PROBE_PREFIX are always excluded): requests to them are not evidence of traffic "
+        "and never extend the drain.",
+    ),
+    Setting(
+        "ZDT_REPORT_JSON",
+        False,
+        _flag,
+        "gunicorn",
+        "Also log the termination report as one JSON object (for log pipelines).",
     ),
     Setting(
         "ZDT_GRACE_PERIOD_SECONDS",
@@ -162,8 +222,9 @@ SETTINGS: tuple[Setting, ...] = (
         "Address (PORT or HOST:PORT) of the probe listener: a small process forked by the "
         "master that answers PREFIX/live, PREFIX/ready and PREFIX/startup from shared memory "
         "(heartbeats, drain phase, the workers' last check results), so probes answer in "
-        "milliseconds even when every worker thread is busy. Unset: probes go to the app's "
-        "own port only.",
+        "milliseconds even when every worker thread is busy. Unset: the config's "
+        "`install(globals(), probe_bind=...)`, which the ready-made config and the example "
+        "pass (0.0.0.0:8081); without one, no listener. off: none, whatever the config says.",
     ),
     Setting(
         "ZDT_HEARTBEAT_TIMEOUT_SECONDS",
@@ -200,6 +261,16 @@ SETTINGS: tuple[Setting, ...] = (
         "flip is never cached). 0 disables the cache.",
     ),
     Setting(
+        "ZDT_CHECK_FAILURE_THRESHOLD",
+        2,
+        _attempts,
+        "flask",
+        "Hysteresis: a check fails only after this many consecutive failed attempts; the "
+        "confirming attempts run at once, within the check's timeout, so an outage is still "
+        "reported within the timeout plus one cache period. A timeout fails at once; one "
+        "pass clears it. 1 turns hysteresis off.",
+    ),
+    Setting(
         "ZDT_EXPOSE_REASONS",
         False,
         _flag,
@@ -231,6 +302,8 @@ def validate_environment(environ: Mapping[str, str] | None = None) -> None:
 def _show(value: object) -> str:
     if isinstance(value, bool):
         return str(value).lower()
+    if isinstance(value, tuple):
+        return ",".join(value) or "none"
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 

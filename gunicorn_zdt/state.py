@@ -27,8 +27,8 @@ _HEADER = struct.Struct("<i i d d d")
 _MASTER_BEAT = 32  # d: the master's loop, stamped every iteration (about once a second)
 _STARTED = 40  # i: 1 once the pod has started (sticky, like the kubelet's view)
 _STOP_STARTED = 48  # d: monotonic time Gunicorn's graceful stop began (0 before)
-_DRAIN_ENDED_BY = 56  # i: DrainEnd, why the drain ended
 _LISTENER_RESTARTS = 60  # I: how often the probe listener was respawned
+_WORKER_THREADS = 64  # i: request threads per worker (capacity, for metrics)
 _SLOTS = 4096  # first worker slot
 SLOT_SIZE = 2048
 SLOT_COUNT = 248  # workers alive at once, at most
@@ -37,11 +37,11 @@ _SIZE = _SLOTS + SLOT_SIZE * SLOT_COUNT  # about 500 KiB
 # Worker slot. Identity and heartbeat: pid (i), verdict seq (I, odd while writing),
 # heartbeat (d). Verdict: published at (d), valid until (d), ok (i), JSON length (i).
 _SLOT_HEAD = struct.Struct("<i I d d d i i")
-# Request evidence (issue: drain on evidence), at _EVIDENCE: last request on a new
-# connection (d), its arrival while draining (d), requests served (Q), served since the
-# drain began (Q), in flight (i), keep-alive connections closed by the drain (I).
+# Request evidence, at _EVIDENCE: the last request that arrived on a new connection while
+# draining, probes excluded (d), requests served (Q), requests that arrived while draining
+# (Q), requests in flight (i), connections closed after their response by the drain (I).
 _EVIDENCE = 64
-_EVIDENCE_LAYOUT = struct.Struct("<d d Q Q i I")
+_EVIDENCE_LAYOUT = struct.Struct("<d Q Q i I")
 _VERDICT = 1024  # verdict JSON from here to the end of the slot
 VERDICT_MAX = SLOT_SIZE - _VERDICT
 
@@ -117,6 +117,13 @@ class SharedState:
     def started(self) -> bool:
         return bool(struct.unpack_from("<i", self._map, _STARTED)[0] == 1)
 
+    def set_worker_threads(self, threads: int) -> None:
+        struct.pack_into("<i", self._map, _WORKER_THREADS, threads)
+
+    @property
+    def worker_threads(self) -> int:
+        return int(struct.unpack_from("<i", self._map, _WORKER_THREADS)[0])
+
     def count_listener_restart(self) -> None:
         (n,) = struct.unpack_from("<I", self._map, _LISTENER_RESTARTS)
         struct.pack_into("<I", self._map, _LISTENER_RESTARTS, n + 1)
@@ -141,6 +148,44 @@ class SharedState:
     def beat_worker(self, index: int) -> None:
         """Worker, whenever it tells Gunicorn it is alive (``worker.notify``)."""
         struct.pack_into("<d", self._map, _slot_at(index) + 8, time.monotonic())
+
+    def request_started(
+        self, index: int, draining: bool, traffic: bool, new_connection: bool
+    ) -> None:
+        """Worker, ``pre_request`` (callers serialise per worker): one more in flight.
+
+        ``traffic``: not a probe or load balancer health check. A traffic request on a new
+        connection while draining is the evidence that the cluster still routes to the pod.
+        """
+        base = _slot_at(index) + _EVIDENCE
+        last, served, arrived, in_flight, closed = _EVIDENCE_LAYOUT.unpack_from(self._map, base)
+        if draining:
+            closed += 1  # must_close: this connection ends after its response
+            if traffic:
+                arrived += 1
+                if new_connection:
+                    last = time.monotonic()
+        _EVIDENCE_LAYOUT.pack_into(self._map, base, last, served, arrived, in_flight + 1, closed)
+
+    def request_finished(self, index: int) -> None:
+        """Worker, ``post_request`` (callers serialise per worker)."""
+        base = _slot_at(index) + _EVIDENCE
+        last, served, arrived, in_flight, closed = _EVIDENCE_LAYOUT.unpack_from(self._map, base)
+        _EVIDENCE_LAYOUT.pack_into(
+            self._map, base, last, served + 1, arrived, max(in_flight - 1, 0), closed
+        )
+
+    def evidence(self, index: int | None = None) -> Evidence:
+        """One worker's evidence, or (``index`` None) the sum over every slot ever claimed."""
+        indexes = range(SLOT_COUNT) if index is None else (index,)
+        rows = [_EVIDENCE_LAYOUT.unpack_from(self._map, _slot_at(i) + _EVIDENCE) for i in indexes]
+        return Evidence(
+            last_arrival=max((r[0] for r in rows), default=0.0),
+            served=sum(r[1] for r in rows),
+            arrived_while_draining=sum(r[2] for r in rows),
+            in_flight=sum(r[3] for r in rows),
+            closed_by_drain=sum(r[4] for r in rows),
+        )
 
     def publish_verdict(
         self, index: int, ok: bool, detail: dict[str, Any], valid_for: float
@@ -182,6 +227,17 @@ class SharedState:
                 detail = {}
             out.append(Slot(index, pid, beat, published, valid_until, bool(ok), detail))
         return out
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the workers saw, summed over the pod (the drain decision and its report)."""
+
+    last_arrival: float  # monotonic; 0: no request arrived on a new connection while draining
+    served: int
+    arrived_while_draining: int
+    in_flight: int
+    closed_by_drain: int
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """The parts of Gunicorn the drain relies on, named once and checked at start-up.
 
-We replace two methods on the arbiter instance (``handle_term``, ``murder_workers``),
+We replace three methods on the arbiter instance (``handle_term``, ``murder_workers``,
+``kill_workers``) and read its ``LISTENERS``,
 rely on ``StopIteration`` raised in a signal handler reaching ``Arbiter.run``'s
 ``halt()``, wrap ``worker.notify``, and set ``req.must_close``. When a Gunicorn release
 changes any of that, Gunicorn refuses to start with one line naming its version and what
@@ -25,14 +26,18 @@ class Arbiter(Protocol):
     log: Any
     WORKERS: dict[int, Any]
 
+    LISTENERS: list[Any]
+
     def handle_term(self) -> None: ...
     def murder_workers(self) -> None: ...
+    def kill_workers(self, sig: int) -> None: ...
 
 
 class Worker(Protocol):
     """What the hooks use of a Gunicorn worker (``worker`` in its hooks)."""
 
     log: Any
+    alive: bool
 
     def notify(self) -> None: ...
 
@@ -45,8 +50,8 @@ class Request(Protocol):
     must_close: bool
 
 
-_ARBITER_METHODS = ("handle_term", "murder_workers", "run")
-_ARBITER_ATTRIBUTES = ("cfg", "log", "WORKERS")
+_ARBITER_METHODS = ("handle_term", "murder_workers", "kill_workers", "run")
+_ARBITER_ATTRIBUTES = ("cfg", "log", "WORKERS", "LISTENERS")
 _WORKER_METHODS = ("notify",)
 
 

@@ -54,6 +54,7 @@ _COLORS = {
     "propagation": "#d9d9d9",
     "prestop": "#9ecae1",
     "drain": "#3182bd",
+    "adaptive": "#6baed6",
     "graceful": "#fd8d3c",
     "margin": "#bdbdbd",
     "sigkill": "#cb181d",
@@ -83,7 +84,7 @@ def _panel(title: str, b: Budget, top: float) -> list[str]:
     out.append(f'<text x="10" y="{gun_y + 20}" class="lane">Gunicorn</text>')
 
     def bar(kind: str, start: float, length: float, y: float, label: str, h: int = bar_h) -> None:
-        inside_only = kind in {"drain", "graceful", "margin"}
+        inside_only = kind in {"drain", "adaptive", "graceful", "margin"}
         if length <= 0:
             return
         width = x(start + length) - x(start)
@@ -93,7 +94,7 @@ def _panel(title: str, b: Budget, top: float) -> list[str]:
         )
         text_y = y + h / 2 + 4
         if len(label) * 6.2 < width - 6:  # inside the bar
-            cls = "inbar" if kind in {"drain", "graceful"} else "label"
+            cls = "inbar" if kind in {"drain", "adaptive", "graceful"} else "label"
             out.append(
                 f'<text x="{x(start) + 4}" y="{text_y}" class="{cls}">{escape(label)}</text>'
             )
@@ -111,7 +112,12 @@ def _panel(title: str, b: Budget, top: float) -> list[str]:
             h=14,
         )
     bar("prestop", 0, p, k8s_y + 16, f"preStop sleep {fmt(p)} s", h=14)
-    bar("drain", p, d, gun_y, f"drain {fmt(d)} s")
+    low = b.drain_min_seconds
+    if low is not None and low < d:  # adaptive: the minimum, then up to the maximum
+        bar("drain", p, low, gun_y, f"drain {fmt(low)} s")
+        bar("adaptive", p + low, d - low, gun_y, f"while traffic arrives, to {fmt(d)} s")
+    else:
+        bar("drain", p, d, gun_y, f"drain {fmt(d)} s")
     bar("graceful", p + d, g, gun_y, f"graceful_timeout {fmt(g)} s")
     bar("margin", p + d + g, m, gun_y, f"margin {fmt(m)} s")
 
@@ -121,7 +127,11 @@ def _panel(title: str, b: Budget, top: float) -> list[str]:
     else:
         markers[0] = (0, "deleted + SIGTERM", "marker")
     markers += [
-        (p + d, "listeners close", "marker"),
+        (
+            p + d,
+            "listeners close (at the latest)" if low is not None and low < d else "listeners close",
+            "marker",
+        ),
         (p + d + g, "graceful deadline", "marker"),
     ]
     if grace is not None:
@@ -153,9 +163,10 @@ def _panel(title: str, b: Budget, top: float) -> list[str]:
         "seconds after the pod is deleted</text>"
     )
     legend = [
-        ("drain", "drain: readiness 503, still serving"),
-        ("graceful", "graceful stop: listeners closed, requests finish"),
-        ("margin", "margin before the kubelet's SIGKILL"),
+        ("drain", "drain: 503, still serving"),
+        ("adaptive", "extended while traffic arrives"),
+        ("graceful", "graceful stop: requests finish"),
+        ("margin", "margin before SIGKILL"),
     ]
     lx = 10.0
     for kind, text in legend:

@@ -39,7 +39,7 @@ def test_ready_is_503_on_every_worker_after_sigterm_while_traffic_is_served(
 
     sigterm_at = time.monotonic()
     server.signal(signal.SIGTERM)
-    server.wait_for_log(r"gunicorn-zdt: SIGTERM: draining for 3 s")
+    server.wait_for_log(r"gunicorn-zdt: SIGTERM: draining .* for at least 3 s")
     # A response on a kept-alive connection closes it ...
     last = server.get("/work?ms=0", conn=keep_alive)
     assert last.status == 200
@@ -55,7 +55,9 @@ def test_ready_is_503_on_every_worker_after_sigterm_while_traffic_is_served(
     assert server.wait_exit(30) == 0
     took = time.monotonic() - sigterm_at
     assert drain <= took < drain + 10, took
-    server.wait_for_log(r"gunicorn-zdt: graceful stop begins \(drain over\)")
+    server.wait_for_log(
+        r"gunicorn-zdt: graceful stop begins after [\d.]+ s of drain \(minimum reached and quiet\)"
+    )
 
 
 def test_in_flight_request_finishes_after_drain_and_then_new_connections_are_refused(
@@ -63,7 +65,7 @@ def test_in_flight_request_finishes_after_drain_and_then_new_connections_are_ref
 ) -> None:
     server = gunicorn(config=_config("gthread"), env={"ZDT_DRAIN_SECONDS": "1"}).start()
     server.signal(signal.SIGTERM)
-    server.wait_for_log("draining for 1 s")
+    server.wait_for_log("draining .* for at least 1 s")
     slow: list[Response] = []
     t = threading.Thread(target=lambda: slow.append(server.get("/work?ms=2500")))
     t.start()
@@ -85,19 +87,19 @@ def test_in_flight_request_finishes_after_drain_and_then_new_connections_are_ref
 def test_second_sigterm_ends_the_drain_at_once(gunicorn) -> None:
     server = gunicorn(config=_config("sync"), env={"ZDT_DRAIN_SECONDS": "60"}).start()
     server.signal(signal.SIGTERM)
-    server.wait_for_log("draining for 60 s")
+    server.wait_for_log("draining .* for at least 60 s")
     assert server.get("/healthz/ready").status == 503
     second = time.monotonic()
     server.signal(signal.SIGTERM)
     assert server.wait_exit(10) == 0
     assert time.monotonic() - second < 5
-    assert "graceful stop begins (second SIGTERM, drain cut short)" in server.log()
+    assert "of drain (second signal)" in server.log()
 
 
 def test_sigint_during_drain_is_gunicorns_quick_shutdown(gunicorn) -> None:
     server = gunicorn(config=_config("gthread"), env={"ZDT_DRAIN_SECONDS": "60"}).start()
     server.signal(signal.SIGTERM)
-    server.wait_for_log("draining for 60 s")
+    server.wait_for_log("draining .* for at least 60 s")
     started = time.monotonic()
     server.signal(signal.SIGINT)
     assert server.wait_exit(10) == 0
@@ -109,14 +111,14 @@ def test_drain_zero_is_plain_gunicorn_graceful_stop(gunicorn) -> None:
     server = gunicorn(config=_config("sync"), env={"ZDT_DRAIN_SECONDS": "0"}).start()
     server.signal(signal.SIGTERM)
     assert server.wait_exit(10) == 0
-    assert "graceful stop begins (ZDT_DRAIN_SECONDS is 0)" in server.log()
+    assert "of drain (drain off: its maximum is 0)" in server.log()
 
 
 def test_worker_killed_during_drain_is_replaced_and_reports_draining(gunicorn) -> None:
     server = gunicorn(config=_config("sync"), env={"ZDT_DRAIN_SECONDS": "30"}).start()
     old = server.wait_workers(2)
     server.signal(signal.SIGTERM)
-    server.wait_for_log("draining for 30 s")
+    server.wait_for_log("draining .* for at least 30 s")
     victim = old[0]
     os.kill(victim, signal.SIGKILL)
     now = wait_until(
@@ -135,7 +137,7 @@ def test_workers_recycled_by_max_requests_during_drain_report_draining(gunicorn)
     ).start()
     first = set(server.wait_workers(2))
     server.signal(signal.SIGTERM)
-    server.wait_for_log("draining for 30 s")
+    server.wait_for_log("draining .* for at least 30 s")
     seen: set[int] = set()
 
     def recycled() -> bool:
@@ -153,7 +155,7 @@ def test_hung_worker_is_still_killed_on_timeout_during_drain(gunicorn) -> None:
         env={"ZDT_DRAIN_SECONDS": "30"},
     ).start()
     server.signal(signal.SIGTERM)
-    server.wait_for_log("draining for 30 s")
+    server.wait_for_log("draining .* for at least 30 s")
     old = set(server.wait_workers(2))
     # The worker is aborted under the request: an error page or a dropped connection.
     with contextlib.suppress(OSError):
@@ -178,7 +180,7 @@ def test_sighup_reload_keeps_ready_and_sigterm_still_drains(gunicorn) -> None:
     _wait_replaced_by_reload(server, old)
     assert server.get("/healthz/ready").status == 200
     server.signal(signal.SIGTERM)
-    server.wait_for_log("draining for 30 s")
+    server.wait_for_log("draining .* for at least 30 s")
     assert server.get("/healthz/ready").status == 503
 
 
@@ -186,7 +188,7 @@ def test_sighup_during_drain_does_not_undo_it(gunicorn) -> None:
     server = gunicorn(config=_config("gthread"), env={"ZDT_DRAIN_SECONDS": "30"}).start()
     old = set(server.wait_workers(2))
     server.signal(signal.SIGTERM)
-    server.wait_for_log("draining for 30 s")
+    server.wait_for_log("draining .* for at least 30 s")
     server.signal(signal.SIGHUP)
     _wait_replaced_by_reload(server, old)
     for _ in range(10):

@@ -25,13 +25,15 @@ def test_shipped_deployment_timeline_text(
         "(seconds after the pod is deleted)",
         "       0 s  pod deleted: endpoint removal starts propagating",
         "       0 s  SIGTERM to the Gunicorn master: readiness 503, traffic still served",
-        "       5 s  drain ends: listeners closed, workers finish in-flight requests",
-        "      28 s  graceful_timeout deadline: Gunicorn SIGKILLs remaining workers",
-        "      30 s  kubelet SIGKILL (grace period ends)",
+        "       5 s  drain minimum: the drain ends once no new connection came for the quiet "
+        "period",
+        "      15 s  drain maximum: listeners closed even if traffic still arrives",
+        "      38 s  graceful_timeout deadline: Gunicorn SIGKILLs remaining workers",
+        "      40 s  kubelet SIGKILL (grace period ends)",
         "  endpoint removal must reach every node and load balancer within preStop + drain "
-        "= 5 s (stated minimum: 3 s)",
-        "  slack 0 s = terminationGracePeriodSeconds 30 - (preStop 0 + drain 5 + "
-        "graceful_timeout 23 + margin 2 = 30)",
+        "= 15 s (stated minimum: 3 s)",
+        "  slack 0 s = terminationGracePeriodSeconds 40 - (preStop 0 + drain 15 + "
+        "graceful_timeout 23 + margin 2 = 40)",
     ]
 
 
@@ -43,7 +45,11 @@ def test_prestop_variant_shifts_sigterm(
     out = capsys.readouterr().out.splitlines()
     assert "       0 s  preStop sleep 10 s starts" in out
     assert "      10 s  SIGTERM to the Gunicorn master: readiness 503, traffic still served" in out
-    assert "      40 s  kubelet SIGKILL (grace period ends)" in out
+    assert (
+        "      15 s  drain minimum: the drain ends once no new connection came for the quiet period"
+        in out
+    )
+    assert "      50 s  kubelet SIGKILL (grace period ends)" in out
 
 
 def test_without_manifest_uses_config_and_shell_env(

@@ -137,7 +137,7 @@ def test_sigkill_mid_request_never_acknowledges_an_uncommitted_write(gunicorn, p
         t.start()
     wait_until(lambda: len(acked) >= 20, 20, "20 acknowledged writes", server.log)
     server.signal(signal.SIGTERM)  # draining: still serving, like a pod waiting for SIGKILL
-    server.wait_for_log("draining for")
+    server.wait_for_log("SIGTERM: draining")
     target = len(acked) + 10
     wait_until(lambda: len(acked) >= target, 20, "writes during the drain", server.log)
     stop_group_hard(server)

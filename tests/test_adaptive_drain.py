@@ -1,0 +1,228 @@
+"""The drain ends on evidence, and after it a late connection is refused, never reset.
+
+Real Gunicorn masters, real signals and sockets. Times are read from the master's own
+termination report (monotonic, measured inside the pod) and compared with what the test
+sent; the windows are short (about 1 s) to keep the file fast.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+import signal
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from gunicorn_zdt import drain
+from gunicorn_zdt.plan import DrainPlan
+from gunicorn_zdt.settings import SettingError
+from tests.support import request, require_worker_class
+
+WORKER_CLASSES = ["sync", "gthread", "gevent"]
+WINDOW = {"ZDT_DRAIN_SECONDS": "1", "ZDT_DRAIN_QUIET_SECONDS": "1", "ZDT_DRAIN_MAX_SECONDS": "6"}
+REPORT = re.compile(
+    r"termination report: drain ([\d.]+) s \(([^)]+)\); (\d+) request\(s\) arrived while "
+    r"draining, last new connection (none|[\d.]+ s) after SIGTERM; (\d+) connection\(s\) "
+    r"closed by the drain; (\d+) in flight when the graceful stop began, (\d+) cut"
+)
+
+
+def _config(worker_class: str, extra: str = "") -> str:
+    threads = "threads = 4\n" if worker_class == "gthread" else ""
+    return f'worker_class = "{worker_class}"\n{threads}keepalive = 1\n{extra}'
+
+
+def _report(server) -> dict:
+    line = server.wait_for_log(REPORT.pattern)[0]
+    drain_s, reason, arrived, last, closed, in_flight, cut = REPORT.search(server.log()).groups()  # type: ignore[union-attr]
+    assert line
+    return {
+        "drain": float(drain_s),
+        "reason": reason,
+        "arrived": int(arrived),
+        "last": None if last == "none" else float(last.split()[0]),
+        "closed": int(closed),
+        "in_flight": int(in_flight),
+        "cut": int(cut),
+    }
+
+
+def _send_until(port: int, path: str, stop_at: float, every: float = 0.15) -> list[float]:
+    """Fresh connections until ``stop_at`` (monotonic); returns when each was sent."""
+    sent = []
+    while time.monotonic() < stop_at:
+        sent.append(time.monotonic())
+        assert request(port, path).status == 200
+        time.sleep(every)  # pacing of the load, not synchronisation
+    return sent
+
+
+@pytest.mark.parametrize("worker_class", WORKER_CLASSES)
+def test_traffic_after_the_minimum_extends_the_drain_until_it_goes_quiet(
+    gunicorn, worker_class: str
+) -> None:
+    require_worker_class(worker_class)
+    server = gunicorn(config=_config(worker_class), env=WINDOW).start()
+    sigterm_at = time.monotonic()
+    server.signal(signal.SIGTERM)
+    server.wait_for_log("SIGTERM: draining")  # the flip happened: what we send now counts
+    sent = _send_until(server.port, "/work?ms=0", sigterm_at + 2.5)
+    assert server.wait_exit(20) == 0
+    report = _report(server)
+    last_sent = sent[-1] - sigterm_at
+    assert report["reason"] == drain.QUIET
+    assert report["last"] is not None and abs(report["last"] - last_sent) < 0.2, (report, last_sent)
+    # Ends within the quiet period (+ a tick and the response time) after the last arrival.
+    assert report["last"] + 1.0 <= report["drain"] < report["last"] + 1.0 + 0.4, report
+    assert report["arrived"] == len(sent), (report, len(sent))
+    assert report["closed"] >= len(sent)
+    assert report["cut"] == 0
+
+
+@pytest.mark.parametrize("worker_class", ["sync", "gthread"])
+def test_probes_alone_never_extend_the_drain(gunicorn, worker_class: str) -> None:
+    server = gunicorn(
+        config=_config(worker_class), env={**WINDOW, "ZDT_HEALTH_CHECK_PATHS": "/lb-health"}
+    ).start()
+    sigterm_at = time.monotonic()
+    server.signal(signal.SIGTERM)
+    stop = threading.Event()
+
+    def probe() -> None:
+        while not stop.is_set():
+            for path in ("/healthz/ready", "/healthz/live", "/lb-health"):
+                try:
+                    request(server.port, path, timeout=2)
+                except OSError:
+                    return  # the pod stopped listening: done
+            time.sleep(0.05)
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(probe)
+        try:
+            assert server.wait_exit(20) == 0
+        finally:
+            stop.set()
+    report = _report(server)
+    assert (report["reason"], report["last"], report["arrived"]) == (drain.QUIET, None, 0)
+    assert 1.0 <= report["drain"] < 1.5, report
+    assert time.monotonic() - sigterm_at < 6
+
+
+def test_without_traffic_the_drain_ends_at_the_minimum(gunicorn) -> None:
+    server = gunicorn(config=_config("gthread"), env=WINDOW).start()
+    server.signal(signal.SIGTERM)
+    assert server.wait_exit(20) == 0
+    report = _report(server)
+    assert (report["reason"], report["arrived"], report["last"]) == (drain.QUIET, 0, None)
+    assert 1.0 <= report["drain"] < 1.3, report
+
+
+def test_the_maximum_caps_a_drain_that_traffic_keeps_extending(gunicorn) -> None:
+    server = gunicorn(
+        config=_config("gthread"),
+        env={**WINDOW, "ZDT_DRAIN_MAX_SECONDS": "2.5", "ZDT_REPORT_JSON": "1"},
+    ).start()
+    sigterm_at = time.monotonic()
+    server.signal(signal.SIGTERM)
+    done = threading.Event()
+
+    def load() -> None:
+        while not done.is_set():
+            try:
+                request(server.port, "/work?ms=0", timeout=2)
+            except OSError:
+                return  # refused once the graceful stop began
+            time.sleep(0.1)
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(load)
+        try:
+            assert server.wait_exit(20) == 0
+        finally:
+            done.set()
+    report = _report(server)
+    assert report["reason"] == drain.MAXIMUM
+    assert 2.5 <= report["drain"] < 2.9, report
+    assert "the drain hit ZDT_DRAIN_MAX_SECONDS=2.5 with traffic still arriving" in server.log()
+    assert '"drain_ended_by": "maximum reached while traffic still arrived"' in server.log()
+    assert time.monotonic() - sigterm_at < 10
+
+
+def test_sync_workers_all_busy_a_request_queued_during_the_drain_is_served_not_reset(
+    gunicorn,
+) -> None:
+    """It waits in the listen backlog; the drain does not end while the backlog holds it."""
+    server = gunicorn(
+        config=_config("sync", 'workers = 1\nloglevel = "debug"\n'),
+        env={
+            "ZDT_DRAIN_SECONDS": "0.3",
+            "ZDT_DRAIN_QUIET_SECONDS": "0.2",
+            "ZDT_DRAIN_MAX_SECONDS": "5",
+        },
+    ).start()
+    with ThreadPoolExecutor(2) as pool:
+        busy = pool.submit(request, server.port, "/work?ms=2000")
+        server.wait_for_log(r"\] GET /work")  # Gunicorn's pre_request debug line: it is in
+        server.signal(signal.SIGTERM)
+        server.wait_for_log("SIGTERM: draining")
+        queued = pool.submit(request, server.port, "/work?ms=0")
+        assert busy.result(10).status == 200
+        assert queued.result(10).status == 200  # served, never reset
+    assert server.wait_exit(20) == 0
+    report = _report(server)
+    assert report["drain"] > 1.5, report  # held past the minimum by the queued connection
+
+
+def _refused_within(port: int, seconds: float) -> float:
+    started = time.monotonic()
+    sock = socket.socket()
+    sock.settimeout(seconds)
+    try:
+        code = sock.connect_ex(("127.0.0.1", port))
+    finally:
+        sock.close()
+    took = time.monotonic() - started
+    assert code == errno.ECONNREFUSED, (code, errno.errorcode.get(code))
+    return took
+
+
+@pytest.mark.parametrize("worker_class", WORKER_CLASSES)
+def test_a_connection_after_the_drain_is_refused_at_once_while_in_flight_work_finishes(
+    gunicorn, worker_class: str
+) -> None:
+    require_worker_class(worker_class)
+    server = gunicorn(
+        config=_config(worker_class, 'workers = 2\nloglevel = "debug"\n'),
+        env={"ZDT_DRAIN_SECONDS": "0.5", "ZDT_DRAIN_QUIET_SECONDS": "0.2"},
+    ).start()
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(request, server.port, "/work?ms=3000")
+        server.wait_for_log(r"\] GET /work")  # Gunicorn's pre_request debug line: it is in
+        server.signal(signal.SIGTERM)
+        server.wait_for_log("graceful stop begins")
+        assert _refused_within(server.port, 1.0) < 0.1
+        assert slow.result(10).status == 200
+    assert server.wait_exit(20) == 0
+    assert "Exception in worker process" not in server.log()
+
+
+def test_without_a_maximum_the_drain_is_fixed_and_ignores_the_quiet_period(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Unset ZDT_DRAIN_MAX_SECONDS keeps earlier releases' budget: max = min."""
+    for name in ("ZDT_DRAIN_SECONDS", "ZDT_DRAIN_QUIET_SECONDS", "ZDT_DRAIN_MAX_SECONDS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ZDT_DRAIN_QUIET_SECONDS", "10")
+    plan = DrainPlan.resolve(drain_seconds=4)
+    assert (plan.drain_seconds, plan.drain_cap_seconds) == (4, 4)
+    monkeypatch.setenv("ZDT_DRAIN_MAX_SECONDS", "8")
+    with pytest.raises(SettingError, match="ZDT_DRAIN_QUIET_SECONDS=10 > ZDT_DRAIN_MAX_SECONDS=8"):
+        DrainPlan.resolve(drain_seconds=4)
+    monkeypatch.setenv("ZDT_DRAIN_MAX_SECONDS", "3")
+    with pytest.raises(SettingError, match="ZDT_DRAIN_SECONDS=4 > ZDT_DRAIN_MAX_SECONDS=3"):
+        DrainPlan.resolve(drain_seconds=4)
