@@ -56,7 +56,9 @@ def run_one(variant: str, service: str, rep: int, args: argparse.Namespace, tmp:
         rollouts=args.rollouts,
         time_scale=args.time_scale,
         load=LoadProfile(write_path="/items", slow_path="/work?ms=300"),
-        env={"DATABASE_URL": f"sqlite:///{work / 'shared.db'}"},
+        # Plain Gunicorn starts no probe listener: its probes go to the app's port.
+        env={"DATABASE_URL": f"sqlite:///{work / 'shared.db'}"}
+        | ({"ZDT_PROBE_BIND": "off"} if command == PLAIN_COMMAND else {}),
         cwd=REPO,
         work_dir=work,
         seed=1000 + rep,

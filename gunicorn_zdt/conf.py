@@ -2,12 +2,14 @@
 
 12-factor: ``PORT`` (default 8080, bound on all interfaces, as a container needs),
 ``WEB_CONCURRENCY`` (worker processes, default 2), ``ZDT_*`` for the drain settings,
+the probe listener on ``PROBE_BIND`` (0.0.0.0:8081: the kubelet's probes are answered
+even when every worker thread is busy; ``ZDT_PROBE_BIND=off`` turns it off),
 and anything else through Gunicorn's own ``GUNICORN_CMD_ARGS`` or command line, which
 take precedence over this module. Import from it to start your own config::
 
     from gunicorn_zdt.conf import *  # noqa: F403
     timeout = 20
-    install(globals())  # last: derives graceful_timeout for your config
+    install(globals(), probe_bind=PROBE_BIND)  # last: derives graceful_timeout
 """
 
 from __future__ import annotations
@@ -34,10 +36,13 @@ bind = [f"0.0.0.0:{_positive_int('PORT', '8080')}"]
 workers = _positive_int("WEB_CONCURRENCY", "2")
 # Idle keep-alive connections must time out well inside the drain delay (budget warning).
 keepalive = 2
+#: The probe listener's address: probe it (port 8081, named ``probes`` in k8s/) instead of
+#: the app's port, which answers only when a worker thread is free.
+PROBE_BIND = "0.0.0.0:8081"
 
-install(globals())
+install(globals(), probe_bind=PROBE_BIND)
 
 # Star-importers get the settings and install, not our hooks: a hook of theirs defined
 # above the star import would otherwise be replaced silently. Their own install(globals())
 # adds the hooks, chains theirs and re-derives graceful_timeout.
-__all__ = ["bind", "install", "keepalive", "workers"]
+__all__ = ["PROBE_BIND", "bind", "install", "keepalive", "workers"]

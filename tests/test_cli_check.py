@@ -556,6 +556,13 @@ POD_CASES: dict[str, list[str]] = {
         "eviction: every node drain blocks until someone deletes the pod by hand; use "
         "maxUnavailable: 1"
     ],
+    "liveness-app-port": [
+        "{f}: Deployment/app: spec.template.spec.containers[web].livenessProbe.httpGet.port: "
+        "warning[probe-listener]: liveness on the app's port 8080: 2 workers x 4 threads "
+        "(gthread) can all be busy, and then the probe waits behind requests, times out, and "
+        "the kubelet restarts a pod that is only busy; point the three probes at the probe "
+        "listener's port 8081"
+    ],
     "listener-service": [SERVICE_TO_LISTENER],
     "listener-ingress": [
         SERVICE_TO_LISTENER,

@@ -65,8 +65,8 @@ def test_shipped_deployment_is_read() -> None:
     spec = parse_deployment(list(yaml.safe_load_all((REPO / "k8s/deployment.yaml").read_text())))
     assert spec.replicas == 3
     assert spec.surge_and_unavailable() == (1, 0)
-    assert spec.grace_period_seconds == 30
-    assert spec.env["ZDT_DRAIN_SECONDS"] == "5"
+    assert spec.grace_period_seconds == 40
+    assert (spec.env["ZDT_DRAIN_SECONDS"], spec.env["ZDT_DRAIN_MAX_SECONDS"]) == ("5", "15")
     assert spec.readiness is not None and spec.readiness.path == "/healthz/ready"
     assert spec.liveness is not None and spec.liveness.path == "/healthz/live"
     assert spec.startup is not None and spec.startup.path == "/healthz/startup"
@@ -556,10 +556,9 @@ def test_cli_command_without_port_is_a_usage_error(
 @pytest.mark.parametrize(
     ("manifest", "env", "expect"),
     [
-        ("k8s/deployment.yaml", {}, None),
-        ("k8s/variants/probe-listener.yaml", {}, ["liveness", "readiness", "startup"]),
-        ("k8s/variants/probe-listener.yaml", {"ZDT_PROBE_BIND": "off"}, None),
-        ("k8s/variants/probe-listener.yaml", {"ZDT_PROBE_BIND": "9000"}, []),
+        ("k8s/deployment.yaml", {}, ["liveness", "readiness", "startup"]),
+        ("k8s/deployment.yaml", {"ZDT_PROBE_BIND": "off"}, None),
+        ("k8s/deployment.yaml", {"ZDT_PROBE_BIND": "9000"}, []),
     ],
 )
 def test_probes_aimed_at_the_listener_port_are_found_by_name(manifest, env, expect) -> None:

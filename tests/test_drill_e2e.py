@@ -35,6 +35,8 @@ def _options(
     command: str,
     manifest: str = "k8s/deployment.yaml",
 ) -> DrillOptions:
+    # Plain Gunicorn starts no probe listener: its probes go to the app's port.
+    listener = {"ZDT_PROBE_BIND": "off"} if command == PLAIN_COMMAND else {}
     return DrillOptions(
         command=command,
         spec=load_deployment(REPO / manifest),
@@ -42,7 +44,7 @@ def _options(
         rollouts=rollouts,
         time_scale=SCALE,
         load=LoadProfile(write_path="/items", slow_path="/work?ms=300"),
-        env={"DATABASE_URL": f"sqlite:///{tmp_path / 'shared.db'}"},
+        env={"DATABASE_URL": f"sqlite:///{tmp_path / 'shared.db'}", **listener},
         cwd=REPO,
         work_dir=tmp_path,
         seed=7,
@@ -88,39 +90,31 @@ def test_example_app_survives_two_rolling_updates_without_a_single_failure(
     assert len(rolled) == 6  # 2 rollouts x 3 replicas
     for pod in rolled:
         assert (pod["exit_code"], pod["sigkilled"]) == (0, False), pod
-        # The drain held the pod for ZDT_DRAIN_SECONDS (5 x 0.2) after SIGTERM.
+        # The drain held the pod for at least ZDT_DRAIN_SECONDS (5 x 0.2) after SIGTERM.
         assert pod["sigterm_to_exit_seconds"] >= 5 * SCALE, pod
         assert pod["readiness_failing_at"] is not None, pod
-    _pids_gone(tmp_path)
-
-
-def test_probe_listener_variant_survives_a_rolling_update_probed_on_its_own_ports(
-    tmp_path: Path,
-) -> None:
-    """k8s/variants/probe-listener.yaml: the kubelet probes each pod's listener, not the app."""
-    opts = _options(tmp_path, "kube-proxy", 1, EXAMPLE_COMMAND, "k8s/variants/probe-listener.yaml")
-    result = run_drill(opts)
-    assert (result["failures"], result["lost_writes"]) == (0, 0), result["failure_list"][:10]
+    # The shipped manifest probes the listener: every pod ran its own (the manifest's fixed
+    # 8081 would have clashed; a restarted container keeps its pod's port), and the kubelet
+    # probed it there, not on the app's port.
     assert result["settings"]["probe_listener"] == ["liveness", "readiness", "startup"]
-    # Every pod ran its own listener (the manifest's fixed 8081 would have clashed; a
-    # restarted container keeps its pod's port) ...
     listeners = {
         log.name: set(re.findall(r"probe listener at http://127\.0\.0\.1:(\d+)/", log.read_text()))
         for log in tmp_path.glob("pod-*.log")
     }
-    assert len(listeners) == 6 and all(len(found) == 1 for found in listeners.values())
-    assert len(set.union(*listeners.values())) == 6
-    # ... the kubelet probed it there, not on the app's port ...
+    assert len(listeners) == len(result["pods"])
+    assert all(len(found) == 1 for found in listeners.values())
+    assert len(set.union(*listeners.values())) == len(result["pods"])
     for pod in result["pods"]:
         (listener,) = listeners[f"{pod['pod']}.log"]
         assert pod["probe_ports"] == dict.fromkeys(
             ("liveness", "readiness", "startup"), int(listener)
         )
         assert int(listener) != pod["port"]
-    # ... and saw the drain there: readiness failed after each deletion.
-    for pod in (p for p in result["pods"] if p["stopped_by"] == "rollout"):
-        assert (pod["exit_code"], pod["sigkilled"]) == (0, False), pod
-        assert pod["readiness_failing_at"] is not None, pod
+    # Each pod logged its termination report at exit (the adaptive drain's evidence).
+    reports = [
+        log for log in tmp_path.glob("pod-*.log") if "termination report:" in log.read_text()
+    ]
+    assert len(reports) >= len(rolled)
     _pids_gone(tmp_path)
 
 

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "k8s"
 #: Oldest (native preStop sleep on by default) and newest Kubernetes we claim.
 KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
-VARIANTS = ("prestop-sleep", "probe-listener")
+VARIANTS = ("prestop-sleep", "native-sidecar")
 OBJECT_FILES = sorted(
     p for p in [*K8S.glob("*.yaml"), *K8S.glob("variants/*.yaml")] if p.name != "kustomization.yaml"
 )
@@ -115,10 +115,21 @@ def test_shipped_numbers_follow_the_budget(monkeypatch: pytest.MonkeyPatch) -> N
     container = pod["containers"][0]
     env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
     view = app_config.load(app_config.gunicorn_argv(container["command"], None) or [], env)
-    assert pod["terminationGracePeriodSeconds"] == 30
-    assert (env["ZDT_DRAIN_SECONDS"], env["ZDT_GRACE_PERIOD_SECONDS"]) == ("5", "30")
-    assert (view.cfg.graceful_timeout, view.cfg.timeout) == (23, 20)  # 30 - 0 - 5 - 2
+    assert pod["terminationGracePeriodSeconds"] == 40
+    window = (
+        env["ZDT_DRAIN_SECONDS"],
+        env["ZDT_DRAIN_QUIET_SECONDS"],
+        env["ZDT_DRAIN_MAX_SECONDS"],
+    )
+    assert (window, env["ZDT_GRACE_PERIOD_SECONDS"]) == (("5", "2", "15"), "40")
+    assert (view.cfg.graceful_timeout, view.cfg.timeout) == (23, 20)  # 40 - 0 - 15 - 2
     assert view.tcp_binds == [("0.0.0.0", container["ports"][0]["containerPort"])]
+    # The probes go to the listener the config starts (not to the busy app port).
+    assert view.plan is not None and view.plan.probe_bind == ("0.0.0.0", 8081)
+    probes = container["ports"][1]
+    assert (probes["name"], probes["containerPort"]) == ("probes", 8081)
+    for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[kind]["httpGet"]["port"] == "probes"
 
 
 def test_dockerfile_runs_gunicorn_as_pid1_like_the_deployment() -> None:
@@ -173,3 +184,21 @@ def test_gunicorn_control_socket_has_a_writable_place_in_every_shipped_deploymen
         assert any(env.get("XDG_RUNTIME_DIR", "").startswith(m) for m in mounts), path
     dockerfile = (ROOT / "example_app/Dockerfile").read_text()
     assert "XDG_RUNTIME_DIR=/tmp" in dockerfile
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, ("0.0.0.0", 8081)),
+        ({"ZDT_PROBE_BIND": "off"}, None),
+        ({"ZDT_PROBE_BIND": "9000"}, ("0.0.0.0", 9000)),
+    ],
+)
+def test_the_example_config_starts_the_probe_listener_unless_the_env_says_otherwise(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: tuple[str, int] | None
+) -> None:
+    monkeypatch.chdir(ROOT)
+    view = app_config.load(["example_app.wsgi:app"], env, "example_app/gunicorn.conf.py")
+    assert view.plan is not None and view.plan.probe_bind == expected
+    ready_made = app_config.load(["example_app.wsgi:app"], env, "python:gunicorn_zdt.conf")
+    assert ready_made.plan is not None and ready_made.plan.probe_bind == expected

@@ -511,6 +511,15 @@ CASES: dict[str, Case] = {
         f"Deployment/app: {C}.readinessProbe.httpGet.port: error[probe-port]: 'web' is not a "
         "port of container web; use http (Gunicorn binds 8080)",
     ),
+    "probe-listener-liveness-on-app-port": Case(
+        "probe-listener",
+        setter("livenessProbe.httpGet.port", "http"),
+        setter("livenessProbe.httpGet.port", "probes"),
+        f"Deployment/app: {C}.livenessProbe.httpGet.port: warning[probe-listener]: liveness on "
+        "the app's port 8080: 2 workers x 4 threads (gthread) can all be busy, and then the "
+        "probe waits behind requests, times out, and the kubelet restarts a pod that is only "
+        "busy; point the three probes at the probe listener's port 8081",
+    ),
     "probe-port-other-port": Case(
         "probe-port",
         both(
