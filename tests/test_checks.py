@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import threading
 import time
@@ -11,7 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, event
 
-from gunicorn_zdt.checks import CheckRegistry, sqlalchemy_ping
+from gunicorn_zdt import settings
+from gunicorn_zdt.checks import MAX_RUNS_IN_FLIGHT, CheckRegistry, sqlalchemy_ping
 from tests.support import TcpServer, wait_until
 
 
@@ -43,7 +45,7 @@ def test_checks_run_concurrently_so_a_probe_costs_the_slowest_not_the_sum() -> N
     assert time.monotonic() - started < 1.0  # the sum would be 1.2
 
 
-def test_hung_check_fails_within_its_timeout_every_time_and_holds_one_thread() -> None:
+def test_hung_check_fails_within_its_timeout_every_time_and_holds_bounded_threads() -> None:
     release = threading.Event()
     registry = CheckRegistry(default_timeout=0.2, cache_seconds=0)
     registry.add("hung", release.wait)
@@ -54,7 +56,8 @@ def test_hung_check_fails_within_its_timeout_every_time_and_holds_one_thread() -
             (result,) = registry.run(["hung"])
             assert not result.ok and result.reason.startswith("timed out after 0.2 s")
             assert time.monotonic() - started < 0.5
-        assert threading.active_count() <= before + 1
+        # the stuck runs: one replacement per timeout, at most MAX_RUNS_IN_FLIGHT
+        assert threading.active_count() <= before + MAX_RUNS_IN_FLIGHT
     finally:
         release.set()
 
@@ -237,3 +240,200 @@ def test_probe_burst_costs_at_most_one_query_per_cache_period_per_worker(
     assert statuses == [200] * 400
     # Each of the 2 workers runs the check at most once per started cache period.
     assert queries <= 2 * (int(elapsed / 1.0) + 1), (queries, elapsed)
+
+
+# -- hysteresis, late results, and the ping after a recovered outage -------------------
+
+
+def _scripted(outcomes: list[bool]):
+    """A check whose attempts pass or fail in the given order (then keep the last)."""
+    calls: list[bool] = []
+
+    def check() -> bool:
+        ok = outcomes[min(len(calls), len(outcomes) - 1)]
+        calls.append(ok)
+        if not ok:
+            raise ConnectionError("refused")
+        return True
+
+    return check, calls
+
+
+@pytest.mark.parametrize(
+    ("threshold", "outcomes", "ok", "attempts"),
+    [
+        (2, [True], True, 1),
+        (2, [False, True], True, 2),  # one failure is absorbed: retried at once
+        (2, [False, False], False, 2),
+        (1, [False, True], False, 1),  # threshold 1: no hysteresis
+        (3, [False, False, True], True, 3),
+        (3, [False, False, False], False, 3),
+    ],
+)
+def test_a_failure_counts_after_threshold_consecutive_attempts_in_one_run(
+    threshold: int, outcomes: list[bool], ok: bool, attempts: int
+) -> None:
+    func, calls = _scripted(outcomes)
+    registry = CheckRegistry(default_timeout=1, cache_seconds=0, failure_threshold=threshold)
+    registry.add("dep", func)
+    (result,) = registry.run(["dep"])
+    assert (result.ok, len(calls)) == (ok, attempts)
+
+
+def test_a_confirmed_failure_takes_one_attempt_per_run_and_one_pass_clears_it() -> None:
+    func, calls = _scripted([False, False, False, True])
+    registry = CheckRegistry(default_timeout=1, cache_seconds=0, failure_threshold=2)
+    registry.add("dep", func)
+    assert [registry.run(["dep"])[0].ok for _ in range(3)] == [False, False, True]
+    assert len(calls) == 4  # 2 to confirm, 1 still failing, 1 passing
+
+
+def test_refused_dependency_fails_within_the_timeout_despite_hysteresis() -> None:
+    registry = CheckRegistry(default_timeout=0.5, cache_seconds=0, failure_threshold=5)
+    registry.add("dep", _scripted([False])[0])
+    started = time.monotonic()
+    (result,) = registry.run(["dep"])
+    assert not result.ok and result.reason == "ConnectionError: refused"
+    assert time.monotonic() - started < 0.5
+
+
+def test_a_run_stuck_past_its_deadline_does_not_keep_the_check_failing() -> None:
+    """A connect black-holed during an outage ends only at its own timeout, after recovery."""
+    release = threading.Event()
+    calls = []
+
+    def dep() -> None:
+        calls.append(1)
+        if len(calls) == 1:  # the first attempt hangs, then fails late
+            release.wait(5)
+            raise ConnectionError("timeout expired")
+
+    registry = CheckRegistry(default_timeout=0.2, cache_seconds=10, failure_threshold=1)
+    check = registry.add("dep", dep)
+    (first,) = registry.run(["dep"])
+    assert not first.ok and first.reason.startswith("timed out after 0.2 s")
+    (second,) = registry.run(["dep"])  # a replacement run, not the stuck one again
+    assert second.ok and check.runs == 2
+    release.set()  # the stuck run now fails: news from the past, it must not win
+    wait_until(lambda: not check._in_flight, 2, "the stuck run to end")
+    assert registry.run(["dep"])[0].ok and check.runs == 2  # the pass stays cached
+
+
+def test_a_late_failure_is_not_cached() -> None:
+    release = threading.Event()
+    func, calls = _scripted([False, True])
+
+    def dep() -> None:
+        if not calls:
+            release.wait(5)
+        func()
+
+    registry = CheckRegistry(default_timeout=0.2, cache_seconds=10, failure_threshold=1)
+    check = registry.add("dep", dep)
+    (first,) = registry.run(["dep"])
+    assert not first.ok
+    release.set()
+    wait_until(lambda: not check._in_flight, 2, "the late run to end")
+    (after,) = registry.run(["dep"])  # a new run at once, although the cache is 10 s
+    assert after.ok and check.runs == 2
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("0", "ZDT_CHECK_FAILURE_THRESHOLD='0' must be a whole number from 1 to 5"),
+        ("6", "ZDT_CHECK_FAILURE_THRESHOLD='6' must be a whole number from 1 to 5"),
+        ("2.5", "ZDT_CHECK_FAILURE_THRESHOLD='2.5' must be a whole number from 1 to 5"),
+        ("", "ZDT_CHECK_FAILURE_THRESHOLD='' must be a whole number from 1 to 5"),
+    ],
+)
+def test_bad_failure_threshold_is_refused_in_one_line(raw: str, message: str) -> None:
+    name = "ZDT_CHECK_FAILURE_THRESHOLD"
+    with pytest.raises(settings.SettingError, match=message):
+        settings.resolve(name, environ={name: raw})
+    assert settings.resolve(name, environ={name: " 3 "}) == 3
+    assert settings.resolve(name, environ={}) == 2
+
+
+# -- SQLite: the ping reads the file ----------------------------------------------------
+
+
+def _delete(path: Path) -> None:
+    path.unlink()
+    for extra in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        extra.unlink(missing_ok=True)
+
+
+def _directory(path: Path) -> None:
+    _delete(path)
+    path.mkdir()
+
+
+def _garbage(path: Path) -> None:
+    _delete(path)
+    path.write_bytes(b"not a database at all, just text")
+
+
+def _unreadable(path: Path) -> None:
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("root reads a file whatever its mode")
+    path.chmod(0)
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (_delete, r"FileNotFoundError: SQLite database file .*db\.sqlite is gone"),
+        (_directory, r"OSError: SQLite database file .*db\.sqlite cannot be read: Is a dir"),
+        (_garbage, r"ValueError: .*db\.sqlite is not a SQLite database \(it starts with b'not"),
+        (_unreadable, r"OSError: SQLite database file .*cannot be read: Permission denied"),
+    ],
+    ids=["deleted", "a-directory", "not-a-database", "unreadable"],
+)
+def test_sqlite_ping_fails_when_the_file_is_gone_or_unreadable_though_the_pool_still_answers(
+    tmp_path: Path, damage, reason: str
+) -> None:
+    path = tmp_path / "db.sqlite"
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x int)")
+    registry = CheckRegistry(default_timeout=1, cache_seconds=0)
+    registry.add("db", sqlalchemy_ping(engine))
+    assert registry.run(["db"])[0].ok
+    damage(path)
+    with engine.connect() as conn:  # the pooled connection does not notice
+        assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+    (result,) = registry.run(["db"])
+    assert not result.ok
+    assert re.fullmatch(reason + ".*", result.reason), result.reason
+    engine.dispose()
+
+
+def test_sqlite_ping_passes_on_a_new_empty_file_and_skips_memory(tmp_path: Path) -> None:
+    empty = tmp_path / "new.sqlite"
+    empty.touch()  # SQLite writes its header on the first write
+    for url in (f"sqlite:///{empty}", "sqlite://", "sqlite:///:memory:"):
+        assert sqlalchemy_ping(create_engine(url))() is None, url
+
+
+@pytest.mark.postgres
+def test_ping_survives_a_pooled_connection_dropped_by_the_server(postgres) -> None:
+    """Without pre-ping, a backend killed under the pool: invalidate, retry once, pass."""
+    engine = create_engine(postgres.url, pool_size=1, max_overflow=0)
+    ping = sqlalchemy_ping(engine)
+    registry = CheckRegistry(default_timeout=2, cache_seconds=0, failure_threshold=1)
+    registry.add("db", ping)  # no hysteresis: the ping alone must cope
+    assert registry.run(["db"])[0].ok
+    with engine.connect() as conn:
+        pooled_backend = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    admin = create_engine(postgres.url)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"SELECT pg_terminate_backend({pooled_backend})")
+    admin.dispose()
+    (result,) = registry.run(["db"])
+    assert result.ok, result.reason
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() != pooled_backend
+    engine.dispose()
