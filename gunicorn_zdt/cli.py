@@ -79,7 +79,17 @@ def _analyse(
     views: dict[Any, GunicornView] = {}
     pods = []
     for w in found:
-        argv = app_config.gunicorn_argv(w.command, w.args) or []
+        found_argv = app_config.gunicorn_argv(w.command, w.args)
+        if found_argv is None and w.command and config is None:
+            shown = " ".join([*w.command, *(w.args or [])])
+            errors.append(
+                f"{w.source}: {w.ref}: the container's command ({shown}) does not start gunicorn "
+                "itself (a wrapper script?), so the check cannot see which Gunicorn config the "
+                "pod runs; pass it with --config (e.g. --config gunicorn.conf.py), and make the "
+                "script end with exec gunicorn ..."
+            )
+            continue
+        argv = found_argv or []
         key = (tuple(argv), tuple(sorted(w.env.items())), config)
         try:
             if key not in views:
@@ -147,6 +157,14 @@ def _cmd_timeline(args: argparse.Namespace) -> int:
         if analysis.errors:
             return EXIT_USAGE
         panels = [(f"{p.workload.ref} ({p.workload.source})", p.budget) for p in analysis.pods]
+    elif args.config is None and not os.path.exists("gunicorn.conf.py"):
+        print(
+            "gunicorn-zdt timeline: nothing to show: give a manifest (gunicorn-zdt timeline "
+            "k8s/deployment.yaml) or a Gunicorn config (--config gunicorn.conf.py); there is "
+            "no ./gunicorn.conf.py here",
+            file=args.stderr,
+        )
+        return EXIT_USAGE
     else:
         try:
             panels = [_budget_without_manifest(args.config)]

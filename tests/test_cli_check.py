@@ -292,6 +292,28 @@ def test_good_manifest_is_clean_even_strict(capsys: pytest.CaptureFixture[str]) 
     assert err == ["gunicorn-zdt check: 0 error(s), 0 warning(s) in 1 workload(s)"]
 
 
+def test_a_wrapper_script_hides_the_config_until_it_is_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    docs = list(yaml.safe_load_all((MANIFESTS / "good.yaml").read_text()))
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    deployment["spec"]["template"]["spec"]["containers"][0]["command"] = ["./entrypoint.sh"]
+    path = tmp_path / "wrapped.yaml"
+    path.write_text(yaml.safe_dump_all(docs))
+    code, out, err = run(["check", str(path)], capsys)
+    assert (code, out) == (2, [])
+    assert err[0] == (
+        f"{path}: Deployment/app: the container's command (./entrypoint.sh) does not start "
+        "gunicorn itself (a wrapper script?), so the check cannot see which Gunicorn config the "
+        "pod runs; pass it with --config (e.g. --config gunicorn.conf.py), and make the script "
+        "end with exec gunicorn ..."
+    )
+    # With the config named, the pod is checked; only the PID 1 doubt remains.
+    code, out, _ = run(["check", "--config", CONF, str(path)], capsys)
+    assert code == 0
+    assert [line.split(": ")[3] for line in out] == ["warning[pid1]"]
+
+
 def test_config_without_hooks_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
     conf = str(MANIFESTS / "no_hooks.conf.py")
     path = str(MANIFESTS / "good.yaml")

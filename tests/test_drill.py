@@ -36,8 +36,8 @@ from gunicorn_zdt.drill.manifest import (
     load_deployment,
     parse_deployment,
 )
-from gunicorn_zdt.drill.pods import build_command
-from gunicorn_zdt.drill.report import summarize, svg_report, text_report
+from gunicorn_zdt.drill.pods import build_command, free_port
+from gunicorn_zdt.drill.report import summarize, svg_report, termination_report, text_report
 from gunicorn_zdt.drill.rollout import Deployment
 from gunicorn_zdt.drill.runner import DrillOptions, describe_settings
 from gunicorn_zdt.drill.timeline import Event, Timeline
@@ -608,3 +608,36 @@ def test_startup_probe_window_keeps_its_real_length_under_a_time_scale(tmp_path:
         kubelet.stop_now()
         groups.kill_all()
         service.stop()
+
+
+def test_pod_ports_come_from_the_chosen_range() -> None:
+    ports = {free_port((23000, 23099)) for _ in range(20)}
+    assert len(ports) == 20 and all(23000 <= p <= 23099 for p in ports)
+
+
+@pytest.mark.parametrize("text", ["20000", "2000-1000", "80-90", "20000-70000", "a-b"])
+def test_a_bad_pod_port_range_is_refused_in_one_line(
+    text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["drill", "--pod-ports", text, "--quiet"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err.endswith(
+        f"argument --pod-ports: {text!r} is not a port range; use LOW-HIGH with 1024 <= LOW "
+        "< HIGH <= 65535, e.g. 20000-20999"
+    )
+
+
+def test_the_pods_own_termination_report_is_read_from_its_log(tmp_path: Path) -> None:
+    log = tmp_path / "pod-1.log"
+    assert termination_report(log) is None  # no log yet
+    log.write_text(
+        "[INFO] Booting worker\n"
+        "[INFO] gunicorn-zdt: termination report: drain 2.5 s (minimum reached and quiet); "
+        "3 request(s) arrived while draining\n"
+        "[INFO] Shutting down: Master\n"
+    )
+    assert termination_report(log) == (
+        "drain 2.5 s (minimum reached and quiet); 3 request(s) arrived while draining"
+    )

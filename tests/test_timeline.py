@@ -65,6 +65,20 @@ def test_without_manifest_uses_config_and_shell_env(
     )
 
 
+def test_without_manifest_or_config_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./gunicorn.conf.py: nothing to draw a timeline of
+    assert cli.main(["timeline"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        "gunicorn-zdt timeline: nothing to show: give a manifest (gunicorn-zdt timeline "
+        "k8s/deployment.yaml) or a Gunicorn config (--config gunicorn.conf.py); there is no "
+        "./gunicorn.conf.py here"
+    ]
+
+
 @pytest.mark.parametrize(
     ("budget", "text"),
     [

@@ -24,6 +24,16 @@ EXAMPLE_COMMAND = (
 )
 
 
+def _port_range(text: str) -> tuple[int, int]:
+    low, sep, high = text.partition("-")
+    if not (sep and low.isdigit() and high.isdigit() and 1024 <= int(low) < int(high) <= 65535):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a port range; use LOW-HIGH with 1024 <= LOW < HIGH <= 65535, "
+            "e.g. 20000-20999"
+        )
+    return int(low), int(high)
+
+
 def _range(text: str) -> tuple[float, float]:
     lo, _, hi = text.partition("-")
     try:
@@ -87,6 +97,13 @@ def add_parser(subparsers: Any) -> None:
         default=(1.0, 3.0),
         metavar="MIN-MAX",
         help="endpoint change propagation delay in seconds (default 1-3)",
+    )
+    p.add_argument(
+        "--pod-ports",
+        type=_port_range,
+        metavar="LOW-HIGH",
+        help="take the pods' ports (and their probe listeners') from this range, e.g. "
+        "20000-20999 (default: free ports below the ephemeral range)",
     )
     p.add_argument(
         "--upstream-idle-timeout",
@@ -163,6 +180,7 @@ def options_from_args(args: argparse.Namespace) -> DrillOptions:
         rollouts=args.rollouts,
         time_scale=args.time_scale,
         propagation_seconds=args.propagation,
+        port_range=args.pod_ports,
         upstream_idle_seconds=args.upstream_idle_timeout,
         health_check=HealthCheck(
             path=hc_path,

@@ -35,8 +35,9 @@ def _ephemeral_low() -> int:
         return 32768  # Linux's default
 
 
-def free_port() -> int:
-    """A free port on 127.0.0.1 for a server started later, below the ephemeral range.
+def free_port(port_range: tuple[int, int] | None = None) -> int:
+    """A free port on 127.0.0.1 for a server started later, below the ephemeral range
+    (or in ``port_range``, both ends included, when the user chose one).
 
     A port the kernel picks (bind to 0) comes from the ephemeral range, which every outgoing
     connection (load clients, balancer, probes) also draws from: one of them can take it
@@ -45,7 +46,10 @@ def free_port() -> int:
     low = _ephemeral_low()
     rng = random.SystemRandom()
     for _ in range(200):
-        port = rng.randrange(10_000, low) if low > 11_000 else 0
+        if port_range is not None:
+            port = rng.randint(*port_range)
+        else:
+            port = rng.randrange(10_000, low) if low > 11_000 else 0
         with _handed_out_lock, socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             if port in _handed_out:
                 continue
@@ -56,7 +60,10 @@ def free_port() -> int:
             port = int(sock.getsockname()[1])
             _handed_out.add(port)
             return port
-    raise OSError("no free port on 127.0.0.1 below the ephemeral range")
+    where = "below the ephemeral range"
+    if port_range is not None:
+        where = f"in --pod-ports {port_range[0]}-{port_range[1]}"
+    raise OSError(f"no free port on 127.0.0.1 {where}")
 
 
 class ProcessGroups:

@@ -43,7 +43,23 @@ def pod_row(pod: Pod) -> dict[str, Any]:
         "sigterm_to_exit_seconds": term_to_exit,
         "restarts": pod.restarts,
         "stopped_by": "rollout" if pod.deleted_at is not None else "teardown",
+        "termination_report": termination_report(pod.log_path),
     }
+
+
+_REPORT_MARK = "gunicorn-zdt: termination report: "
+
+
+def termination_report(log: Path) -> str | None:
+    """The pod's own account of its termination (gunicorn-zdt logs it at exit), if any."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return None
+    found = [
+        line.split(_REPORT_MARK, 1)[1].strip() for line in text.splitlines() if _REPORT_MARK in line
+    ]
+    return found[-1] if found else None
 
 
 def summarize(
@@ -189,6 +205,8 @@ def text_report(result: dict[str, Any]) -> str:
             f"{'yes' if p['sigkilled'] else 'no':>7} {_fmt(p['sigterm_to_exit_seconds']):>10} "
             f"{p['restarts']:>8}" + ("  (teardown)" if p["stopped_by"] == "teardown" else "")
         )
+        if p.get("termination_report"):
+            lines.append(f"           its report: {p['termination_report']}")
     verdict = "PASSED: zero failures, zero lost writes" if result["passed"] else "FAILED"
     lines += ["", verdict]
     return "\n".join(lines)

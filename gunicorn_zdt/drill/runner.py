@@ -46,6 +46,7 @@ class DrillOptions:
     work_dir: Path = field(default_factory=lambda: Path("drill-run"))
     warmup_seconds: float = 3.0  # unscaled: steady load before the first rollout
     settle_seconds: float = 3.0  # unscaled: load kept after the last pod exited
+    port_range: tuple[int, int] | None = None  # pods' (and listeners') ports; None: any free
     seed: int | None = None
 
     def scaled(self, seconds: float) -> float:
@@ -152,7 +153,7 @@ def run_drill(opts: DrillOptions, log: Any = None) -> dict[str, Any]:
 
     def make_kubelet(revision: int, index: int) -> Kubelet:
         assert deployment is not None
-        port = free_port()
+        port = free_port(opts.port_range)
         # What a container has of its own: Gunicorn's control socket directory (>= 25;
         # one shared path would have every master replace the others' socket) ...
         runtime_dir = Path(runtime_root.name) / f"pod-{index}"  # short: a unix socket path
@@ -160,7 +161,7 @@ def run_drill(opts: DrillOptions, log: Any = None) -> dict[str, Any]:
         pod_env = {**env, "XDG_RUNTIME_DIR": str(runtime_dir)}
         probe_ports = {}
         if listener_probes is not None:  # ... and the probe listener's port
-            listener = free_port()
+            listener = free_port(opts.port_range)
             pod_env["ZDT_PROBE_BIND"] = f"127.0.0.1:{listener}"
             probe_ports = dict.fromkeys(listener_probes, listener)
         pod = Pod(
