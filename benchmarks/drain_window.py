@@ -17,6 +17,10 @@ Scenarios (seconds before --time-scale):
 * slow-health-check: a balancer that health-checks readiness every 3 s, 3 failures to
                      remove a pod (~9 s), as cloud load balancers do
 * low-traffic:       fast, with one client per request kind and 200 ms think time
+* beyond-cap-haproxy[-retry]: HAProxy as the Service, propagation 18-22 s, longer than the
+                     drain's maximum (15 s): late connections are refused after the drain;
+                     without retries HAProxy answers them 503, with ``retries 3`` and
+                     ``option redispatch`` it sends them to another pod
 
 For each row: failed requests, lost writes, and the rollout's cost in seconds per replaced
 pod (deletion to exit, mean). Every pod's termination report is read from its log: how the
@@ -58,6 +62,8 @@ SCENARIOS = {
         service="health-check",
         health_check=HealthCheck(interval=3.0, timeout=1.0, unhealthy_threshold=3),
     ),
+    "beyond-cap-haproxy": dict(service="haproxy", propagation_seconds=(18.0, 22.0)),
+    "beyond-cap-haproxy-retry": dict(service="haproxy-retry", propagation_seconds=(18.0, 22.0)),
     "low-traffic": dict(
         service="kube-proxy",
         propagation_seconds=(1.0, 3.0),

@@ -8,8 +8,10 @@ takes 15-30 s on 2 cores.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -149,4 +151,26 @@ def test_ctrl_c_stops_every_pod(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    _pids_gone(tmp_path)
+
+
+@pytest.mark.skipif(
+    shutil.which("haproxy") is None, reason="needs HAProxy (apt-get install haproxy)"
+)
+def test_connections_after_the_drain_are_refused_so_a_retrying_proxy_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    """Propagation (6-8 s) outlasts the drain's cap (5 s): the late connections are refused
+    before any request was sent, and HAProxy with retries sends them to another pod."""
+    opts = dataclasses.replace(
+        _options(tmp_path, "haproxy-retry", 1, EXAMPLE_COMMAND),
+        propagation_seconds=(6.0, 8.0),
+    )
+    opts.env["ZDT_DRAIN_MAX_SECONDS"] = f"{5 * SCALE:g}"  # extra env is not time-scaled
+    result = run_drill(opts)
+    assert (result["failures"], result["lost_writes"]) == (0, 0), result["failure_list"][:10]
+    rolled = [p for p in result["pods"] if p["stopped_by"] == "rollout"]
+    # The drains did end with traffic still arriving: the refusals were really exercised.
+    hit_cap = [p for p in rolled if "maximum reached while traffic" in p["termination_report"]]
+    assert hit_cap, [p["termination_report"] for p in rolled]
     _pids_gone(tmp_path)

@@ -40,7 +40,7 @@ from typing import Any
 
 from .timeline import Timeline
 
-MODES = ("kube-proxy", "l7", "health-check", "haproxy")
+MODES = ("kube-proxy", "l7", "health-check", "haproxy", "haproxy-retry")
 _HOP_BY_HOP = {
     b"connection",
     b"keep-alive",
@@ -100,7 +100,7 @@ class Service:
         rng: random.Random | None = None,
         upstream_idle_seconds: float = 1.0,
     ) -> None:
-        if mode not in MODES or mode == "haproxy":
+        if mode not in MODES or mode.startswith("haproxy"):
             raise ValueError(f"service mode {mode!r}: use one of {', '.join(MODES)}")
         lo, hi = propagation_seconds
         if not 0 <= lo <= hi:
@@ -400,11 +400,11 @@ class Service:
 
 
 def make_service(mode: str, timeline: Timeline, **kw: Any) -> Service:
-    """The Service model called ``mode``; ``haproxy`` also needs ``groups`` and ``work_dir``."""
-    if mode == "haproxy":
+    """The Service model called ``mode``; ``haproxy*`` also needs ``groups`` and ``work_dir``."""
+    if mode.startswith("haproxy"):
         from .haproxy import HAProxyService
 
-        return HAProxyService(timeline, **kw)
+        return HAProxyService(timeline, retries=mode == "haproxy-retry", **kw)
     kw.pop("groups", None)
     kw.pop("work_dir", None)
     return Service(mode, timeline, **kw)

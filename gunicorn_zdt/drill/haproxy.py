@@ -5,6 +5,11 @@ the pods (``http-reuse safe``), ``retries 0`` and no health checks: like the ``l
 it routes to the endpoints it was told about. Endpoint changes reach it through its
 runtime API (``set server ... state ready|maint``) after the same random propagation
 delay as the other models. One ``server-template`` slot per pod.
+
+``--service haproxy-retry`` is the same proxy with ``retries 3`` and ``option redispatch``:
+a connection a pod refuses (no request sent yet, so any method is safe to retry) goes to
+another pod. A connection that was accepted and then reset after the request went out is
+not retried: that is what a drain must never cause.
 """
 
 from __future__ import annotations
@@ -29,8 +34,8 @@ defaults
     timeout client 60s
     timeout server 60s
     timeout http-keep-alive 60s
-    retries 0
-frontend drill
+    retries {retries}
+{redispatch}frontend drill
     bind 127.0.0.1:{port}
     default_backend pods
 backend pods
@@ -42,10 +47,18 @@ backend pods
 
 class HAProxyService(Service):
     def __init__(
-        self, timeline: Any, *, groups: ProcessGroups, work_dir: Path, slots: int = 64, **kw: Any
+        self,
+        timeline: Any,
+        *,
+        groups: ProcessGroups,
+        work_dir: Path,
+        slots: int = 64,
+        retries: bool = False,
+        **kw: Any,
     ) -> None:
         super().__init__("l7", timeline, **kw)
-        self.mode = "haproxy"
+        self.mode = "haproxy-retry" if retries else "haproxy"
+        self.retries = retries
         self.groups = groups
         self.work_dir = work_dir
         self.slots = slots
@@ -60,7 +73,17 @@ class HAProxyService(Service):
         self._thread.start()  # the loop runs the propagation timers
         self.port = free_port()
         config = self.work_dir / "haproxy.cfg"
-        config.write_text(_CONFIG.format(sock=self._sock, port=self.port, slots=self.slots))
+        config.write_text(
+            _CONFIG.format(
+                sock=self._sock,
+                port=self.port,
+                slots=self.slots,
+                retries=3 if self.retries else 0,
+                # retry-on's default, conn-failure: only connections refused or failed before
+                # the request was sent are retried, on another pod.
+                redispatch="    option redispatch\n" if self.retries else "",
+            )
+        )
         log = open(self.work_dir / "haproxy.log", "ab")  # noqa: SIM115 - owned by the process
         self._proc = subprocess.Popen(
             [haproxy, "-db", "-f", str(config)],
