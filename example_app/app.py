@@ -14,16 +14,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, abort, jsonify, request
+from flask import Flask, Response, abort, jsonify, request
 from sqlalchemy import Engine, String, Text, create_engine, event, inspect, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from gunicorn_zdt.checks import sqlalchemy_ping
+from gunicorn_zdt.phase import wait_stopping
 from gunicorn_zdt.probes import Probes
 
 MAX_WORK_MS = 10_000
 MAX_ID_LENGTH = 200
+RECONNECT_MS = 1000  # the `retry:` hint of the final event: reconnect after this long
 
 
 class Base(DeclarativeBase):
@@ -167,6 +169,23 @@ def create_app(database_url: str | None = None) -> Flask:
             abort(400, description=f"ms must be a whole number from 0 to {MAX_WORK_MS}")
         time.sleep(ms / 1000)
         return jsonify(slept_ms=ms, pid=os.getpid())
+
+    @app.get("/events")
+    def events() -> Any:
+        """Server-sent events, one a second; when the graceful stop begins (after the drain,
+        so a reconnect lands on a ready pod) a final `reconnect` event, then the end."""
+
+        def stream() -> Any:
+            n = 0
+            while True:
+                n += 1
+                yield f"id: {n}\nevent: tick\ndata: {json.dumps({'n': n, 'pid': os.getpid()})}\n\n"
+                if wait_stopping(1.0):
+                    yield f"event: reconnect\nretry: {RECONNECT_MS}\ndata: {{}}\n\n"
+                    return
+
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return Response(stream(), mimetype="text/event-stream", headers=headers)
 
     @app.errorhandler(400)
     @app.errorhandler(404)

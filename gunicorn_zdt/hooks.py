@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
-from . import budget, runtime, settings, state
+from . import budget, phase, runtime, settings, stacks, state
 from .plan import DrainPlan, keeps_alive
 from .probe_server import ProbeConfig
 from .settings import SettingError
@@ -281,6 +281,8 @@ def _take_over_sigterm(server: Arbiter, plan: DrainPlan, rt: runtime.Runtime) ->
     ending = rt.termination = Termination(server, plan, shared)
     reap_and_kill_hung = server.murder_workers
     tell_workers = server.kill_workers
+    tell_worker = server.kill_worker
+    reap = server.reap_workers
 
     def hand_over(reason: str) -> None:
         ending.stop_begins(reason)
@@ -320,14 +322,27 @@ def _take_over_sigterm(server: Arbiter, plan: DrainPlan, rt: runtime.Runtime) ->
             hand_over(ending.reason)
 
     def kill_workers(sig: int) -> None:
+        if sig == signal.SIGKILL and shared.phase == state.Phase.STOPPING:
+            ending.workers_killed()  # graceful_timeout expired: name what is cut
         tell_workers(sig)
         if sig == signal.SIGTERM and shared.phase == state.Phase.STOPPING:
             ending.refuse_new_connections()  # every worker was told to stop: refuse late SYNs
+
+    def kill_worker(pid: int, sig: int) -> None:
+        if sig == signal.SIGABRT:  # only murder_workers sends it: Gunicorn's timeout
+            ending.worker_timed_out(pid)
+        tell_worker(pid, sig)
+
+    def reap_workers() -> None:
+        reap()
+        ending.before_graceful_timeout()  # stop() calls us every 0.1 s while it waits
 
     # Gunicorn looks these up on the instance when it calls them.
     server.handle_term = handle_term  # type: ignore[method-assign]
     server.murder_workers = murder_workers  # type: ignore[method-assign]
     server.kill_workers = kill_workers  # type: ignore[method-assign]
+    server.kill_worker = kill_worker  # type: ignore[method-assign]
+    server.reap_workers = reap_workers  # type: ignore[method-assign]
 
 
 def _pre_fork_hook(rt: runtime.Runtime) -> Callable[[Any, Any], None]:
@@ -365,8 +380,13 @@ def _post_fork_hook(rt: runtime.Runtime) -> Callable[[Any, Any], None]:
 
 def _post_worker_init_hook(rt: runtime.Runtime) -> Callable[[Any], None]:
     def post_worker_init(worker: Worker) -> None:
-        """Worker, app loaded: start publishing readiness; tolerate the listener's shutdown."""
+        """Worker, app loaded: start publishing readiness; tolerate the listener's shutdown;
+        dump stacks on request (after Gunicorn reset its signals); phase() sees exits."""
         rt.start_publisher()
+        phase.attach_worker(lambda: not worker.alive)
+        if rt.worker_slot is not None:
+            stacks.arm()
+            rt.state.arm_dump(rt.worker_slot)
         accept = getattr(worker, "accept", None)
         if accept is None:
             return
@@ -409,10 +429,11 @@ def _pre_request_hook(rt: runtime.Runtime, plan: DrainPlan | None) -> Callable[[
 
     def pre_request(worker: Worker, req: Request) -> None:
         """Worker, every request: while draining, close the connection after the response,
-        and record whether traffic still arrives (a few shared-memory writes, no I/O)."""
+        record whether traffic still arrives and what is served (shared memory, no I/O)."""
         draining = shared.draining
         if draining:
             req.must_close = True
+        phase.current_request.set(req)  # stopping() closes its connection after the response
         index = rt.worker_slot
         if index is None:
             return
@@ -420,17 +441,19 @@ def _pre_request_hook(rt: runtime.Runtime, plan: DrainPlan | None) -> Callable[[
         new_connection = getattr(req, "req_number", 1) == 1
         with rt.evidence_lock:
             shared.request_started(index, draining, traffic, new_connection)
+            req.zdt_entry = shared.serving_started(index, req.method, req.path)
 
     return pre_request
 
 
 def _post_request_hook(rt: runtime.Runtime) -> Callable[[Any, Any, Any, Any], None]:
     def post_request(worker: Worker, req: Request, environ: Any, resp: Any) -> None:
-        """Worker, after every response: one request fewer in flight."""
+        """Worker, after every response: one request fewer in flight, its entry free."""
         index = rt.worker_slot
         if index is not None:
             with rt.evidence_lock:
                 rt.state.request_finished(index)
+                rt.state.serving_finished(index, getattr(req, "zdt_entry", -1))
 
     return post_request
 

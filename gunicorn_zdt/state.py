@@ -42,8 +42,19 @@ _SLOT_HEAD = struct.Struct("<i I d d d i i")
 # (Q), requests in flight (i), connections closed after their response by the drain (I).
 _EVIDENCE = 64
 _EVIDENCE_LAYOUT = struct.Struct("<d Q Q i I")
+# What the worker serves now, at _SERVING_HEAD: requests not in the table for want of room
+# (I), stack dump armed (i: the worker's dump signal has its handler). Then SERVING_ENTRIES
+# entries from _SERVING, one per request in flight: started (d, 0 = free), method (8s),
+# path length (H), path (UTF-8, no query string, cut to SERVING_PATH_MAX bytes).
+_SERVING_HEAD = 96
+_SERVING = 128
+_SERVING_ENTRY = struct.Struct("<d 8s H 110s")  # 128 bytes
+SERVING_ENTRIES = 6
+SERVING_PATH_MAX = 110
 _VERDICT = 1024  # verdict JSON from here to the end of the slot
 VERDICT_MAX = SLOT_SIZE - _VERDICT
+assert _EVIDENCE + _EVIDENCE_LAYOUT.size <= _SERVING_HEAD
+assert _SERVING + SERVING_ENTRIES * _SERVING_ENTRY.size <= _VERDICT
 
 
 class Phase(enum.IntEnum):
@@ -175,6 +186,52 @@ class SharedState:
             self._map, base, last, served + 1, arrived, max(in_flight - 1, 0), closed
         )
 
+    def serving_started(self, index: int, method: str, path: str) -> int:
+        """Worker, ``pre_request`` (callers serialise per worker): publish what it serves.
+
+        Returns the entry to clear in ``post_request``; -1 when every entry is taken (the
+        request is only counted). Started time last: a reader that sees it sees the rest.
+        """
+        base = _slot_at(index)
+        for entry in range(SERVING_ENTRIES):
+            at = base + _SERVING + entry * _SERVING_ENTRY.size
+            if struct.unpack_from("<d", self._map, at)[0] == 0.0:
+                raw = path.encode("utf-8", "replace")[:SERVING_PATH_MAX]
+                _SERVING_ENTRY.pack_into(self._map, at, 0.0, method.encode()[:8], len(raw), raw)
+                struct.pack_into("<d", self._map, at, time.monotonic())
+                return entry
+        (untracked,) = struct.unpack_from("<I", self._map, base + _SERVING_HEAD)
+        struct.pack_into("<I", self._map, base + _SERVING_HEAD, untracked + 1)
+        return -1
+
+    def serving_finished(self, index: int, entry: int) -> None:
+        """Worker, ``post_request``: the entry ``serving_started`` returned is free again."""
+        base = _slot_at(index)
+        if 0 <= entry < SERVING_ENTRIES:
+            struct.pack_into("<d", self._map, base + _SERVING + entry * _SERVING_ENTRY.size, 0.0)
+        else:
+            (untracked,) = struct.unpack_from("<I", self._map, base + _SERVING_HEAD)
+            struct.pack_into("<I", self._map, base + _SERVING_HEAD, max(untracked - 1, 0))
+
+    def serving(self, index: int) -> tuple[list[Serving], int]:
+        """Any process: what the worker in slot ``index`` serves now, and how many more."""
+        base = _slot_at(index)
+        out = []
+        for entry in range(SERVING_ENTRIES):
+            at = base + _SERVING + entry * _SERVING_ENTRY.size
+            started, method, length, raw = _SERVING_ENTRY.unpack_from(self._map, at)
+            if started and struct.unpack_from("<d", self._map, at)[0] == started:
+                path = raw[: min(length, SERVING_PATH_MAX)].decode("utf-8", "ignore")
+                out.append(Serving(method.rstrip(b"\0").decode("ascii", "replace"), path, started))
+        return out, int(struct.unpack_from("<I", self._map, base + _SERVING_HEAD)[0])
+
+    def arm_dump(self, index: int) -> None:
+        """Worker, once its stack-dump signal has a handler: the master may send it."""
+        struct.pack_into("<i", self._map, _slot_at(index) + _SERVING_HEAD + 4, 1)
+
+    def dump_armed(self, index: int) -> bool:
+        return bool(struct.unpack_from("<i", self._map, _slot_at(index) + _SERVING_HEAD + 4)[0])
+
     def evidence(self, index: int | None = None) -> Evidence:
         """One worker's evidence, or (``index`` None) the sum over every slot ever claimed."""
         indexes = range(SLOT_COUNT) if index is None else (index,)
@@ -238,6 +295,15 @@ class Evidence:
     arrived_while_draining: int
     in_flight: int
     closed_by_drain: int
+
+
+@dataclass(frozen=True)
+class Serving:
+    """One request a worker is serving (published in its slot; nothing else of it)."""
+
+    method: str
+    path: str  # without the query string, at most SERVING_PATH_MAX bytes
+    started: float  # monotonic
 
 
 @dataclass(frozen=True)

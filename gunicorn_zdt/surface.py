@@ -1,7 +1,7 @@
 """The parts of Gunicorn the drain relies on, named once and checked at start-up.
 
-We replace three methods on the arbiter instance (``handle_term``, ``murder_workers``,
-``kill_workers``) and read its ``LISTENERS``,
+We replace five methods on the arbiter instance (``handle_term``, ``murder_workers``,
+``kill_workers``, ``kill_worker``, ``reap_workers``) and read its ``LISTENERS``,
 rely on ``StopIteration`` raised in a signal handler reaching ``Arbiter.run``'s
 ``halt()``, wrap ``worker.notify``, and set ``req.must_close``. When a Gunicorn release
 changes any of that, Gunicorn refuses to start with one line naming its version and what
@@ -31,6 +31,8 @@ class Arbiter(Protocol):
     def handle_term(self) -> None: ...
     def murder_workers(self) -> None: ...
     def kill_workers(self, sig: int) -> None: ...
+    def kill_worker(self, pid: int, sig: int) -> None: ...
+    def reap_workers(self) -> None: ...
 
 
 class Worker(Protocol):
@@ -48,9 +50,17 @@ class Request(Protocol):
     method: str
     path: str
     must_close: bool
+    zdt_entry: int  # set by our pre_request: its entry in the worker's slot
 
 
-_ARBITER_METHODS = ("handle_term", "murder_workers", "kill_workers", "run")
+_ARBITER_METHODS = (
+    "handle_term",
+    "murder_workers",
+    "kill_workers",
+    "kill_worker",
+    "reap_workers",
+    "run",
+)
 _ARBITER_ATTRIBUTES = ("cfg", "log", "WORKERS", "LISTENERS")
 _WORKER_METHODS = ("notify",)
 

@@ -6,8 +6,11 @@ recorded says the drain may end. When it may, the tick re-sends SIGTERM to the m
 whose handler hands over to Gunicorn's own graceful stop. The master's loop is never
 blocked. When the graceful stop begins, the listening sockets are shut down for every
 process that holds them, so a late connection is refused at once (safe to retry on
-another pod) instead of being queued and reset when the last worker exits. At exit the
-master logs one report line (and, with ``ZDT_REPORT_JSON``, one JSON object).
+another pod) instead of being queued and reset when the last worker exits. One second
+before ``graceful_timeout`` expires, each worker still serving a request is named in the
+log and asked for its stacks (:mod:`gunicorn_zdt.stacks`); a worker that Gunicorn's
+``timeout`` kills is treated the same way. At exit the master logs one report line (and,
+with ``ZDT_REPORT_JSON``, one JSON object), then one line per request that was cut.
 """
 
 from __future__ import annotations
@@ -19,15 +22,18 @@ import signal
 import socket
 import struct
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from . import budget, drain
 from .plan import DrainPlan
-from .state import SharedState
+from .stacks import DUMP_SIGNAL
+from .state import Phase, Serving, SharedState
 
-__all__ = ["Termination", "listen_backlog"]
+__all__ = ["Cut", "Termination", "listen_backlog"]
 
 _TICK_SECONDS = 0.1
+_DUMP_LEAD_SECONDS = 1.0  # ask for stacks this long before graceful_timeout (at most half)
 # struct tcp_info: 8 one-byte fields, then u32 rto, ato, snd_mss, rcv_mss, unacked: on a
 # listening socket Linux reports the accept queue's length in tcpi_unacked.
 _TCPI_UNACKED = 24
@@ -44,6 +50,20 @@ def listen_backlog(sock: socket.socket) -> int:
     return int(struct.unpack_from("<I", info, _TCPI_UNACKED)[0]) if len(info) >= 28 else 0
 
 
+@dataclass(frozen=True)
+class Cut:
+    """A request that was still running when its worker was killed."""
+
+    method: str
+    path: str
+    age_seconds: float
+    pid: int
+    by: str  # "graceful_timeout" or "timeout"
+
+    def line(self) -> str:
+        return f"{self.method} {self.path} after {self.age_seconds:.2f} s (worker {self.pid})"
+
+
 class Termination:
     """One per master; created in ``when_ready``."""
 
@@ -56,6 +76,9 @@ class Termination:
         self.report_json = plan.report_json
         self.reason: str | None = None  # why the drain ended, once it did
         self.in_flight_at_stop = 0
+        self.stacks_asked = False  # once per termination, before graceful_timeout
+        self.cut: list[Cut] = []  # killed while serving, since SIGTERM
+        self.untracked_cut = 0  # cut requests the slots had no room to name
         # Our own handle on each listening socket: Gunicorn closes its copies at the stop,
         # the workers keep theirs; shutdown() through ours acts on the socket itself.
         self.listeners = [
@@ -111,6 +134,68 @@ class Termination:
             sock.close()
         self.listeners = []
 
+    # -- requests about to be cut ---------------------------------------------------
+
+    def before_graceful_timeout(self) -> None:
+        """Master, each pass of Gunicorn's graceful-stop loop (every 0.1 s): shortly before
+        ``graceful_timeout`` expires, name each busy worker's requests and ask for stacks."""
+        if self.stacks_asked or self.shared.phase != Phase.STOPPING:
+            return
+        limit = float(self.server.cfg.graceful_timeout)
+        lead = min(_DUMP_LEAD_SECONDS, limit / 2)
+        if time.monotonic() < self.shared.stop_started + limit - lead:
+            return
+        self.stacks_asked = True
+        for pid, worker in list(self.server.WORKERS.items()):
+            self._name_and_dump(
+                pid, worker, f"graceful_timeout {budget.fmt(limit)} s expires in {lead:.1f} s"
+            )
+
+    def worker_timed_out(self, pid: int) -> None:
+        """Master, just before Gunicorn's ``timeout`` kills a worker (SIGABRT)."""
+        worker = self.server.WORKERS.get(pid)
+        requests, untracked = self._name_and_dump(
+            pid, worker, f"timeout {budget.fmt(float(self.server.cfg.timeout))} s: killed"
+        )
+        if self.shared.draining:  # the report covers this termination only
+            now = time.monotonic()
+            self.cut += [_cut(r, now, pid, "timeout") for r in requests]
+            self.untracked_cut += untracked
+
+    def workers_killed(self) -> None:
+        """Master, as Gunicorn SIGKILLs the workers left at ``graceful_timeout``."""
+        now = time.monotonic()
+        for pid, worker in list(self.server.WORKERS.items()):
+            requests, untracked = self._serving(worker)
+            self.cut += [_cut(r, now, pid, "graceful_timeout") for r in requests]
+            self.untracked_cut += untracked
+
+    def _serving(self, worker: Any) -> tuple[list[Serving], int]:
+        index = getattr(worker, "zdt_slot", None)
+        return ([], 0) if index is None else self.shared.serving(index)
+
+    def _name_and_dump(self, pid: int, worker: Any, why: str) -> tuple[list[Serving], int]:
+        requests, untracked = self._serving(worker)
+        if not requests and not untracked:
+            return requests, untracked
+        now = time.monotonic()
+        named = [f"{r.method} {r.path} for {now - r.started:.2f} s" for r in requests]
+        if untracked:
+            named.append(f"{untracked} more")
+        index = getattr(worker, "zdt_slot", None)
+        armed = index is not None and self.shared.dump_armed(index)
+        self.server.log.warning(
+            "gunicorn-zdt: %s: worker %s still serving %s; %s",
+            why,
+            pid,
+            ", ".join(named),
+            "its Python stacks follow" if armed else "no stack dump (handler not armed)",
+        )
+        if armed:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, DUMP_SIGNAL)
+        return requests, untracked
+
     # -- the report ---------------------------------------------------------------------
 
     def report(self) -> None:
@@ -130,6 +215,16 @@ class Termination:
             "connections_closed_by_drain": evidence.closed_by_drain,
             "in_flight_at_graceful_stop": self.in_flight_at_stop,
             "requests_cut": evidence.in_flight,
+            "cut": [
+                {
+                    "method": c.method,
+                    "path": c.path,
+                    "age_seconds": c.age_seconds,
+                    "pid": c.pid,
+                    "by": c.by,
+                }
+                for c in self.cut
+            ],
             "exit_after_sigterm_seconds": round(now - started, 3),
         }
         log = self.server.log
@@ -166,3 +261,15 @@ class Termination:
                 "longest request",
                 evidence.in_flight,
             )
+        for cut in self.cut:
+            log.warning("gunicorn-zdt: cut at %s: %s", cut.by, cut.line())
+        if self.untracked_cut:
+            log.warning(
+                "gunicorn-zdt: %s more request(s) cut, not named (a worker serves more than its "
+                "slot names)",
+                self.untracked_cut,
+            )
+
+
+def _cut(request: Serving, now: float, pid: int, by: str) -> Cut:
+    return Cut(request.method, request.path, round(now - request.started, 3), pid, by)
