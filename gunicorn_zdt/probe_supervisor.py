@@ -124,7 +124,8 @@ class ListenerProcess:
                 f"gunicorn-zdt: ZDT_PROBE_BIND={host}:{port}: cannot listen there "
                 f"({exc.strerror or exc}); pick a free port, e.g. ZDT_PROBE_BIND=0.0.0.0:8081"
             ) from None
-        self._address = (host, port)
+        # The port actually bound: with port 0 a respawn must come back on the same one.
+        self._address = (host, int(self.sock.getsockname()[1]))
 
     def spawn(self, shared: state.SharedState, config: ProbeConfig) -> str | None:
         """Fork the listener if bound and not yet running; returns its ``host:port``."""
