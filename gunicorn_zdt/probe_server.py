@@ -144,14 +144,19 @@ class Listener:
         self.selector.register(self.sock, selectors.EVENT_READ)
         while os.getppid() == self.config.master_pid:
             timeout = SWEEP_SECONDS if self.waiting or self.lingering else 0.5
+            # Clients first, new connections last: a probe whose request has arrived is
+            # answered before a batch of new connections from its address could shed it.
+            pending_accept = False
             for key, events in self.selector.select(timeout):
                 if key.data is None:
-                    self._accept()
+                    pending_accept = True
                     continue
                 if events & selectors.EVENT_WRITE:
                     self._write(key.data)
                 if events & selectors.EVENT_READ and key.data.sock.fileno() != -1:
                     self._read(key.data)
+            if pending_accept:
+                self._accept()
             self._expire(time.monotonic())
 
     def _accept(self) -> None:
