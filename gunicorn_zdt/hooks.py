@@ -384,8 +384,7 @@ def _post_worker_init_hook(rt: runtime.Runtime) -> Callable[[Any], None]:
         dump stacks on request (after Gunicorn reset its signals); phase() sees exits."""
         rt.start_publisher()
         phase.attach_worker(lambda: not worker.alive)
-        if rt.worker_slot is not None:
-            stacks.arm()
+        if rt.worker_slot is not None and stacks.arm():
             rt.state.arm_dump(rt.worker_slot)
         accept = getattr(worker, "accept", None)
         if accept is None:

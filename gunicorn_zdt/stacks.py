@@ -26,13 +26,24 @@ __all__ = ["DUMP_SIGNAL", "arm"]
 DUMP_SIGNAL = signal.SIGUSR2
 
 
-def arm() -> None:
-    """Worker, after Gunicorn set up its signals (``post_worker_init``): dump on the signal."""
+def arm() -> bool:
+    """Worker, after Gunicorn set up its signals (``post_worker_init``): dump on the signal.
+
+    False (nothing changed) when the app installed its own handler for the signal, or
+    stderr has no file descriptor to write to: the master then sends no signal.
+    """
+    if signal.getsignal(DUMP_SIGNAL) not in (signal.SIG_DFL, None):
+        return False  # the app's own SIGUSR2 handler wins
+    try:
+        sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
     greenlets = _gevent_patched()
     if greenlets:
         signal.signal(DUMP_SIGNAL, _dump_greenlets)  # faulthandler chains to it
     # chain only to our handler: chained to USR2's default action, the worker would die
     faulthandler.register(DUMP_SIGNAL, file=sys.stderr, all_threads=True, chain=greenlets)
+    return True
 
 
 def _gevent_patched() -> bool:

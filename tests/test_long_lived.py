@@ -11,6 +11,9 @@ import contextlib
 import re
 import signal
 import socket
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +22,7 @@ import pytest
 
 from gunicorn_zdt import phase
 from gunicorn_zdt.state import SERVING_ENTRIES, SERVING_PATH_MAX, SharedState
-from tests.support import request, require_worker_class, wait_until
+from tests.support import REPO, request, require_worker_class, wait_until
 
 WORKER_CLASSES = ["sync", "gthread", "gevent"]
 DRAIN = {"ZDT_DRAIN_SECONDS": "0.5"}
@@ -208,3 +211,45 @@ def test_a_worker_slot_names_a_bounded_number_of_requests_and_counts_the_rest() 
     long = next(r for r in shared.serving(3)[0] if r.method == "POST")
     assert len(long.path.encode()) <= SERVING_PATH_MAX and long.path.startswith("/é/é")
     assert shared.serving(2) == ([], 0)  # other slots untouched
+
+
+def _run(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+
+
+def test_the_dump_signal_writes_every_stack_and_the_process_goes_on() -> None:
+    done = _run(
+        """
+        import os, signal
+        from gunicorn_zdt import stacks
+        def handler_frame():
+            assert stacks.arm()
+            os.kill(os.getpid(), stacks.DUMP_SIGNAL)
+            print("still running")
+        handler_frame()
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "still running\n"
+    assert re.search(r'File "<string>", line \d+ in handler_frame', done.stderr), done.stderr
+
+
+def test_an_apps_own_handler_for_the_dump_signal_is_left_alone() -> None:
+    done = _run(
+        """
+        import os, signal
+        from gunicorn_zdt import stacks
+        signal.signal(stacks.DUMP_SIGNAL, lambda *a: print("the app's handler"))
+        assert not stacks.arm()
+        os.kill(os.getpid(), stacks.DUMP_SIGNAL)
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "the app's handler\n"
+    assert "most recent call first" not in done.stderr
