@@ -132,6 +132,8 @@ class Termination:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RD)
             sock.close()
+        if self.listeners:
+            self.server.log.info("gunicorn-zdt: listeners shut: new connections are refused")
         self.listeners = []
 
     # -- requests about to be cut ---------------------------------------------------

@@ -205,6 +205,9 @@ def test_a_connection_after_the_drain_is_refused_at_once_while_in_flight_work_fi
         server.wait_for_log(r"\] GET /work")  # Gunicorn's pre_request debug line: it is in
         server.signal(signal.SIGTERM)
         server.wait_for_log("graceful stop begins")
+        # Logged right after every listening socket of the pod was shut (Gunicorn's stop()
+        # runs a moment after the line above): from then on a connection is refused.
+        server.wait_for_log("listeners shut: new connections are refused")
         assert _refused_within(server.port, 1.0) < 0.1
         assert slow.result(10).status == 200
     assert server.wait_exit(20) == 0
