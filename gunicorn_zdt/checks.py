@@ -56,6 +56,12 @@ class CheckResult:
     ok: bool
     seconds: float
     reason: str | None = None
+    #: ``time.monotonic()`` when the run that produced this result began: how old its news
+    #: is. Workers' results are compared by it (a late answer of an old run is old news).
+    #: A timeout while older runs begun since the last result still hang carries the
+    #: oldest one's start: this worker has had no answer since then, and the new run may
+    #: only be waiting behind the old one (a lock, a pool slot), not news about now.
+    started: float | None = None
 
 
 @dataclass(frozen=True)
@@ -122,8 +128,14 @@ class Check:
                 result = self._result  # this run's, or a newer one's
             assert result is not None
             return result
-        elapsed = time.monotonic() - (deadline - self.timeout)
-        return self._failed(elapsed, f"timed out after {self.timeout:g} s (still running)")
+        started = deadline - self.timeout
+        with self._lock:  # unanswered since the oldest run begun after the last result
+            since = min(
+                (r.started for r in self._in_flight if r.started > self._result_started),
+                default=started,
+            )
+        reason = f"timed out after {self.timeout:g} s (still running)"
+        return self._failed(time.monotonic() - started, reason, min(since, started))
 
     def _attempt(self) -> tuple[bool, str | None]:
         self.attempts += 1
@@ -148,7 +160,7 @@ class Check:
                 f"{reason} (attempt {failures} of {self.failure_threshold}; again)", info=True
             )
         finished = time.monotonic()
-        result = CheckResult(self.name, ok, finished - run.started, reason)
+        result = CheckResult(self.name, ok, finished - run.started, reason, run.started)
         # Cache a pass, or a confirmed failure that came in time; a late or unconfirmed
         # failure describes the past: the next probe starts a fresh run.
         cache = ok or (failures >= self.failure_threshold and finished <= run.deadline)
@@ -162,9 +174,9 @@ class Check:
             self._log(reason)
         run.done.set()
 
-    def _failed(self, elapsed: float, reason: str) -> CheckResult:
+    def _failed(self, elapsed: float, reason: str, started: float) -> CheckResult:
         self._log(reason)
-        return CheckResult(self.name, False, elapsed, reason)
+        return CheckResult(self.name, False, elapsed, reason, started)
 
     def _log(self, reason: str | None, info: bool = False) -> None:
         last_reason, last_at = self._logged

@@ -24,9 +24,9 @@ Endpoints (``GET``/``HEAD``; prefix ``ZDT_PROBE_PREFIX``, default ``/healthz``):
 Under the Gunicorn hooks every worker runs the checks in one background thread every
 ``ZDT_CHECK_CACHE_SECONDS`` (at least 0.5 s) and publishes its verdict in shared memory;
 readiness on any worker, and on the probe listener, answers from the freshest verdict any
-worker published: one answer for the pod. Without the hooks (tests, ``flask run``) each
-probe runs the checks itself, through a short cache. The decision itself is made once,
-in :mod:`gunicorn_zdt.readiness`, for both servers.
+worker published (per check, the run that began last): one answer for the pod. Without
+the hooks (tests, ``flask run``) each probe runs the checks itself, through a short cache.
+The decision itself is made once, in :mod:`gunicorn_zdt.readiness`, for both servers.
 
 Per-app state lives in ``app.extensions["zdt"]``; the ``Probes`` object stores no app,
 so one instance serves every app a factory creates, and checks added before or after
@@ -236,7 +236,7 @@ class _AppProbes:
 
 
 def _outcomes(results: list[CheckResult]) -> dict[str, readiness.Outcome]:
-    return {r.name: readiness.Outcome(r.ok, r.seconds, r.reason) for r in results}
+    return {r.name: readiness.Outcome(r.ok, r.seconds, r.reason, r.started) for r in results}
 
 
 def _drain_coordination_off() -> None:

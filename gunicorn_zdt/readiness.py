@@ -23,11 +23,15 @@ Query = Mapping[str, Sequence[str]]
 
 @dataclass(frozen=True)
 class Outcome:
-    """The last result of one named check."""
+    """The last result of one named check.
+
+    ``started``: ``time.monotonic()`` when the run that produced it began (None: unknown).
+    """
 
     ok: bool
     seconds: float | None = None
     reason: str | None = None
+    started: float | None = None
 
 
 @dataclass(frozen=True)
@@ -47,19 +51,28 @@ class PodView:
 def pod_view(draining: bool, verdicts: Iterable[Any], now: float) -> PodView:
     """One view for the whole pod from the verdicts workers published in shared memory.
 
-    ``verdicts`` are :class:`gunicorn_zdt.state.Slot`-like objects. The checks come from
-    the freshest verdict any worker published, so two workers never disagree for longer
-    than one check run; the pod counts as started (the readiness gate) once every worker
-    with a current verdict has started. Expired verdicts (a dead or hung worker) are ignored.
+    ``verdicts`` are :class:`gunicorn_zdt.state.Slot`-like objects. Each check's outcome is
+    the freshest any worker published, freshest meaning the run that *began* last (the
+    publish time breaks ties and stands in when a verdict carries no start): a worker whose
+    run hung through an outage publishes its timeout, or the run's late answer, after
+    another worker's run that began once the dependency was back; publish order would let
+    that old news turn the pod 503 again. So two workers never disagree for longer than one
+    check run, and a run begun after an outage started fails the pod. The pod counts as
+    started (the readiness gate) once every worker with a current verdict has started.
+    Expired verdicts (a dead or hung worker) are ignored.
     """
     fresh = [v for v in verdicts if v.verdict_published > 0 and v.verdict_valid_until >= now]
     if not fresh:
         return PodView(draining, True, None)
-    newest = max(fresh, key=lambda v: v.verdict_published)
-    checks = {
-        name: Outcome(bool(ok), float(seconds), reason or None)
-        for name, (ok, seconds, reason) in newest.detail.get("checks", {}).items()
-    }
+    best: dict[str, tuple[tuple[float, float], Outcome]] = {}
+    for v in fresh:
+        for name, item in v.detail.get("checks", {}).items():
+            ok, seconds, reason = item[:3]
+            started = float(item[3]) if len(item) > 3 and item[3] is not None else None
+            key = (v.verdict_published if started is None else started, v.verdict_published)
+            if name not in best or key > best[name][0]:
+                best[name] = (key, Outcome(bool(ok), float(seconds), reason or None, started))
+    checks = {name: outcome for name, (_, outcome) in best.items()}
     gate_open = all(v.detail.get("started", True) for v in fresh)
     return PodView(draining, gate_open, checks)
 

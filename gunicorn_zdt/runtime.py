@@ -90,8 +90,13 @@ class Runtime:
                     self.state.mark_started()  # pod-wide and sticky, as the kubelet sees it
                 detail = {
                     "started": started,
-                    "checks": {
-                        n: [o.ok, round(o.seconds or 0.0, 4), (o.reason or "")[:_REASON_CHARS]]
+                    "checks": {  # [ok, seconds, reason, when its run began]
+                        n: [
+                            o.ok,
+                            round(o.seconds or 0.0, 4),
+                            (o.reason or "")[:_REASON_CHARS],
+                            o.started,
+                        ]
                         for n, o in outcomes.items()
                     },
                 }

@@ -319,6 +319,53 @@ def test_a_run_stuck_past_its_deadline_does_not_keep_the_check_failing() -> None
     assert registry.run(["dep"])[0].ok and check.runs == 2  # the pass stays cached
 
 
+def test_every_result_says_when_its_run_began_a_timeout_and_a_cached_pass_too() -> None:
+    """Workers' results are merged by it (issue 17): a run's late answer is old news."""
+    release = threading.Event()
+    registry = CheckRegistry(default_timeout=0.2, cache_seconds=10, failure_threshold=1)
+    registry.add("dep", lambda: release.wait(5))
+    before = time.monotonic()
+    (timed_out,) = registry.run(["dep"])
+    assert not timed_out.ok and timed_out.started is not None
+    assert before <= timed_out.started <= before + 0.1  # the stuck run's start, not now
+    release.set()
+    (passed,) = registry.run(["dep"])  # the replacement run
+    assert passed.ok and passed.started is not None and passed.started > timed_out.started
+    (cached,) = registry.run(["dep"])
+    assert cached.started == passed.started  # reusing a result does not make it newer
+
+
+def test_a_timeout_behind_a_stuck_run_dates_from_the_stuck_run_not_from_its_own_start() -> None:
+    """Issue 17: a worker's first connect is black-holed by an outage and holds a lock; its
+    later runs wait behind it and time out after the dependency is back. They carry the
+    stuck run's start: another worker's run begun after the recovery must beat them."""
+    lock = threading.Lock()
+    release = threading.Event()
+    holding = threading.Event()
+
+    def dep() -> None:
+        with lock:  # like a schema set-up or a single pool slot
+            if not holding.is_set():
+                holding.set()
+                release.wait(5)
+
+    registry = CheckRegistry(default_timeout=0.2, cache_seconds=0, failure_threshold=1)
+    registry.add("dep", dep)
+    (stuck,) = registry.run(["dep"])
+    (behind,) = registry.run(["dep"])  # a replacement run, waiting on the lock
+    assert not stuck.ok and not behind.ok
+    assert stuck.started is not None and behind.started == stuck.started
+    release.set()
+    (after,) = registry.run(["dep"])
+    assert after.ok and after.started is not None and after.started > stuck.started
+    lock.acquire()  # a new hang after a result: dated from the run that hangs now
+    try:
+        (again,) = registry.run(["dep"])
+        assert not again.ok and again.started is not None and again.started > after.started
+    finally:
+        lock.release()
+
+
 def test_a_late_failure_is_not_cached() -> None:
     release = threading.Event()
     func, calls = _scripted([False, True])

@@ -260,6 +260,29 @@ def slot(published: float, valid_until: float, started: bool, checks: dict) -> A
             PodView(False, True, {"db": Outcome(False, 0.25, "refused")}),  # freshest wins
         ),
         (
+            [  # a run stuck through an outage times out after another began once it was over
+                slot(20, 30, True, {"db": [True, 0.01, "", 19.9]}),
+                slot(21, 30, True, {"db": [False, 1.0, "timed out", 19.0]}),
+            ],
+            21,
+            PodView(False, True, {"db": Outcome(True, 0.01, None, 19.9)}),
+        ),
+        (
+            [  # a run begun later failed: the pod fails, whatever the publish order
+                slot(21, 30, True, {"db": [True, 0.01, "", 19.9], "cache": [True, 0.01, "", 19.9]}),
+                slot(20, 30, True, {"db": [False, 1.0, "timed out", 19.95]}),
+            ],
+            21,
+            PodView(
+                False,
+                True,
+                {
+                    "db": Outcome(False, 1.0, "timed out", 19.95),
+                    "cache": Outcome(True, 0.01, None, 19.9),
+                },
+            ),
+        ),
+        (
             [slot(20, 30, False, {}), slot(25, 30, True, {})],
             21,
             PodView(False, False, {}),  # one worker has not started: the gate stays shut
@@ -275,6 +298,8 @@ def slot(published: float, valid_until: float, started: bool, checks: dict) -> A
         "unpublished",
         "expired",
         "freshest-wins",
+        "a-late-answer-of-an-older-run-loses",
+        "freshest-by-run-start-per-check",
         "gate-needs-every-fresh-worker",
         "expired-ignored",
     ],

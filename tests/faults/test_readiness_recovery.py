@@ -9,7 +9,10 @@ the outage seen in the field (hang, then refuse, then pass) and checks:
 * while it hangs, every worker answers 503 within the check timeout plus one cache period;
 * once readiness first answers 200 again, none of 1000 probes over the next 2 s, spread
   over every worker, answers 503 (a worker left with a connection broken by the outage
-  used to fail once more: ready, not ready, ready).
+  used to fail once more: ready, not ready, ready; and in the first round, a worker whose
+  first check's connect was black-holed by the hang published its timeouts after another
+  worker's pass, and the pod took the newest publication: 300-800 of the 1000 answered
+  503. Verdicts are now compared by when their check run began).
 
 Which worker answered a probe comes from Gunicorn's access log (``%(p)s``), the probe
 being tagged by its query string; the app itself is not changed for the test.
@@ -229,10 +232,22 @@ class Prober:
             t.join()
         return sorted(out, key=lambda p: p.sent)
 
-    def pids(self) -> dict[int, int]:
-        """Probe tag -> pid of the worker that answered it, from the access log."""
-        found = re.findall(r"^<(\d+)> \d{3} probe=(\d+)$", self.access_log.read_text(), re.M)
-        return {int(tag): int(pid) for pid, tag in found}
+    def pids(self, answered: list[Probe]) -> dict[int, int]:
+        """Probe tag -> pid of the worker that answered it, from the access log.
+
+        Gunicorn writes a request's line after sending its response: waits until the lines
+        of the ``answered`` probes are there.
+        """
+
+        tags = {p.tag for p in answered if p.status is not None}
+
+        def read() -> dict[int, int] | None:
+            text = self.access_log.read_text()
+            found = re.findall(r"^<(\d+)> \d{3} probe=(\d+)$", text, re.M)
+            pids = {int(tag): int(pid) for pid, tag in found}
+            return pids if tags <= pids.keys() else None
+
+        return wait_until(read, 5, "the access log lines of every answered probe")
 
 
 # -- the app under test ------------------------------------------------------------------
@@ -273,13 +288,15 @@ def _outage_round(server: Gunicorn, proxy: SwitchableProxy, prober: Prober) -> d
     t0 = proxy.hang()
     # Every worker must answer 503 to every probe sent from t0 + timeout + cache period on.
     bound = CHECK_TIMEOUT + CACHE_PERIOD + SCHEDULING_SLACK
-    during = prober.paced(count=int((bound + 0.6) * 60), seconds=bound + 0.6)
+    # 150/s: ~90 probes after the bound, so that each worker gets some (gthread workers
+    # accept unevenly: the least busy of 4 got 8% of a burst; with 36 probes, often none).
+    during = prober.paced(count=int((bound + 0.6) * 150), seconds=bound + 0.6)
     proxy.refuse()
     time.sleep(CACHE_PERIOD + 0.2)  # the outage's refusing phase lasts one check period
     proxy.pass_through()
     first_ok = wait_until(lambda: (p := prober.one()).status == 200 and p, 15, "ready again")
     burst = prober.paced(BURST_PROBES, BURST_SECONDS)
-    pids = prober.pids()
+    pids = prober.pids([*during, first_ok, *burst])
     late = [p for p in during if p.sent - t0 >= bound]
     return {
         "first_200_after_pass_s": round(first_ok.sent - t0, 2),
@@ -307,11 +324,6 @@ def proxied_db(postgres):
     [(2, "gthread", ROUNDS), (4, "sync", ROUNDS), (4, "gthread", 1), (2, "sync", 1)],
     ids=["2-gthread", "4-sync", "4-gthread-1-round", "2-sync-1-round"],
 )
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 17 is open: after the first outage of a run, 300-800 of the 1000 probes of "
-    "the burst still answer 503 (later rounds: 0); the cause is not found yet",
-)
 def test_readiness_never_flaps_after_a_recovered_outage_and_fails_in_time_during_one(
     gunicorn, tmp_path, proxied_db, workers, worker_class, rounds
 ) -> None:
@@ -334,7 +346,7 @@ def test_readiness_never_flaps_after_a_recovered_outage_and_fails_in_time_during
 
 
 def _transactions(postgres, database: str) -> int:
-    """Transactions PostgreSQL counted in ``database`` (each check run is one)."""
+    """Transactions PostgreSQL counted in ``database`` (each check run is two: see below)."""
     engine = create_engine(postgres.url)
     with engine.connect() as conn:
         row = conn.execute(
@@ -355,9 +367,13 @@ def _backends(postgres, database: str) -> int:
     return int(n or 0)
 
 
-# Per worker, outside the checks: SQLAlchemy's first-connect dialect queries and the
-# example app's schema creation (measured: 2 to 3; one spare).
+# Per worker, outside the checks: psycopg2's hstore lookup and SQLAlchemy's dialect queries
+# on the first connect, the example app's schema creation (PostgreSQL's statement log: 3;
+# one spare).
 SETUP_TRANSACTIONS_PER_WORKER = 4
+# One check run, as PostgreSQL counts it: the example engine's pool_pre_ping sends its
+# SELECT 1 outside a transaction (one), then the ping's BEGIN; SELECT 1; ROLLBACK (two).
+TRANSACTIONS_PER_RUN = 2
 
 
 def test_probe_storm_costs_at_most_one_query_per_check_per_cache_period_per_worker(
@@ -378,7 +394,7 @@ def test_probe_storm_costs_at_most_one_query_per_check_per_cache_period_per_work
     wait_until(lambda: _backends(postgres, database) == 0, 10, "the app's backends to exit")
     queries = _transactions(postgres, database) - before
     runs_allowed = workers * (int(lifetime / CACHE_PERIOD) + 1)
-    budget = runs_allowed + workers * SETUP_TRANSACTIONS_PER_WORKER
+    budget = runs_allowed * TRANSACTIONS_PER_RUN + workers * SETUP_TRANSACTIONS_PER_WORKER
     print(f"storm: {len(storm)} probes, lifetime {lifetime:.1f} s, {queries} transactions")
     assert Counter(p.status for p in storm) == {200: len(storm)}
     assert queries <= budget, (queries, budget, lifetime)
