@@ -40,6 +40,7 @@ from gunicorn_zdt.drill.pods import build_command, free_port
 from gunicorn_zdt.drill.report import summarize, svg_report, termination_report, text_report
 from gunicorn_zdt.drill.rollout import Deployment
 from gunicorn_zdt.drill.runner import DrillOptions, describe_settings
+from gunicorn_zdt.drill.streams import SseResponse, StreamRecord, stream_outcome, summarize_streams
 from gunicorn_zdt.drill.timeline import Event, Timeline
 from tests.support import TcpServer, wait_until
 
@@ -641,3 +642,208 @@ def test_the_pods_own_termination_report_is_read_from_its_log(tmp_path: Path) ->
     assert termination_report(log) == (
         "drain 2.5 s (minimum reached and quiet); 3 request(s) arrived while draining"
     )
+
+
+# -- streams (server-sent events) -------------------------------------------------------------
+SSE_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+)
+
+
+def _chunk(text: bytes) -> bytes:
+    return f"{len(text):x}\r\n".encode() + text + b"\r\n"
+
+
+def _tick(n: int) -> bytes:
+    return _chunk(f'id: {n}\nevent: tick\ndata: {{"n": {n}}}\n\n'.encode())
+
+
+FINAL = _chunk(b"event: reconnect\nretry: 1000\ndata: {}\n\n")
+END = b"0\r\n\r\n"
+
+
+def _fed(*pieces: bytes, bytewise: bool = True) -> SseResponse:
+    response = SseResponse()
+    for piece in pieces:
+        for i in range(len(piece)) if bytewise else [None]:  # one byte at a time: every split
+            response.feed(piece[i : i + 1] if i is not None else piece)
+    return response
+
+
+def test_a_stream_that_ends_cleanly_after_the_reconnect_event_is_a_success() -> None:
+    response = _fed(SSE_HEAD, _tick(1), _tick(2), FINAL, END)
+    assert response.body_complete and response.ended_with_reconnect
+    assert [e.type for e in response.events] == ["tick", "tick", "reconnect"]
+    assert (response.retry_ms, response.last_event_id) == (1000, "2")
+    assert stream_outcome(response, None) == (None, "ended cleanly after the reconnect event")
+
+
+def test_a_reset_in_the_middle_of_a_stream_is_a_stream_reset() -> None:
+    response = _fed(SSE_HEAD, _tick(1), _tick(2)[:5])
+    failure, detail = stream_outcome(response, ConnectionResetError(104, "reset by peer"))
+    assert failure == "stream_reset"
+    assert "after 1 events" in detail
+
+
+def test_a_clean_end_without_the_reconnect_event_is_a_stream_cut() -> None:
+    response = _fed(SSE_HEAD, _tick(1), _tick(2), END)
+    assert response.body_complete and not response.ended_with_reconnect
+    failure, detail = stream_outcome(response, None)
+    assert failure == "stream_cut"
+    assert "without the final reconnect event (last event 'tick')" in detail
+
+
+def test_a_connection_closed_before_the_end_of_the_body_is_a_stream_cut() -> None:
+    # The reconnect event arrived, but not the end of the chunked body (a killed worker).
+    response = _fed(SSE_HEAD, _tick(1), FINAL)
+    response.eof()
+    assert not response.body_complete
+    assert stream_outcome(response, None)[0] == "stream_cut"
+
+
+def test_an_idle_stream_past_the_client_timeout_is_a_stream_timeout() -> None:
+    response = _fed(SSE_HEAD, _tick(1))
+    assert stream_outcome(response, TimeoutError("10 s"))[0] == "stream_timeout"
+
+
+def test_event_stream_parsing_follows_eventsource() -> None:
+    body = (
+        b": a comment\r\nevent: reconnect\r\nretry: 250\r\n\r\n"  # no data: not dispatched
+        b"data: a\rdata: b\r\rid: 7\ndata:c\n\n"  # CR line ends; "data:c" without the space
+        b"event: reconnect\ndata: {}\n\n"
+    )
+    response = _fed(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n", body, bytewise=False
+    )
+    assert [(e.type, e.data, e.id) for e in response.events] == [
+        ("message", "a\nb", ""),
+        ("message", "c", "7"),
+        ("reconnect", "{}", "7"),
+    ]
+    assert response.retry_ms == 250
+    assert not response.body_complete  # close-delimited: complete only at EOF
+    response.eof()
+    assert stream_outcome(response, None)[0] is None
+
+
+class SseBackend(TcpServer):
+    """Serves GET /events: ``ticks`` events a second apart (0.05 s here), then, if
+    ``before_final`` is set, calls it and sends the final reconnect event and the end;
+    without it, ticks until the client goes."""
+
+    def __init__(self, ticks: int, before_final: object = None) -> None:
+        self.ticks = ticks
+        self.before_final = before_final
+        super().__init__()
+
+    def handle(self, conn: socket.socket) -> None:
+        threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                buf += conn.recv(65536)
+            conn.sendall(SSE_HEAD)
+            n = 0
+            while self.before_final is None or n < self.ticks:
+                n += 1
+                conn.sendall(_tick(n))
+                time.sleep(0.05)
+            self.before_final()  # type: ignore[operator]
+            conn.sendall(_chunk(b"event: reconnect\nretry: 100\ndata: {}\n\n") + END)
+        except OSError:
+            return
+
+
+@pytest.mark.parametrize("mode", ["kube-proxy", "l7"])
+def test_a_stream_client_reconnects_after_the_final_event_and_gets_its_next_event_elsewhere(
+    mode: str,
+) -> None:
+    service = _service(mode)
+    b = SseBackend(ticks=0)
+
+    def move_to_b() -> None:  # the endpoint change is known before the final event
+        service.pod_not_ready("a", a.port)
+        service.pod_ready("b", b.port)
+        wait_until(lambda: service.endpoints == [_ep("b", b.port)], 5, "b is the endpoint")
+
+    a = SseBackend(ticks=3, before_final=move_to_b)
+    load = None
+    try:
+        service.pod_ready("a", a.port)
+        assert service.wait_endpoints(1, timeout=5)
+        timeline = Timeline()
+        load = Load(
+            service.port,
+            LoadProfile(clients_per_kind=0, stream_path="/events", stream_clients=1),
+            timeline.now,
+            pod_of=service.pod_of,
+            time_scale=0.5,  # retry: 100 -> 50 ms
+        )
+        load.start()
+        wait_until(lambda: len(load.streams) >= 1, 10, "the first stream ended")
+        time.sleep(0.3)  # the second stream gets a few events from b
+        load.stop()
+    finally:
+        if load is not None:
+            load.stop()
+        service.stop()
+        a.close()
+        b.close()
+    first, second = load.streams
+    pods = ("a", "b") if mode == "kube-proxy" else (None, None)  # l7: chosen per request
+    assert (first.pod, first.outcome, first.events, first.reconnect) == (
+        pods[0],
+        "reconnect",
+        4,
+        False,
+    )
+    assert (second.pod, second.outcome, second.reconnect) == (pods[1], "open_at_end", True)
+    assert second.previous_pod == pods[0] and second.events >= 2
+    assert 0.05 <= second.opened_at - first.ended_at < 1.0  # the scaled retry: hint
+    assert [r.failure for r in load.records] == [None, None]
+    summary = summarize_streams(load.streams, path="/events", clients=1)
+    assert summary is not None
+    assert {k: summary[k] for k in ("opened", "ended_with_reconnect", "failed", "reconnects")} == {
+        "opened": 2, "ended_with_reconnect": 1, "failed": 0, "reconnects": 1,
+    }  # fmt: skip
+    assert summary["reconnects_to_another_pod"] == (1 if mode == "kube-proxy" else 0)
+
+
+def test_a_stream_failure_counts_in_the_report_and_fails_the_drill() -> None:
+    cut = StreamRecord("stream-0", 1.0, 2.5, "pod-1", 200, 3, "stream_cut", "no final event",
+                       False, None)  # fmt: skip
+    records = [
+        Record(0.5, 0.01, "fresh-get", "GET", 200, None, False),
+        Record(1.0, 1.5, "stream", "GET", 200, "stream_cut", False, "no final event"),
+    ]
+    result = summarize(
+        settings=describe_settings(DrillOptions(command="x {port}", spec=DeploymentSpec())),
+        records=records,
+        acked=0,
+        lost=[],
+        unverified=[],
+        pods=[],
+        events=[],
+        service_stats={},
+        duration_seconds=3.0,
+        streams=summarize_streams([cut], path="/events", clients=1),
+    )
+    assert not result["passed"]
+    assert result["failures_by_class"]["stream_cut"] == 1
+    assert result["streams"]["failed"] == 1
+    text = text_report(result)
+    assert "streams (1 clients on /events" in text and "failed 1" in text
+    assert "stream-0  pod-1" in text
+    ET.fromstring(svg_report(result))
+
+
+def test_cli_stream_options() -> None:
+    parser = argparse.ArgumentParser()
+    cli.add_parser(parser.add_subparsers(dest="command"))
+    load = cli.options_from_args(parser.parse_args(["drill"])).load
+    assert (load.stream_clients, load.stream_path) == (0, None)
+    args = parser.parse_args(["drill", "--stream-clients", "2", "--stream-path", "/sse"])
+    load = cli.options_from_args(args).load
+    assert (load.stream_clients, load.stream_path) == (2, "/sse")

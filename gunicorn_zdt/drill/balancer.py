@@ -115,6 +115,7 @@ class Service:
         self.endpoints: list[Endpoint] = []  # touched on the loop thread only
         self.refused_ports: set[int] = set()  # client source ports we refused for the pod
         self.connections: defaultdict[str, int] = defaultdict(int)  # new connections per pod
+        self.routes: dict[int, str] = {}  # L4: open client connection (source port) -> pod
         self.upstream_failures: defaultdict[str, int] = defaultdict(int)  # l7: kind -> count
         self._lock = threading.Lock()
         self._last_change: dict[str, float] = {}
@@ -150,6 +151,13 @@ class Service:
             for conns in self._pool.values():
                 for _, writer, _ in conns:
                     _close(writer)
+            # Connection handlers still waiting (an l7 stream on its upstream) end here, not
+            # as tasks destroyed pending with the loop.
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.wait(tasks, timeout=2)
 
         with contextlib.suppress(Exception):
             self._call(shutdown(), timeout=5)
@@ -183,6 +191,11 @@ class Service:
 
     def was_refused(self, client_port: int) -> bool:
         return client_port in self.refused_ports
+
+    def pod_of(self, client_port: int) -> str | None:
+        """The pod an open client connection was routed to; None when the model cannot tell
+        (``l7`` and HAProxy choose a pod per request, not per client connection)."""
+        return self.routes.get(client_port)
 
     def _propagate(self, ep: Endpoint, *, add: bool) -> None:
         lo, hi = self.propagation_seconds
@@ -278,12 +291,14 @@ class Service:
                 _reset(writer)
                 return
             self.connections[ep.name] += 1
+            self.routes[client_port] = ep.name
             assert backend is not None
             self._writers.add(backend)
             await asyncio.gather(
                 self._pump(reader, backend, writer), self._pump(b_reader, writer, backend)
             )
         finally:
+            self.routes.pop(client_port, None)
             _close(writer)
             _close(backend)
             self._writers.discard(writer)
@@ -330,9 +345,19 @@ class Service:
                 status, resp_headers, resp_body = response
                 out = [b"HTTP/1.1 " + status]
                 out += [k + b": " + v for k, v in resp_headers]
-                out.append(b"Content-Length: " + str(len(resp_body)).encode())
+                if isinstance(resp_body, _Stream):
+                    out.append(b"Transfer-Encoding: chunked")
+                else:
+                    out.append(b"Content-Length: " + str(len(resp_body)).encode())
                 out.append(b"Connection: " + (b"close" if client_close else b"keep-alive"))
-                writer.write(b"\r\n".join(out) + b"\r\n\r\n" + resp_body)
+                if isinstance(resp_body, _Stream):
+                    writer.write(b"\r\n".join(out) + b"\r\n\r\n")
+                    if not await resp_body.relay(writer):
+                        self.upstream_failures["mid-response"] += 1
+                        _reset(writer)
+                        return
+                else:
+                    writer.write(b"\r\n".join(out) + b"\r\n\r\n" + resp_body)
                 await writer.drain()
                 if client_close:
                     return
@@ -344,8 +369,12 @@ class Service:
 
     async def _forward(
         self, method: bytes, target: bytes, headers: dict[bytes, bytes], body: bytes
-    ) -> tuple[bytes, list[tuple[bytes, bytes]], bytes] | None:
-        """One upstream attempt, never retried. None when the response broke off midway."""
+    ) -> tuple[bytes, list[tuple[bytes, bytes]], bytes | _Stream] | None:
+        """One upstream attempt, never retried. None when the response broke off midway.
+
+        A ``text/event-stream`` response is passed on as it arrives (a :class:`_Stream`), as
+        ingress-nginx does for a response with ``X-Accel-Buffering: no``; others are buffered.
+        """
         if not self.endpoints:
             return _proxy_error(b"503 Service Unavailable", b"no endpoints")
         ep = self.rng.choice(self.endpoints)
@@ -382,6 +411,9 @@ class Service:
                 got_bytes = True
                 status_line, resp_headers = _parse_head(head)
                 status = status_line.split(b" ", 1)[1]
+                if resp_headers.get(b"content-type", b"").lower().startswith(b"text/event-stream"):
+                    kept = [(k, v) for k, v in resp_headers.items() if k not in _HOP_BY_HOP]
+                    return status, kept, _Stream(up_reader, up_writer, resp_headers)
                 resp_body, keep = await _read_body(up_reader, method, status, resp_headers)
         except (ConnectionError, OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
             _close(up_writer)
@@ -397,6 +429,57 @@ class Service:
             _close(up_writer)
         kept = [(k, v) for k, v in resp_headers.items() if k not in _HOP_BY_HOP]
         return status, kept, resp_body
+
+
+class _Stream:
+    """An upstream response body relayed piece by piece (re-chunked), never pooled after."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        headers: dict[bytes, bytes],
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.headers = headers
+
+    async def relay(self, client: asyncio.StreamWriter) -> bool:
+        """Copy the body to ``client`` as chunks, then its end; False if upstream broke off."""
+        try:
+            async for piece in self._pieces():
+                client.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                await client.drain()
+            client.write(b"0\r\n\r\n")
+            return True
+        except (ConnectionError, OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
+            return False
+        finally:
+            _close(self.writer)
+
+    async def _pieces(self) -> Any:
+        reader = self.reader
+        if self.headers.get(b"transfer-encoding", b"").lower() == b"chunked":
+            while True:
+                async with asyncio.timeout(_UPSTREAM_TIMEOUT):  # between two reads, as nginx
+                    size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                    if size == 0:
+                        while await reader.readuntil(b"\r\n") != b"\r\n":
+                            pass  # trailers
+                        return
+                    piece = await reader.readexactly(size)
+                    await reader.readexactly(2)
+                yield piece
+        left = int(self.headers.get(b"content-length", b"-1"))
+        while left != 0:
+            async with asyncio.timeout(_UPSTREAM_TIMEOUT):
+                piece = await reader.read(65536 if left < 0 else min(left, 65536))
+            if not piece:
+                if left > 0:
+                    raise asyncio.IncompleteReadError(b"", left)
+                return
+            left = left - len(piece) if left > 0 else left
+            yield piece
 
 
 def make_service(mode: str, timeline: Timeline, **kw: Any) -> Service:

@@ -138,6 +138,20 @@ def add_parser(subparsers: Any) -> None:
     ld.add_argument("--write-path", help="POST JSON {'id': ...} here; GET <path>/<id> verifies")
     ld.add_argument("--slow-path", help="path of a slow request, e.g. '/work?ms=300'")
     ld.add_argument("--clients", type=int, default=2, help="threads per client kind")
+    ld.add_argument(
+        "--stream-clients",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also run N server-sent-events clients on --stream-path (default 0: none); a "
+        "stream must end cleanly with a final 'event: reconnect', then the client reconnects "
+        "after the server's retry: hint (x --time-scale) and must get its next event",
+    )
+    ld.add_argument(
+        "--stream-path",
+        default="/events",
+        help="the SSE path of --stream-clients (default /events)",
+    )
     ld.add_argument("--think-ms", type=float, default=10.0, help="pause between requests")
     ld.add_argument("--timeout", type=float, default=10.0, help="client timeout (seconds)")
     ld.add_argument("--warmup", type=float, default=3.0, help="load before the first rollout")
@@ -196,6 +210,8 @@ def options_from_args(args: argparse.Namespace) -> DrillOptions:
             clients_per_kind=args.clients,
             think_seconds=args.think_ms / 1000,
             timeout_seconds=args.timeout,
+            stream_path=args.stream_path if args.stream_clients else None,
+            stream_clients=args.stream_clients,
         ),
         env=dict(args.env),
         work_dir=args.out,
@@ -225,8 +241,12 @@ def run(args: argparse.Namespace) -> int:
     except (ManifestError, ValueError) as exc:
         print(f"gunicorn-zdt drill: {exc}", file=sys.stderr)
         return 2
-    if args.rollouts < 1 or opts.time_scale <= 0:
-        print("gunicorn-zdt drill: --rollouts must be >= 1 and --time-scale > 0", file=sys.stderr)
+    if args.rollouts < 1 or opts.time_scale <= 0 or args.stream_clients < 0:
+        print(
+            "gunicorn-zdt drill: --rollouts must be >= 1, --time-scale > 0 and "
+            "--stream-clients >= 0",
+            file=sys.stderr,
+        )
         return 2
 
     def say(msg: str) -> None:

@@ -14,6 +14,9 @@ whether any response byte arrived, so every failure gets exactly one class:
   before any response byte; browsers and many HTTP libraries retry exactly this
   class, so it is reported separately (it still counts as a failure here).
 
+With ``stream_clients`` > 0, long-lived server-sent-events clients run next to them and
+add ``stream_reset``, ``stream_cut`` and ``stream_timeout`` (see ``streams.py``).
+
 Every POST that got 200/201 is an acknowledged write; after the rehearsal each one
 must be readable (:func:`verify_writes`), else it is a lost write.
 """
@@ -27,8 +30,20 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-FAILURE_CLASSES = ("refused", "reset", "closed", "timeout", "5xx", "keepalive_race", "other")
+FAILURE_CLASSES = (
+    "refused",
+    "reset",
+    "closed",
+    "timeout",
+    "5xx",
+    "keepalive_race",
+    "stream_reset",
+    "stream_cut",
+    "stream_timeout",
+    "other",
+)
 
 
 class _NoResponse(Exception):
@@ -168,6 +183,8 @@ class LoadProfile:
     think_seconds: float = 0.01
     timeout_seconds: float = 10.0
     max_requests_per_client: int = 100_000
+    stream_path: str | None = None  # server-sent events: GET here, read until the end
+    stream_clients: int = 0
 
     def kinds(self) -> list[tuple[str, str, bool]]:
         """(client kind, operation, keep-alive) for every client thread."""
@@ -192,9 +209,12 @@ class Load:
     profile: LoadProfile
     now: Callable[[], float]
     was_refused: Callable[[int], bool] = lambda _port: False
+    pod_of: Callable[[int], str | None] = lambda _port: None  # client port -> routed pod
+    time_scale: float = 1.0  # stream clients' reconnection delays
     run_id: str = field(default_factory=lambda: f"{random.getrandbits(32):08x}")
     records: list[Record] = field(default_factory=list)
     acked: list[str] = field(default_factory=list)
+    streams: list[Any] = field(default_factory=list)  # streams.StreamRecord
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -206,6 +226,30 @@ class Load:
             )
             thread.start()
             self._threads.append(thread)
+        if self.profile.stream_clients and self.profile.stream_path:
+            from .streams import StreamClient  # it imports this module
+
+            for i in range(self.profile.stream_clients):
+                client = StreamClient(
+                    f"stream-{i}",
+                    self.port,
+                    self.profile.stream_path,
+                    timeout=self.profile.timeout_seconds,
+                    time_scale=self.time_scale,
+                    now=self.now,
+                    stop=self._stop,
+                    emit=self._stream_ended,
+                    was_refused=self.was_refused,
+                    pod_of=self.pod_of,
+                )
+                thread = threading.Thread(target=client.run, daemon=True)
+                thread.start()
+                self._threads.append(thread)
+
+    def _stream_ended(self, record: Record, stream: Any) -> None:
+        with self._lock:
+            self.records.append(record)
+            self.streams.append(stream)
 
     def stop(self) -> None:
         self._stop.set()

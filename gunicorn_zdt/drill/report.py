@@ -19,6 +19,9 @@ _CLASS_COLOURS = {
     "timeout": "#9467bd",
     "5xx": "#e377c2",
     "keepalive_race": "#bcbd22",
+    "stream_reset": "#17becf",
+    "stream_cut": "#393b79",
+    "stream_timeout": "#637939",
     "other": "#7f7f7f",
 }
 
@@ -73,6 +76,7 @@ def summarize(
     events: list[Event],
     service_stats: dict[str, Any],
     duration_seconds: float,
+    streams: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     failures = [r for r in records if r.failure]
     by_class = Counter(r.failure for r in failures)
@@ -116,6 +120,7 @@ def summarize(
         "lost_writes": len(lost),
         "lost_write_ids": lost[:50],
         "unverified_writes": len(unverified),
+        "streams": streams,  # streams.summarize_streams; None without stream clients
         "pods": [pod_row(p) for p in pods],
         "events": [e.__dict__ for e in events],
         "failure_list": failure_rows,
@@ -150,6 +155,33 @@ def _listener_line(probes: list[str] | None) -> list[str]:
     return [f"probe listener (ZDT_PROBE_BIND): a port of its own per pod; {aimed} probed there"]
 
 
+def _stream_lines(streams: dict[str, Any] | None) -> list[str]:
+    if not streams:
+        return []
+    s = streams
+    to_other = (
+        f", next event from another pod {s['reconnects_to_another_pod']}"
+        if s["pods_known"]
+        else " (this service model cannot tell which pod served a stream)"
+    )
+    lines = [
+        f"streams ({s['clients']} clients on {s['path']}, each stream one request above): "
+        f"opened {s['opened']}, ended cleanly with the reconnect event "
+        f"{s['ended_with_reconnect']}, failed {s['failed']}, still open at the end "
+        f"{s['open_at_end']}; reconnects {s['reconnects']}, with a next event "
+        f"{s['reconnects_with_event']}{to_other}; {s['events']} events"
+    ]
+    for row in s["list"][:20]:
+        line = (
+            f"  {row['client']:<9} {row['pod'] or '?':<7} t={row['opened_at']:.2f}-"
+            f"{row['ended_at']:.2f} events {row['events']:>3} {row['outcome']:<14}"
+            + (f" reconnect (before: {row['previous_pod'] or '?'})" if row["reconnect"] else "")
+            + ("" if row["outcome"] in ("reconnect", "open_at_end") else f"  {row['detail'][:80]}")
+        )
+        lines.append(line.rstrip())
+    return lines
+
+
 def text_report(result: dict[str, Any]) -> str:
     s = result["settings"]
     lines = [
@@ -169,6 +201,7 @@ def text_report(result: dict[str, Any]) -> str:
         + ", ".join(f"{c} {n}" for c, n in result["failures_by_class"].items()),
         f"writes acknowledged {result['writes_acknowledged']}, lost {result['lost_writes']}, "
         f"unverified {result['unverified_writes']}",
+        *_stream_lines(result.get("streams")),
     ]
     if result["failure_list"]:
         lines += ["", "failures after pod deletions (first 20):"]

@@ -20,6 +20,7 @@ from .manifest import DeploymentSpec
 from .pods import Pod, ProcessGroups, build_command, free_port, pod_environment
 from .report import summarize
 from .rollout import Deployment, RolloutError
+from .streams import summarize_streams
 from .timeline import Timeline
 
 #: Environment variables of the pods whose values are durations, scaled by --time-scale.
@@ -203,7 +204,14 @@ def run_drill(opts: DrillOptions, log: Any = None) -> dict[str, Any]:
                 f"the {opts.service} service did not route to the first "
                 f"{opts.spec.replicas} pods in time"
             )
-        load = Load(service.port, opts.load, timeline.now, service.was_refused)
+        load = Load(
+            service.port,
+            opts.load,
+            timeline.now,
+            service.was_refused,
+            pod_of=service.pod_of,
+            time_scale=opts.time_scale,
+        )
         load.start()
         timeline.record("", "load-started")
         warmup = opts.scaled(opts.warmup_seconds)
@@ -243,6 +251,9 @@ def run_drill(opts: DrillOptions, log: Any = None) -> dict[str, Any]:
         settings=describe_settings(opts),
         records=sorted(load.records, key=lambda r: r.t),
         acked=len(load.acked),
+        streams=summarize_streams(
+            load.streams, path=opts.load.stream_path, clients=opts.load.stream_clients
+        ),
         lost=lost,
         unverified=unverified,
         pods=[k.pod for k in deployment.kubelets],
