@@ -133,6 +133,63 @@ def test_plain_gunicorn_drops_requests_and_the_drill_sees_it(tmp_path: Path) -> 
     _pids_gone(tmp_path)
 
 
+def _with_streams(opts: DrillOptions, clients: int = 2) -> DrillOptions:
+    load = dataclasses.replace(opts.load, stream_path="/events", stream_clients=clients)
+    return dataclasses.replace(opts, load=load)
+
+
+def test_sse_streams_end_with_the_reconnect_event_and_reconnect_to_another_pod(
+    tmp_path: Path,
+) -> None:
+    """Two /events clients through one rolling update: each stream on a deleted pod ends
+    cleanly with its final event, and the client's next event comes from another pod."""
+    result = run_drill(_with_streams(_options(tmp_path, "kube-proxy", 1, EXAMPLE_COMMAND)))
+    assert (result["failures"], result["lost_writes"]) == (0, 0), result["failure_list"][:10]
+    assert set(result["failures_by_class"].values()) == {0}
+    assert result["passed"]
+    streams = result["streams"]
+    assert (streams["clients"], streams["failed"]) == (2, 0), streams["list"]
+    rolled = {p["pod"]: p for p in result["pods"] if p["stopped_by"] == "rollout"}
+    assert len(rolled) == 3
+    on_rolled = [s for s in streams["list"] if s["pod"] in rolled]
+    assert on_rolled, streams["list"]
+    for s in on_rolled:  # the final event came before the pod exited: nothing was cut
+        assert s["outcome"] == "reconnect", s
+        assert s["ended_at"] <= rolled[s["pod"]]["exited_at"], (s, rolled[s["pod"]])
+    # The kube-proxy model names the pod of every stream; the rest were open at the end.
+    assert all(s["pod"] for s in streams["list"]), streams["list"]
+    assert {s["outcome"] for s in streams["list"] if s["pod"] not in rolled} == {"open_at_end"}
+    assert streams["ended_with_reconnect"] == len(on_rolled)
+    assert streams["reconnects_with_event"] >= 1
+    # Every reconnect got its next event, from another pod (the old one had left the endpoints).
+    assert streams["reconnects"] == streams["reconnects_with_event"]
+    assert streams["reconnects_to_another_pod"] == streams["reconnects"]
+    assert streams["opened"] == streams["attempts"] == len(streams["list"])
+    _pids_gone(tmp_path)
+
+
+def test_plain_gunicorn_cuts_the_streams_and_the_drill_sees_it(tmp_path: Path) -> None:
+    """The control: without the hooks no final event is sent; the kubelet's SIGKILL at the
+    end of the grace period cuts each stream on a deleted pod. Streams only, and a grace
+    period of 20 s (4 s scaled), to keep the SIGKILL waits short."""
+    opts = _with_streams(_options(tmp_path, "kube-proxy", 1, PLAIN_COMMAND))
+    opts = dataclasses.replace(
+        opts,
+        spec=dataclasses.replace(opts.spec, grace_period_seconds=20),
+        load=dataclasses.replace(opts.load, clients_per_kind=0, write_path=None, slow_path=None),
+    )
+    result = run_drill(opts)
+    assert not result["passed"]
+    streams = result["streams"]
+    by_class = result["failures_by_class"]
+    assert by_class["stream_cut"] + by_class["stream_reset"] >= 1, streams["list"]
+    assert streams["failed"] >= 1 and streams["ended_with_reconnect"] == 0
+    killed = {p["pod"] for p in result["pods"] if p["sigkilled"]}
+    assert killed, result["pods"]
+    assert all(s["pod"] in killed for s in streams["list"] if s["outcome"] != "open_at_end")
+    _pids_gone(tmp_path)
+
+
 def test_ctrl_c_stops_every_pod(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn_zdt.drill", "--manifest", "k8s/deployment.yaml",

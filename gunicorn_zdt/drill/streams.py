@@ -205,8 +205,8 @@ def stream_outcome(response: SseResponse, exc: BaseException | None) -> tuple[st
     if exc is None:
         last = response.last_event
         return "stream_cut", (
-            f"the connection closed before the end of the response body "
-            f"({len(response.events)} events, last {last.type if last else 'none'!r})"
+            f"closed before the end of the body ({len(response.events)} events, "
+            f"last {last.type if last else 'none'!r})"
         )
     if isinstance(exc, TimeoutError):
         return "stream_timeout", f"no byte for the client timeout ({exc})"
