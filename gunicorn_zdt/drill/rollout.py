@@ -125,10 +125,13 @@ class Deployment:
         return True
 
     def ready_port(self) -> int | None:
-        for k in self._live():
+        """A ready pod's port; else a running one's (busy pods fail readiness on the app's
+        port, yet answer a read in the end); None when no pod runs."""
+        live = list(self._live())
+        for k in live:
             if k.pod.ready:
                 return k.pod.port
-        return None
+        return live[0].pod.port if live else None
 
     def teardown(self, timeout: float = 5.0) -> None:
         """End of rehearsal: SIGTERM every pod still running, then SIGKILL the groups."""

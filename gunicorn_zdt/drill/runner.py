@@ -235,7 +235,7 @@ def run_drill(opts: DrillOptions, log: Any = None) -> dict[str, Any]:
         if opts.load.write_path and load.acked:
             port = deployment.ready_port()
             if port is None:
-                raise DrillError("no ready pod left to verify the acknowledged writes against")
+                raise DrillError("no pod left running to verify the acknowledged writes against")
             say(f"verifying {len(load.acked)} acknowledged writes")
             lost, unverified = verify_writes(load.acked, port, opts.load.write_path)
     finally:
