@@ -30,8 +30,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from gunicorn_zdt.drill.cli import EXAMPLE_COMMAND  # noqa: E402
-from gunicorn_zdt.drill.load import FAILURE_CLASSES, LoadProfile  # noqa: E402
+from gunicorn_zdt.drill.load import LoadProfile  # noqa: E402
 from gunicorn_zdt.drill.manifest import PreStop, load_deployment  # noqa: E402
+from gunicorn_zdt.drill.outcomes import FAILURE_CLASSES  # noqa: E402
 from gunicorn_zdt.drill.report import svg_report  # noqa: E402
 from gunicorn_zdt.drill.runner import DrillOptions, run_drill  # noqa: E402
 

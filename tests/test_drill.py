@@ -20,14 +20,7 @@ import yaml
 
 from gunicorn_zdt.drill import cli
 from gunicorn_zdt.drill.balancer import HealthCheck, Service
-from gunicorn_zdt.drill.load import (
-    ClientConnection,
-    Load,
-    LoadProfile,
-    Record,
-    _NoResponse,
-    classify,
-)
+from gunicorn_zdt.drill.load import ClientConnection, Load, LoadProfile
 from gunicorn_zdt.drill.manifest import (
     DeploymentSpec,
     ManifestError,
@@ -36,6 +29,7 @@ from gunicorn_zdt.drill.manifest import (
     load_deployment,
     parse_deployment,
 )
+from gunicorn_zdt.drill.outcomes import NoResponse, Record, classify
 from gunicorn_zdt.drill.pods import build_command, free_port
 from gunicorn_zdt.drill.report import summarize, svg_report, termination_report, text_report
 from gunicorn_zdt.drill.rollout import Deployment
@@ -156,13 +150,13 @@ def test_command_template_needs_port() -> None:
     [
         (TimeoutError(), True, True, False, False, "timeout"),
         (ConnectionResetError(), True, True, False, False, "keepalive_race"),
-        (_NoResponse(), True, True, False, False, "keepalive_race"),
-        (_NoResponse(), True, False, False, False, "closed"),  # POST: nobody retries it
+        (NoResponse(), True, True, False, False, "keepalive_race"),
+        (NoResponse(), True, False, False, False, "closed"),  # POST: nobody retries it
         (ConnectionResetError(), True, True, True, False, "reset"),  # bytes had arrived
         (ConnectionResetError(), False, True, False, True, "refused"),
         (ConnectionRefusedError(), False, True, False, False, "refused"),
         (BrokenPipeError(), False, False, False, False, "reset"),
-        (_NoResponse(), False, True, False, False, "closed"),
+        (NoResponse(), False, True, False, False, "closed"),
         (ValueError(), False, True, True, False, "other"),
     ],
 )

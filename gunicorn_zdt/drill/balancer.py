@@ -482,17 +482,6 @@ class _Stream:
             yield piece
 
 
-def make_service(mode: str, timeline: Timeline, **kw: Any) -> Service:
-    """The Service model called ``mode``; ``haproxy*`` also needs ``groups`` and ``work_dir``."""
-    if mode.startswith("haproxy"):
-        from .haproxy import HAProxyService
-
-        return HAProxyService(timeline, retries=mode == "haproxy-retry", **kw)
-    kw.pop("groups", None)
-    kw.pop("work_dir", None)
-    return Service(mode, timeline, **kw)
-
-
 def _proxy_error(status: bytes, text: bytes) -> tuple[bytes, list[tuple[bytes, bytes]], bytes]:
     return status, [(b"Content-Type", b"text/plain"), (b"X-Drill-Proxy", b"error")], text
 

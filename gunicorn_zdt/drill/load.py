@@ -32,22 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-FAILURE_CLASSES = (
-    "refused",
-    "reset",
-    "closed",
-    "timeout",
-    "5xx",
-    "keepalive_race",
-    "stream_reset",
-    "stream_cut",
-    "stream_timeout",
-    "other",
-)
-
-
-class _NoResponse(Exception):
-    """The server closed the connection before a complete response."""
+from .outcomes import NoResponse, Record, classify
+from .streams import StreamClient, StreamRecord
 
 
 @dataclass(frozen=True)
@@ -129,46 +115,10 @@ class ClientConnection:
         self.sock.settimeout(remaining)
         chunk = self.sock.recv(65536)
         if not chunk and not eof_ok:
-            raise _NoResponse("connection closed before a complete response")
+            raise NoResponse("connection closed before a complete response")
         if chunk:
             self.got_bytes = True
         return chunk
-
-
-def classify(
-    exc: BaseException, *, reused: bool, idempotent: bool, got_bytes: bool, refused: bool
-) -> str:
-    """The one failure class of a request that raised ``exc`` (see the module docstring)."""
-    if isinstance(exc, TimeoutError | socket.timeout):
-        return "timeout"
-    if reused and idempotent and not got_bytes:
-        return "keepalive_race"
-    if isinstance(exc, ConnectionRefusedError) or refused:
-        return "refused"
-    if isinstance(exc, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
-        return "reset"
-    if isinstance(exc, _NoResponse):
-        return "closed"
-    return "other"
-
-
-@dataclass(frozen=True)
-class Record:
-    """One request: start time (rehearsal seconds), duration and outcome."""
-
-    t: float
-    seconds: float
-    client: str
-    method: str
-    status: int  # 0 when there was no response
-    failure: str | None  # a FAILURE_CLASSES member, None for success
-    reused: bool
-    detail: str = ""
-
-    @property
-    def seen_at(self) -> float:
-        """When the outcome was known: a failure belongs here on the time axis."""
-        return self.t + self.seconds
 
 
 @dataclass(frozen=True)
@@ -214,7 +164,7 @@ class Load:
     run_id: str = field(default_factory=lambda: f"{random.getrandbits(32):08x}")
     records: list[Record] = field(default_factory=list)
     acked: list[str] = field(default_factory=list)
-    streams: list[Any] = field(default_factory=list)  # streams.StreamRecord
+    streams: list[StreamRecord] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -227,8 +177,6 @@ class Load:
             thread.start()
             self._threads.append(thread)
         if self.profile.stream_clients and self.profile.stream_path:
-            from .streams import StreamClient  # it imports this module
-
             for i in range(self.profile.stream_clients):
                 client = StreamClient(
                     f"stream-{i}",

@@ -8,7 +8,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from .load import FAILURE_CLASSES, Record
+from .outcomes import FAILURE_CLASSES, Record
 from .pods import Pod
 from .timeline import Event
 

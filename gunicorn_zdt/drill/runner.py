@@ -13,13 +13,14 @@ from typing import Any
 
 from .. import settings
 from ..settings import SettingError
-from .balancer import HealthCheck, make_service
+from .balancer import HealthCheck
 from .kubelet import Kubelet
 from .load import Load, LoadProfile, verify_writes
 from .manifest import DeploymentSpec
 from .pods import Pod, ProcessGroups, build_command, free_port, pod_environment
 from .report import summarize
 from .rollout import Deployment, RolloutError
+from .services import make_service
 from .streams import summarize_streams
 from .timeline import Timeline
 

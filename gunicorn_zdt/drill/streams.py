@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .load import Record, classify
+from .outcomes import Record, classify
 
 STREAM_FAILURE_CLASSES = ("stream_reset", "stream_cut", "stream_timeout")
 RECONNECT_EVENT = "reconnect"
