@@ -133,6 +133,8 @@ def test_propagation_boundary(prestop: float, drain: float, warns: bool) -> None
         (5, 6, True),
         (0, 5, False),  # no drain at all: nothing to outlive
         (5, 0, False),  # keep-alive off
+        (1, 1, True),  # one second each: still equal
+        (0.5, 2, True),  # a sub-second drain is a drain
     ],
 )
 def test_keepalive_boundary(drain: float, keepalive: float, warns: bool) -> None:
@@ -208,3 +210,32 @@ def test_timeline_without_prestop_nor_grace() -> None:
 def test_timeline_sorts_a_grace_period_shorter_than_the_stop() -> None:
     b = Budget(drain_seconds=5, graceful_timeout=20, grace_period_seconds=10)
     assert [t for t, _ in b.timeline()] == [0.0, 0, 5, 10, 25]
+
+
+def test_timeline_drain_minimum_equal_to_its_maximum_is_a_fixed_drain() -> None:
+    b = Budget(drain_seconds=5, graceful_timeout=20, drain_min_seconds=5)
+    assert b.timeline() == [
+        (0.0, "pod deleted: endpoint removal starts propagating"),
+        (0, "SIGTERM to the Gunicorn master: readiness 503, traffic still served"),
+        (5, "drain ends: listeners closed, workers finish in-flight requests"),
+        (25, "graceful_timeout deadline: Gunicorn SIGKILLs remaining workers"),
+    ]
+
+
+def test_timeline_adaptive_drain_shows_its_minimum_and_maximum() -> None:
+    b = Budget(drain_seconds=15, graceful_timeout=20, drain_min_seconds=5, prestop_seconds=1)
+    events = b.timeline()
+    assert (
+        6,
+        "drain minimum: the drain ends once no new connection came for the quiet period",
+    ) in events
+    assert (16, "drain maximum: listeners closed even if traffic still arrives") in events
+
+
+def test_grace_period_zero_is_reported_as_zero() -> None:
+    b = Budget(drain_seconds=0, graceful_timeout=3, grace_period_seconds=0, margin_seconds=0)
+    assert b.errors() == [
+        "terminationGracePeriodSeconds 0 < preStop 0 + drain 0 + graceful_timeout 3 + margin 0 "
+        "= 3; raise it to 3 (drain and preStop alone leave no room for graceful_timeout), so "
+        "the kubelet's SIGKILL cannot cut a request"
+    ]
