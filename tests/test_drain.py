@@ -222,3 +222,53 @@ def test_usr2_reexec_starts_a_new_master_that_is_ready(gunicorn, tmp_path) -> No
     os.kill(child, 0)  # still alive
     assert request(server.port, "/healthz/ready").status == 200
     os.kill(child, signal.SIGINT)
+
+
+def _raw_exchange(sock: socket.socket) -> tuple[bytes, bytes]:
+    """One GET /work?ms=0 on a raw socket: (status line and headers, body); b"" if closed."""
+    sock.sendall(b"GET /work?ms=0 HTTP/1.1\r\nHost: test\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data, b""
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(
+        line.split(b":", 1)[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+    ))  # fmt: skip
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head, body
+
+
+@pytest.mark.parametrize("worker_class", WORKER_CLASSES)
+def test_keep_alive_connection_is_closed_by_the_server_after_its_response_in_the_drain(
+    gunicorn, worker_class: str
+) -> None:
+    """On the wire, not through http.client (which drops a socket itself on Connection: close)."""
+    require_worker_class(worker_class)
+    server = gunicorn(
+        config=_config(worker_class, "workers = 1\nkeepalive = 30\n"),
+        env={"ZDT_DRAIN_SECONDS": "30"},
+    ).start()
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    with sock:
+        head, _ = _raw_exchange(sock)
+        assert head.startswith(b"HTTP/1.1 200"), head
+        if worker_class != "sync":  # keep-alive works before the drain: a second request
+            head, _ = _raw_exchange(sock)
+            assert head.startswith(b"HTTP/1.1 200"), head
+        else:  # sync closes every connection: nothing to keep
+            sock.close()
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        server.signal(signal.SIGTERM)
+        server.wait_for_log(r"gunicorn-zdt: SIGTERM: draining")
+        head, _ = _raw_exchange(sock)
+        assert head.startswith(b"HTTP/1.1 200"), head
+        assert b"connection: close" in head.lower(), head
+        # The server closed its end after the response: EOF, and a second request fails.
+        assert sock.recv(1) == b""
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            head, _ = _raw_exchange(sock)
+            assert head == b"", head
