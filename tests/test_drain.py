@@ -11,7 +11,14 @@ import time
 
 import pytest
 
-from tests.support import Response, request, require_worker_class, wait_until
+from tests.support import (
+    Response,
+    children,
+    request,
+    require_worker_class,
+    resumed_after,
+    wait_until,
+)
 
 WORKER_CLASSES = ["sync", "gthread", "gevent"]
 
@@ -178,10 +185,11 @@ def test_sighup_reload_keeps_ready_and_sigterm_still_drains(gunicorn) -> None:
     old = set(server.wait_workers(2))
     server.signal(signal.SIGHUP)
     _wait_replaced_by_reload(server, old)
-    assert server.get("/healthz/ready").status == 200
+    reloaded = server.wait_workers(2)
+    server.answers_from_every_worker("/healthz/ready", 200, reloaded)
     server.signal(signal.SIGTERM)
     server.wait_for_log("draining .* for at least 30 s")
-    assert server.get("/healthz/ready").status == 503
+    server.answers_from_every_worker("/healthz/ready", 503, reloaded)
 
 
 def test_sighup_during_drain_does_not_undo_it(gunicorn) -> None:
@@ -191,8 +199,7 @@ def test_sighup_during_drain_does_not_undo_it(gunicorn) -> None:
     server.wait_for_log("draining .* for at least 30 s")
     server.signal(signal.SIGHUP)
     _wait_replaced_by_reload(server, old)
-    for _ in range(10):
-        assert server.get("/healthz/ready").status == 503
+    server.answers_from_every_worker("/healthz/ready", 503, server.wait_workers(2))
     server.signal(signal.SIGTERM)
     assert server.wait_exit(15) == 0
 
@@ -213,9 +220,19 @@ def test_usr2_reexec_starts_a_new_master_that_is_ready(gunicorn, tmp_path) -> No
 
     child = wait_until(new_master, 20, "a new master from USR2", server.log)
     server.wait_for_log(r"Booting worker", count=4)
-    # Both generations answer ready; nothing flipped.
-    for _ in range(10):
-        assert server.get("/healthz/ready").status == 200
+    # The new master is a child of the old one, beside its workers.
+    old_workers = [pid for pid in server.wait_workers(3) if pid != child]
+    new_workers = wait_until(
+        lambda: w if len(w := children(child)) == 2 else [], 15, "the new master's workers"
+    )
+    # The new generation is not ready until its first checks ran: wait for that on its own
+    # (the old workers paused, so only the new ones accept) ...
+    for pid in old_workers:
+        os.kill(pid, signal.SIGSTOP)
+    with resumed_after(old_workers):
+        server.wait_ready()
+    # ... then both generations answer ready on every worker; nothing flipped.
+    server.answers_from_every_worker("/healthz/ready", 200, old_workers + new_workers)
     # Retire the old generation as an operator would: the new one keeps serving.
     server.signal(signal.SIGTERM)
     assert server.wait_exit(30) == 0
