@@ -99,6 +99,8 @@ def test_example_app_survives_two_rolling_updates_without_a_single_failure(
         # The drain held the pod for at least ZDT_DRAIN_SECONDS (5 x 0.2) after SIGTERM.
         assert pod["sigterm_to_exit_seconds"] >= 5 * SCALE, pod
         assert pod["readiness_failing_at"] is not None, pod
+        # ... and it failed by answering 503 (the flip), not by refusing the connection.
+        assert pod["readiness_failing_status"] == 503, pod
     # The shipped manifest probes the listener: every pod ran its own (the manifest's fixed
     # 8081 would have clashed; a restarted container keeps its pod's port), and the kubelet
     # probed it there, not on the app's port.

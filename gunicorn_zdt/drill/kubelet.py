@@ -109,7 +109,8 @@ class Kubelet:
             return
 
     # -- probes -----------------------------------------------------------------------------
-    def _probe(self, probe: Probe) -> bool:
+    def _probe(self, probe: Probe) -> tuple[bool, int | None]:
+        """(passed, HTTP status); the status is None for tcpSocket and for a connection error."""
         # Not time-scaled: a timeout is about the app's latency, which a shorter rehearsal
         # does not shrink.
         timeout = probe.timeout_seconds
@@ -117,23 +118,24 @@ class Kubelet:
         try:
             if probe.handler == "tcpSocket":
                 with socket.create_connection(("127.0.0.1", port), timeout=timeout):
-                    return True
+                    return True, None
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
             try:
                 conn.request("GET", probe.path or "/", headers={"User-Agent": "kube-probe/drill"})
-                return 200 <= conn.getresponse().status < 400
+                status = conn.getresponse().status
+                return 200 <= status < 400, status
             finally:
                 conn.close()
         except (OSError, http.client.HTTPException):
-            return False
+            return False, None
 
-    def _loop(self, probe: Probe, on_result: Callable[[bool], bool]) -> None:
+    def _loop(self, probe: Probe, on_result: Callable[[bool, int | None], bool]) -> None:
         """Probe every period until ``on_result`` returns False or the pod is gone."""
         if self._stop_probes.wait(self.s(probe.initial_delay_seconds)):
             return
         next_at = time.monotonic()
         while not self._stop_probes.is_set():
-            if not on_result(self._probe(probe)):
+            if not on_result(*self._probe(probe)):
                 return
             next_at += self.s(probe.period_seconds)
             self._stop_probes.wait(max(0.0, next_at - time.monotonic()))  # the probe period
@@ -148,7 +150,7 @@ class Kubelet:
         # seen soon) but the window, period x failureThreshold, keeps its manifest length.
         allowed = math.ceil(probe.failure_threshold / min(self.scale, 1.0))
 
-        def result(ok: bool) -> bool:
+        def result(ok: bool, _status: int | None) -> bool:
             nonlocal fails
             if ok:
                 self.timeline.record(self.pod.name, "started")
@@ -177,7 +179,7 @@ class Kubelet:
             return
         passes = fails = 0
 
-        def result(ok: bool) -> bool:
+        def result(ok: bool, status: int | None) -> bool:
             nonlocal passes, fails
             pod = self.pod
             if ok:
@@ -188,6 +190,7 @@ class Kubelet:
                 passes, fails = 0, fails + 1
                 if pod.terminating and pod.readiness_failed_at is None:
                     pod.readiness_failed_at = self.timeline.now()
+                    pod.readiness_failing_status = status
                     self.timeline.record(pod.name, "readiness-failing")
                 if pod.ready and fails >= probe.failure_threshold:
                     self._set_ready(False)
@@ -201,7 +204,7 @@ class Kubelet:
             return
         fails = 0
 
-        def result(ok: bool) -> bool:
+        def result(ok: bool, _status: int | None) -> bool:
             nonlocal fails
             if self.pod.terminating:
                 return False  # liveness does not restart a terminating pod

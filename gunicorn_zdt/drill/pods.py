@@ -142,6 +142,7 @@ class Pod:
     sigkilled: bool = False
     restarts: int = 0
     readiness_failed_at: float | None = None  # first failing readiness probe after deletion
+    readiness_failing_status: int | None = None  # its HTTP status; None: no answer
     _log: IO[bytes] | None = field(default=None, repr=False)
 
     @property

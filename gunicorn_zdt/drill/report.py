@@ -39,6 +39,7 @@ def pod_row(pod: Pod) -> dict[str, Any]:
         "created_at": pod.created_at,
         "deleted_at": pod.deleted_at,
         "readiness_failing_at": pod.readiness_failed_at,
+        "readiness_failing_status": pod.readiness_failing_status,  # 503: the drain's flip
         "sigterm_at": pod.sigterm_at,
         "exited_at": pod.exited_at,
         "exit_code": pod.exit_code,
