@@ -283,7 +283,9 @@ def _example_app(gunicorn, tmp: Path, url: str, workers: int, worker_class: str)
     ).start()
 
 
-def _outage_round(server: Gunicorn, proxy: SwitchableProxy, prober: Prober) -> dict:
+def _outage_round(
+    server: Gunicorn, proxy: SwitchableProxy, prober: Prober, workers: set[int]
+) -> dict:
     """Hang, refuse, pass; return what the probes saw (asserted by the caller)."""
     t0 = proxy.hang()
     # Every worker must answer 503 to every probe sent from t0 + timeout + cache period on.
@@ -291,6 +293,15 @@ def _outage_round(server: Gunicorn, proxy: SwitchableProxy, prober: Prober) -> d
     # 150/s: ~90 probes after the bound, so that each worker gets some (gthread workers
     # accept unevenly: the least busy of 4 got 8% of a burst; with 36 probes, often none).
     during = prober.paced(count=int((bound + 0.6) * 150), seconds=bound + 0.6)
+    # Still hung: keep probing until every worker answered at least one late probe (the
+    # kernel's accept spread can leave one out of a short window), at most 3 s more.
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline:
+        answered_by = prober.pids(during)
+        late_pids = {answered_by.get(p.tag) for p in during if p.sent - t0 >= bound}
+        if workers <= late_pids:
+            break
+        during += prober.paced(count=30, seconds=0.2)
     proxy.refuse()
     time.sleep(CACHE_PERIOD + 0.2)  # the outage's refusing phase lasts one check period
     proxy.pass_through()
@@ -331,7 +342,7 @@ def test_readiness_never_flaps_after_a_recovered_outage_and_fails_in_time_during
     server = _example_app(gunicorn, tmp_path, url, workers, worker_class)
     pids = set(server.wait_workers(workers))
     prober = Prober(server.port, tmp_path / "access.log")
-    results = [_outage_round(server, proxy, prober) for _ in range(rounds)]
+    results = [_outage_round(server, proxy, prober, pids) for _ in range(rounds)]
     report = "\n".join(f"round {i + 1}: {r}" for i, r in enumerate(results))
     print(report)
     for r in results:
