@@ -95,9 +95,16 @@ def hold_half_requests(
         now = time.monotonic()
         if status is not None and now >= next_report:
             next_report = now + 0.2
-            status.write_text(f"held={held} opened={opened} dropped={dropped}\n")
+            _publish(status, f"held={held} opened={opened} dropped={dropped}\n")
     for key in list(selector.get_map().values()):
         key.fileobj.close()  # type: ignore[union-attr]
+
+
+def _publish(status: Path, text: str) -> None:
+    """Replace the status file at once: a reader never sees it empty or half written."""
+    partial = status.with_name(status.name + ".partial")
+    partial.write_text(text)
+    os.replace(partial, status)
 
 
 def connect_close_storm(port: int, rate: int, seconds: float, status: Path | None) -> None:
@@ -114,8 +121,8 @@ def connect_close_storm(port: int, rate: int, seconds: float, status: Path | Non
     def report(finished: int) -> None:
         if status is not None:
             elapsed = time.monotonic() - start
-            status.write_text(
-                f"done={done} failed={failed} seconds={elapsed:.2f} finished={finished}\n"
+            _publish(
+                status, f"done={done} failed={failed} seconds={elapsed:.2f} finished={finished}\n"
             )
 
     for i in range(total):
