@@ -171,7 +171,9 @@ def test_one_address_holds_at_most_its_share_and_cannot_push_out_others(server, 
             stop_attacker(flood)
             for s in patient:
                 s.close()
-        assert held <= MAX_PER_PEER + len(patient), held
+        # The listener accepts a new connection, then sheds that address's oldest: at the
+        # instant fds are counted, one just-accepted connection may still be there.
+        assert held <= MAX_PER_PEER + len(patient) + 1, held
         assert answers == [b"HTTP/1.1 200 OK"] * len(patient)
 
 
