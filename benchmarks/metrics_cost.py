@@ -17,12 +17,10 @@ Usage (from the repository root)::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import http.client
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -34,6 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks._procs import rss_kib, terminate_group  # noqa: E402
 from benchmarks.throughput import python_load, wrk  # noqa: E402
 from gunicorn_zdt.drill.pods import free_port, pod_environment  # noqa: E402
 
@@ -84,13 +83,7 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=15)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
+        terminate_group(self.proc)
         self.log.close()
 
 
@@ -111,13 +104,6 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of ``pid`` so far (/proc/PID/stat fields 14 and 15)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 class Scraper:

@@ -20,7 +20,6 @@ Writes docs/results/throughput.md and throughput.json.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import http.client
 import json
 import os
@@ -38,6 +37,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks._procs import terminate_group  # noqa: E402
 from gunicorn_zdt.drill.load import ClientConnection  # noqa: E402
 from gunicorn_zdt.drill.pods import free_port, pod_environment  # noqa: E402
 
@@ -90,13 +90,7 @@ class Server:
         raise RuntimeError(f"gunicorn {config} did not become ready; see {self.log.name}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=15)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
+        terminate_group(self.proc)
         self.log.close()
 
 

@@ -306,3 +306,16 @@ class Gunicorn:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def slow_requests(port: int, n: int, ms: int) -> list[threading.Thread]:
+    """``n`` requests of ``ms`` each in flight on ``port``, each on its own connection."""
+
+    def slow() -> None:
+        with contextlib.suppress(OSError):
+            request(port, f"/work?ms={ms}", timeout=30)
+
+    threads = [threading.Thread(target=slow, daemon=True) for _ in range(n)]
+    for t in threads:
+        t.start()
+    return threads

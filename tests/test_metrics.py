@@ -6,13 +6,11 @@ Every number comes from shared memory; the tests load the app port with slow req
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -26,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from gunicorn_zdt import probe_server, state
 from gunicorn_zdt.drill.pods import free_port
 from tests.faults.helpers import PROBE_ENV, probe_port
-from tests.support import Gunicorn, request, wait_until
+from tests.support import Gunicorn, request, slow_requests, wait_until
 
 GTHREAD = 'worker_class = "gthread"\nthreads = 2\n'  # 2 workers x 2 threads
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
@@ -50,19 +48,6 @@ def samples(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 def value(port: int, name: str, **labels: str) -> float | None:
     return samples(port).get((name, tuple(sorted(labels.items()))))
-
-
-def slow_requests(port: int, n: int, ms: int) -> list[threading.Thread]:
-    """``n`` requests of ``ms`` each in flight on the app port, each on its own connection."""
-
-    def slow() -> None:
-        with contextlib.suppress(OSError):
-            request(port, f"/work?ms={ms}", timeout=30)
-
-    threads = [threading.Thread(target=slow, daemon=True) for _ in range(n)]
-    for t in threads:
-        t.start()
-    return threads
 
 
 def start(gunicorn: Any, **env: str) -> tuple[Gunicorn, int]:

@@ -5,10 +5,8 @@ Real Gunicorn masters with the probe listener (``ZDT_PROBE_BIND=127.0.0.1:0``).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import threading
 import time
 
 import pytest
@@ -24,22 +22,9 @@ from tests.faults.helpers import (
     status,
     timed,
 )
-from tests.support import request, require_worker_class, wait_until
+from tests.support import require_worker_class, slow_requests, wait_until
 
 KUBELET_TIMEOUT = 1.0  # the probe's default timeoutSeconds
-
-
-def _busy(port: int, n: int, ms: int) -> list[threading.Thread]:
-    """``n`` slow requests in flight (each on its own connection)."""
-
-    def slow() -> None:
-        with contextlib.suppress(OSError):
-            request(port, f"/work?ms={ms}", timeout=30)
-
-    threads = [threading.Thread(target=slow, daemon=True) for _ in range(n)]
-    for t in threads:
-        t.start()
-    return threads
 
 
 @pytest.mark.parametrize(
@@ -51,12 +36,14 @@ def _busy(port: int, n: int, ms: int) -> list[threading.Thread]:
     ],
     ids=["gthread", "sync", "gevent"],
 )
-def test_probes_answer_within_a_second_while_every_worker_thread_is_busy(gunicorn, config, slots):
+def test_probes_answer_within_a_second_while_every_worker_thread_isslow_requests(
+    gunicorn, config, slots
+):
     require_worker_class(config)
     server = gunicorn(config=config + "timeout = 20\n", env=PROBE_ENV).start()
     port = probe_port(server)
     wait_until(lambda: status(port, "/healthz/ready") == 200, 10, "listener ready", server.log)
-    threads = _busy(server.port, slots + 2, 3000)  # more than there are threads
+    threads = slow_requests(server.port, slots + 2, 3000)  # more than there are threads
     # The pool is saturated once an app-port probe cannot get a thread within the timeout.
     r, took = timed(server.port, "/healthz/live", timeout=KUBELET_TIMEOUT)
     assert r is None and took >= KUBELET_TIMEOUT, "the worker pool was not saturated"
@@ -145,7 +132,7 @@ def test_during_the_drain_live_200_ready_503_then_the_app_port_closes_and_the_li
     ).start()
     port, pid = probe_port(server), listener_pid(server)
     assert listening_ports(pid) == {port}  # not the app's socket: the stop really closes it
-    slow = _busy(server.port, 1, 3000)
+    slow = slow_requests(server.port, 1, 3000)
     wait_until(lambda: status(port, "/healthz/ready") == 200, 5, "ready")
     server.signal(signal.SIGTERM)
     wait_until(lambda: status(port, "/healthz/ready") == 503, 2, "ready 503 at once", server.log)
