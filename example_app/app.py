@@ -98,11 +98,8 @@ class Schema:
                     # answers "database is locked" at once to a reader that wants to write
                     # after another writer committed): look again, then retry after a
                     # pause, as a busy handler would.
-                    try:
-                        existing = inspect(self.engine)
-                        self.ready = all(existing.has_table(t) for t in Base.metadata.tables)
-                    except DBAPIError:  # the look itself met the lock: pause, then retry
-                        self.ready = False
+                    existing = inspect(self.engine)
+                    self.ready = all(existing.has_table(t) for t in Base.metadata.tables)
                     if not self.ready:
                         if not pauses:
                             raise
