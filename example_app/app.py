@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -98,12 +99,23 @@ class Schema:
                     # answers "database is locked" at once to a reader that wants to write
                     # after another writer committed): look again, then retry after a
                     # pause, as a busy handler would.
-                    existing = inspect(self.engine)
-                    self.ready = all(existing.has_table(t) for t in Base.metadata.tables)
+                    try:
+                        existing = inspect(self.engine)
+                        self.ready = all(existing.has_table(t) for t in Base.metadata.tables)
+                    except DBAPIError as look:
+                        # The look met a sibling's write lock: pause and retry. Anything
+                        # else (a server that is down) fails this check run at once.
+                        if not _sqlite_locked(look):
+                            raise
                     if not self.ready:
                         if not pauses:
                             raise
                         time.sleep(pauses.pop(0))
+
+
+def _sqlite_locked(error: DBAPIError) -> bool:
+    """SQLite's "database is locked": a sibling writes right now, not a broken database."""
+    return isinstance(error.orig, sqlite3.OperationalError) and "locked" in str(error.orig)
 
 
 def create_app(database_url: str | None = None) -> Flask:

@@ -90,6 +90,40 @@ def test_workers_of_every_pod_create_the_sqlite_schema_at_once_without_an_error(
         assert _race_schema_creation(f"sqlite:///{tmp_path / f'race{round_}.db'}") == ["ok"] * 6
 
 
+def test_schema_waits_out_a_siblings_lock_but_fails_at_once_when_the_database_is_gone(
+    tmp_path,
+) -> None:
+    import sqlite3
+    import threading
+    import time
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import DBAPIError
+
+    from example_app.app import Schema
+
+    path = tmp_path / "locked.db"
+    sibling = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    sibling.execute("BEGIN EXCLUSIVE")  # a sibling mid-write: every look answers "locked"
+    release = threading.Timer(0.3, sibling.execute, ("COMMIT",))
+    release.start()
+    try:
+        # timeout=0: no busy handler, so the schema's own pauses are what waits.
+        Schema(create_engine(f"sqlite:///{path}", connect_args={"timeout": 0})).ensure()
+    finally:
+        release.join()
+        sibling.close()
+    assert {"items"} <= {
+        r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master")
+    }
+
+    gone = Schema(create_engine(f"sqlite:///{tmp_path / 'missing-dir' / 'x.db'}"))
+    started = time.monotonic()
+    with pytest.raises(DBAPIError, match="unable to open"):
+        gone.ensure()
+    assert time.monotonic() - started < 1.0  # no pauses: 3.5 s of them would be spent here
+
+
 @pytest.mark.postgres
 def test_workers_of_every_pod_create_the_postgres_schema_at_once_without_an_error(postgres) -> None:
     from sqlalchemy import create_engine, text
