@@ -308,14 +308,23 @@ class Gunicorn:
         self.stop()
 
 
-def slow_requests(port: int, n: int, ms: int) -> list[threading.Thread]:
-    """``n`` requests of ``ms`` each in flight on ``port``, each on its own connection."""
+class SlowRequest(threading.Thread):
+    """One ``/work?ms=`` request on its own connection; ``status`` is None until it got an
+    answer (and stays None after a socket error), so a test can check how it ended."""
 
-    def slow() -> None:
+    def __init__(self, port: int, ms: int) -> None:
+        super().__init__(daemon=True)
+        self.port, self.ms = port, ms
+        self.status: int | None = None
+
+    def run(self) -> None:
         with contextlib.suppress(OSError):
-            request(port, f"/work?ms={ms}", timeout=30)
+            self.status = request(self.port, f"/work?ms={self.ms}", timeout=30).status
 
-    threads = [threading.Thread(target=slow, daemon=True) for _ in range(n)]
-    for t in threads:
-        t.start()
-    return threads
+
+def slow_requests(port: int, n: int, ms: int) -> list[SlowRequest]:
+    """``n`` requests of ``ms`` each in flight on ``port``, each on its own connection."""
+    requests = [SlowRequest(port, ms) for _ in range(n)]
+    for r in requests:
+        r.start()
+    return requests

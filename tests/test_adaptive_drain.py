@@ -75,9 +75,12 @@ def test_traffic_after_the_minimum_extends_the_drain_until_it_goes_quiet(
     report = _report(server)
     last_sent = sent[-1] - sigterm_at
     assert report["reason"] == drain.QUIET
-    assert report["last"] is not None and abs(report["last"] - last_sent) < 0.2, (report, last_sent)
-    # Ends within the quiet period (+ a tick and the response time) after the last arrival.
-    assert report["last"] + 1.0 <= report["drain"] < report["last"] + 1.0 + 0.4, report
+    # The master counts from its own SIGTERM, a moment after the test's clock: the last
+    # arrival it saw is the last one sent (0.15 s apart; the first was ~2.3 s earlier).
+    assert report["last"] is not None and abs(report["last"] - last_sent) < 0.5, (report, last_sent)
+    # Ends after the quiet period following the last arrival, and not much later (a tick
+    # plus margin; without the quiet rule it would run to the 6 s maximum).
+    assert report["last"] + 1.0 <= report["drain"] < report["last"] + 1.0 + 1.0, report
     assert report["arrived"] == len(sent), (report, len(sent))
     assert report["closed"] >= len(sent)
     assert report["cut"] == 0
@@ -109,7 +112,7 @@ def test_probes_alone_never_extend_the_drain(gunicorn, worker_class: str) -> Non
             stop.set()
     report = _report(server)
     assert (report["reason"], report["last"], report["arrived"]) == (drain.QUIET, None, 0)
-    assert 1.0 <= report["drain"] < 1.5, report
+    assert 1.0 <= report["drain"] < 2.5, report  # the 6 s maximum if probes counted
     assert time.monotonic() - sigterm_at < 6
 
 
@@ -119,7 +122,7 @@ def test_without_traffic_the_drain_ends_at_the_minimum(gunicorn) -> None:
     assert server.wait_exit(20) == 0
     report = _report(server)
     assert (report["reason"], report["arrived"], report["last"]) == (drain.QUIET, 0, None)
-    assert 1.0 <= report["drain"] < 1.3, report
+    assert 1.0 <= report["drain"] < 2.5, report  # at the minimum, far from the 6 s maximum
 
 
 def test_the_maximum_caps_a_drain_that_traffic_keeps_extending(gunicorn) -> None:
@@ -208,7 +211,8 @@ def test_a_connection_after_the_drain_is_refused_at_once_while_in_flight_work_fi
         # Logged right after every listening socket of the pod was shut (Gunicorn's stop()
         # runs a moment after the line above): from then on a connection is refused.
         server.wait_for_log("listeners shut: new connections are refused")
-        assert _refused_within(server.port, 1.0) < 0.1
+        # Refused, not dropped: a dropped SYN would wait out the 2 s connect timeout.
+        assert _refused_within(server.port, 2.0) < 1.0
         assert slow.result(10).status == 200
     assert server.wait_exit(20) == 0
     assert "Exception in worker process" not in server.log()

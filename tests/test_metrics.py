@@ -103,6 +103,7 @@ def test_in_flight_rises_while_slow_requests_run_and_falls_after(gunicorn):
     assert now[("gunicorn_zdt_threads_utilisation_ratio", ())] == 0.5
     for t in threads:
         t.join(10)
+    assert [t.status for t in threads] == [200, 200]
     wait_until(
         lambda: value(port, "gunicorn_zdt_requests_in_flight") == 0, 5, "0 in flight", server.log
     )
@@ -138,6 +139,7 @@ def test_phase_turns_draining_after_sigterm_then_stopping(gunicorn):
     assert ended is not None and ended - started >= 2 - 0.05, (started, ended)
     assert server.wait_exit(15) == 0
     slow[0].join(5)
+    assert slow[0].status == 200  # finished inside the graceful stop
 
 
 def test_without_prometheus_client_metrics_answer_501_with_the_fix_and_probes_still_answer(
@@ -250,6 +252,7 @@ def test_real_prometheus_sees_in_flight_under_load_and_the_drain_after_sigterm(
     assert float(rising[0]["value"][1]) > 0
     for t in load:
         t.join(10)
+    assert [t.status for t in load] == [200] * 4
 
     server.signal(signal.SIGTERM)
     draining = wait_until(

@@ -183,6 +183,7 @@ def test_startup_checks_gate_startup_and_readiness() -> None:
     assert client.get("/healthz/ready").status_code == 200
     warmed.clear()  # a startup check gates the start only, never again after it
     assert client.get("/healthz/ready").status_code == 200
+    assert client.get("/healthz/startup").status_code == 200
 
 
 def test_startup_is_pod_wide_once_any_worker_started_readiness_once_every_worker_did(

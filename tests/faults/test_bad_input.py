@@ -103,7 +103,9 @@ def test_silent_and_half_open_clients_do_not_block_the_listener(server):
         started = time.monotonic()
         for _ in range(10):
             assert status(server.probe_port, "/healthz/live", timeout=1) == 200
-        assert time.monotonic() - started < 1.0
+        # Each probe already had 1 s (the kubelet's timeout); together well under a second
+        # each, with margin for a busy machine: a blocked listener would time out instead.
+        assert time.monotonic() - started < 5.0
     finally:
         for s in idle:
             s.close()

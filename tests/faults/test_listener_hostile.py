@@ -240,7 +240,7 @@ def test_bad_input_is_answered_or_dropped_by_the_deadline_while_probes_answer(
     else:
         assert data == b"", data[:200]
         if expect == "closed at once":
-            assert took < 0.5, took
+            assert took < CLIENT_SECONDS / 2, took  # not left to the 2 s client deadline
         else:
             assert took >= CLIENT_SECONDS - 0.2, took
 

@@ -36,9 +36,7 @@ KUBELET_TIMEOUT = 1.0  # the probe's default timeoutSeconds
     ],
     ids=["gthread", "sync", "gevent"],
 )
-def test_probes_answer_within_a_second_while_every_worker_thread_isslow_requests(
-    gunicorn, config, slots
-):
+def test_probes_answer_within_a_second_while_every_worker_thread_is_busy(gunicorn, config, slots):
     require_worker_class(config)
     server = gunicorn(config=config + "timeout = 20\n", env=PROBE_ENV).start()
     port = probe_port(server)
@@ -53,9 +51,12 @@ def test_probes_answer_within_a_second_while_every_worker_thread_isslow_requests
             r, took = timed(port, path, timeout=KUBELET_TIMEOUT)
             assert r is not None and r.status == 200, (path, r, server.log())
             worst[path] = max(worst.get(path, 0.0), took)
-    assert max(worst.values()) < 0.25, worst
+    # Each answer came within the kubelet's 1 s timeout (timed() gave up there otherwise).
+    assert max(worst.values()) < KUBELET_TIMEOUT, worst
+    # The slow requests that saturated the pool were served, not dropped to make room.
     for t in threads:
         t.join(20)
+    assert [t.status for t in threads] == [200] * len(threads)
 
 
 def test_liveness_fails_when_the_master_loop_is_stuck_and_recovers(gunicorn):
@@ -144,6 +145,7 @@ def test_during_the_drain_live_200_ready_503_then_the_app_port_closes_and_the_li
     assert status(port, "/healthz/ready") == 503
     assert server.wait_exit(15) == 0
     slow[0].join(5)
+    assert slow[0].status == 200  # the in-flight request finished inside the graceful stop
     assert gone(pid) and refused(port)
 
 
