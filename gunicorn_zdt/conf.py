@@ -15,8 +15,9 @@ take precedence over this module. Import from it to start your own config::
 from __future__ import annotations
 
 import os
+from typing import Any
 
-from gunicorn_zdt.hooks import install
+from gunicorn_zdt.hooks import install, integration_problem
 
 
 def _positive_int(name: str, default: str) -> int:
@@ -42,7 +43,21 @@ PROBE_BIND = "0.0.0.0:8081"
 
 install(globals(), probe_bind=PROBE_BIND)
 
-# Star-importers get the settings and install, not our hooks: a hook of theirs defined
-# above the star import would otherwise be replaced silently. Their own install(globals())
-# adds the hooks, chains theirs and re-derives graceful_timeout.
-__all__ = ["PROBE_BIND", "bind", "install", "keepalive", "workers"]
+
+def nworkers_changed(server: Any, new_value: int, old_value: int | None) -> None:
+    """The guard a star-importer gets: a config that never calls install(globals()).
+
+    Gunicorn calls this hook while it sets up, before any listener or worker (``old_value``
+    is None then); a config without our hooks would start with the drain off. On a later
+    change (TTIN/TTOU, a reload) it leaves the running server alone.
+    """
+    problem = integration_problem(server.cfg)
+    if problem and old_value is None:
+        raise RuntimeError(problem)  # Gunicorn prints "Error: ..." and exits 1
+
+
+# Star-importers get the settings, install and the guard above, not our other hooks: a hook
+# of theirs defined above the star import would otherwise be replaced silently. Their own
+# install(globals()) adds the hooks, chains theirs and re-derives graceful_timeout. (Their
+# own nworkers_changed, defined below the star import, replaces the guard.)
+__all__ = ["PROBE_BIND", "bind", "install", "keepalive", "nworkers_changed", "workers"]

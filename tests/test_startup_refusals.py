@@ -69,12 +69,6 @@ def _refusal(server: Gunicorn) -> str:
             "every hook was redefined after it): add `from gunicorn_zdt.hooks import install` "
             "and `install(globals())` as its last line",
             id="star-import-without-install",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="known gap (reported): a config that star-imports gunicorn_zdt.conf "
-                "and never calls install(globals()) starts with the drain off; nothing of "
-                "ours runs in the master to refuse it",
-            ),
         ),
         pytest.param(
             INSTALL,
