@@ -30,6 +30,7 @@ from gunicorn_zdt.drill.manifest import (
     parse_deployment,
 )
 from gunicorn_zdt.drill.outcomes import NoResponse, Record, classify
+from gunicorn_zdt.drill.pinning import Use, keepalive_pinning
 from gunicorn_zdt.drill.pods import build_command, free_port
 from gunicorn_zdt.drill.report import summarize, svg_report, termination_report, text_report
 from gunicorn_zdt.drill.rollout import Deployment
@@ -176,10 +177,13 @@ def test_failure_classes(
 class Backend(TcpServer):
     """An HTTP/1.1 keep-alive server answering ``<name>`` to every request, in a thread."""
 
-    def __init__(self, name: str, status: int = 200, drop_second: bool = False) -> None:
+    def __init__(
+        self, name: str, status: int = 200, drop_second: bool = False, closing: bool = False
+    ) -> None:
         self.name = name
         self.status = status
         self.drop_second = drop_second  # close, unanswered, each connection's 2nd request
+        self.closing = closing  # answer with Connection: close and close, as a draining pod
         self.requests = 0
         super().__init__()
 
@@ -203,10 +207,14 @@ class Backend(TcpServer):
                     conn.close()  # the keep-alive race, made deterministic
                     return
                 body = self.name.encode()
+                close = "Connection: close\r\n" if self.closing else ""
                 conn.sendall(
-                    f"HTTP/1.1 {self.status} X\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                    f"HTTP/1.1 {self.status} X\r\nContent-Length: {len(body)}\r\n{close}\r\n".encode()
                     + body
                 )
+                if self.closing:
+                    conn.close()
+                    return
         except OSError:
             return
 
@@ -466,6 +474,145 @@ def test_idempotent_failure_on_reused_connection_is_a_keepalive_race(
     # keep-alive: requests 2 and 4 hit a reused connection that the server closed unanswered;
     # fresh connections never carry a second request.
     assert failed == [("keepalive-get", "keepalive_race", True)] * 2
+
+
+# -- keep-alive pinning (issue 16) -----------------------------------------------------------
+_TERM, _SEEN = {"p": 10.0}, {"p": 10.5}  # pod p: SIGTERM at 10.0, readiness 503 seen at 10.5
+
+
+def _uses(*rows: tuple[int, float, bool]) -> list[Use]:
+    return [Use(conn, "p", t, close) for conn, t, close in rows]
+
+
+@pytest.mark.parametrize(
+    ("uses", "expected"),
+    [
+        # Correct must_close: the first request started after the 503 was seen is answered
+        # Connection: close, the client reconnects elsewhere.
+        (_uses((1, 9.0, False), (1, 10.6, True)), (1, 1, 0, 0)),
+        # The request in flight at the flip (started before the 503 was seen) may come back
+        # keep-alive; the one after it closes: nothing pinned, whatever the timing.
+        (_uses((1, 10.1, False), (1, 10.4, False), (1, 10.6, True)), (1, 1, 0, 0)),
+        # No must_close: every request after the first one started once the drain was seen.
+        (
+            _uses((1, 9.0, False), (1, 10.6, False), (1, 10.7, False), (1, 10.8, False)),
+            (1, 0, 1, 2),
+        ),
+        # Started exactly when the 503 was seen: its response had to close the connection.
+        (_uses((1, 10.5, False), (1, 10.6, False)), (1, 0, 1, 1)),
+        # Per connection, not per pod: two connections with one late request each (and a
+        # request of another pod) are not pinned, though the pod served two after the 503.
+        ([*_uses((1, 10.6, True), (2, 10.7, True)), Use(3, "q", 10.8, False)], (2, 2, 0, 0)),
+        # Unordered input: sorted by start time within its connection.
+        (_uses((1, 10.8, False), (1, 10.6, False), (1, 9.0, False)), (1, 0, 1, 1)),
+        # Before the SIGTERM: not a connection of the drain at all.
+        (_uses((1, 5.0, False), (1, 6.0, False)), (0, 0, 0, 0)),
+    ],
+)
+def test_pinning_counts_requests_after_one_that_started_once_the_drain_was_seen(
+    uses: list[Use], expected: tuple[int, int, int, int]
+) -> None:
+    got = keepalive_pinning(uses, _TERM, _SEEN, measured_at="client")
+    keys = ("connections_after_sigterm", "closed_by_pod", "pinned_connections", "pinned_requests")
+    assert tuple(got[k] for k in keys) == expected, got
+    assert len(got["list"]) == got["pinned_connections"]
+
+
+def test_pinning_needs_the_drain_to_have_been_seen_and_a_visible_connection() -> None:
+    late = _uses((1, 10.6, False), (1, 10.7, False))
+    unseen = keepalive_pinning(late, _TERM, {}, measured_at="client")  # readiness never 503
+    assert (unseen["connections_after_sigterm"], unseen["pinned_requests"]) == (1, 0)
+    hidden = keepalive_pinning(late, _TERM, _SEEN, measured_at=None)  # HAProxy
+    assert (hidden["pinned_requests"], hidden["list"]) == (None, [])
+    result = summarize(**{**_summary_args(), "pinning": hidden})
+    assert result["passed"] and "keep-alive pinning: not measured" in text_report(result)
+    row = keepalive_pinning(late, _TERM, _SEEN, measured_at="client")["list"][0]
+    assert row == {
+        "pod": "p", "connection": 1, "opened_at": 10.6, "drain_seen_at": 10.5,
+        "pinned_requests": 1, "first_pinned_at": 10.7, "last_pinned_at": 10.7,
+    }  # fmt: skip
+
+
+def test_load_records_the_pod_and_connection_of_every_keepalive_request(
+    backends: list[Backend],
+) -> None:
+    """Through the L4 model: one connection per keep-alive client while the pod keeps it
+    open, a new one after each Connection: close; fresh-connection clients are not kept."""
+    a, b = Backend("a"), Backend("b", closing=True)
+    backends += [a, b]
+    for backend in (a, b):
+        service = _service("kube-proxy")
+        try:
+            service.pod_ready(backend.name, backend.port)
+            assert service.wait_endpoints(1, timeout=5)
+            profile = LoadProfile(clients_per_kind=1, max_requests_per_client=4)
+            load = Load(service.port, profile, Timeline().now, pod_of=service.pod_of)
+            load.start()
+            wait_until(lambda load=load: len(load.records) >= 8, 10, "two clients x four")
+            load.stop()
+        finally:
+            service.stop()
+        assert not [r for r in load.records if r.failure]
+        assert len(load.uses) == 4  # the keep-alive client's four requests
+        assert {u.pod for u in load.uses} == {backend.name}
+        assert [u.server_close for u in load.uses] == [backend.closing] * 4
+        assert len({u.connection for u in load.uses}) == (4 if backend.closing else 1)
+
+
+def test_l7_records_its_upstream_connections_for_the_pinning_count(
+    backends: list[Backend],
+) -> None:
+    a = Backend("a")
+    backends.append(a)
+    service = _service("l7")
+    try:
+        service.pod_ready("a", a.port)
+        assert service.wait_endpoints(1, timeout=5)
+        for _ in range(3):  # three clients, one pooled upstream connection
+            assert _get(ClientConnection(service.port, 5)) == b"a"
+    finally:
+        service.stop()
+    assert [(u.pod, u.server_close) for u in service.upstream_uses] == [("a", False)] * 3
+    assert len({u.connection for u in service.upstream_uses}) == len(a.conns) == 1
+
+
+def test_a_pinned_connection_fails_the_drill_and_is_listed() -> None:
+    pinning = keepalive_pinning(
+        _uses((1, 10.6, False), (1, 10.7, False)), _TERM, _SEEN, measured_at="client"
+    )
+    result = summarize(
+        settings=describe_settings(DrillOptions(command="x {port}", spec=DeploymentSpec())),
+        records=[Record(10.6, 0.01, "keepalive-get", "GET", 200, None, False)],
+        acked=0,
+        lost=[],
+        unverified=[],
+        pods=[],
+        events=[],
+        service_stats={},
+        duration_seconds=12.0,
+        pinning=pinning,
+    )
+    assert (result["failures"], result["passed"]) == (0, False)
+    assert result["keepalive_pinning"]["pinned_requests"] == 1
+    text = text_report(result)
+    assert "drain was visible (readiness 503): 1 connections, 1 requests" in text
+    assert "p       connection 1" in text and text.endswith("FAILED")
+    clean = dict(pinning, pinned_connections=0, pinned_requests=0, list=[])
+    assert summarize(**{**_summary_args(), "pinning": clean})["passed"]
+
+
+def _summary_args() -> dict:
+    return {
+        "settings": describe_settings(DrillOptions(command="x {port}", spec=DeploymentSpec())),
+        "records": [Record(0.5, 0.01, "fresh-get", "GET", 200, None, False)],
+        "acked": 0,
+        "lost": [],
+        "unverified": [],
+        "pods": [],
+        "events": [],
+        "service_stats": {},
+        "duration_seconds": 3.0,
+    }
 
 
 def _result(records: list[Record] | None = None, events: list[Event] | None = None) -> dict:

@@ -89,6 +89,15 @@ def test_example_app_survives_two_rolling_updates_without_a_single_failure(
         "failure_list"
     ][:10]
     assert set(result["failures_by_class"].values()) == {0}
+    # No keep-alive connection stayed pinned to a draining pod (issue 16): once a pod's
+    # readiness answered 503, each request the clients started on a connection to it got
+    # Connection: close (the pre_request hook's req.must_close), so none carried a second
+    # one. Without must_close nothing fails during the drain, only this count shows it.
+    pinning = result["keepalive_pinning"]
+    assert pinning["measured_at"] == "client"  # L4: the clients' connections are the pods'
+    assert pinning["connections_after_sigterm"] > 0, pinning  # keep-alive reached the drains
+    assert (pinning["pinned_connections"], pinning["pinned_requests"]) == (0, 0), pinning
+    assert all(p["drain_seen_at"] is not None for p in result["pods"] if p["deleted_at"])
     assert result["passed"]
     assert result["requests"] > 1000
     assert result["writes_acknowledged"] > 300

@@ -29,15 +29,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import random
 import socket
 import struct
 import threading
 import time
+import weakref
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from .pinning import Use
 from .timeline import Timeline
 
 MODES = ("kube-proxy", "l7", "health-check", "haproxy", "haproxy-retry")
@@ -117,6 +120,13 @@ class Service:
         self.connections: defaultdict[str, int] = defaultdict(int)  # new connections per pod
         self.routes: dict[int, str] = {}  # L4: open client connection (source port) -> pod
         self.upstream_failures: defaultdict[str, int] = defaultdict(int)  # l7: kind -> count
+        # l7: every request sent upstream, with its upstream connection's serial (behind a
+        # proxy the pinning that matters is between it and the pod, see pinning.py);
+        # HAProxy's connections are not seen.
+        self.upstream_uses: list[Use] = []
+        self._upstream_serial: weakref.WeakKeyDictionary[asyncio.StreamWriter, int]
+        self._upstream_serial = weakref.WeakKeyDictionary()
+        self._serials = itertools.count(1)
         self._lock = threading.Lock()
         self._last_change: dict[str, float] = {}
         self._loop = asyncio.new_event_loop()
@@ -397,7 +407,10 @@ class Service:
                 self.upstream_failures["connect"] += 1
                 return _proxy_error(b"502 Bad Gateway", b"upstream connect failed")
             self.connections[ep.name] += 1
+            self._upstream_serial[conn[1]] = next(self._serials)
         up_reader, up_writer = conn
+        serial = self._upstream_serial.get(up_writer, -1)
+        started = self.timeline.now()
         lines = [method + b" " + target + b" HTTP/1.1"]
         lines += [k + b": " + v for k, v in headers.items() if k not in _HOP_BY_HOP]
         lines.append(b"Content-Length: " + str(len(body)).encode())
@@ -413,9 +426,11 @@ class Service:
                 status = status_line.split(b" ", 1)[1]
                 if resp_headers.get(b"content-type", b"").lower().startswith(b"text/event-stream"):
                     kept = [(k, v) for k, v in resp_headers.items() if k not in _HOP_BY_HOP]
+                    self.upstream_uses.append(Use(serial, ep.name, started, server_close=False))
                     return status, kept, _Stream(up_reader, up_writer, resp_headers)
                 resp_body, keep = await _read_body(up_reader, method, status, resp_headers)
         except (ConnectionError, OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
+            self.upstream_uses.append(Use(serial, ep.name, started, server_close=False))
             _close(up_writer)
             if got_bytes:
                 self.upstream_failures["mid-response"] += 1
@@ -423,6 +438,7 @@ class Service:
             kind = "reused keep-alive connection" if reused else "new connection"
             self.upstream_failures[kind] += 1
             return _proxy_error(b"502 Bad Gateway", f"upstream failed ({kind})".encode())
+        self.upstream_uses.append(Use(serial, ep.name, started, server_close=not keep))
         if keep and ep in self.endpoints:
             pool.append((up_reader, up_writer, time.monotonic()))
         else:

@@ -192,6 +192,11 @@ class Kubelet:
                     pod.readiness_failed_at = self.timeline.now()
                     pod.readiness_failing_status = status
                     self.timeline.record(pod.name, "readiness-failing")
+                if status == 503 and pod.sigterm_at is not None and pod.drain_seen_at is None:
+                    # After SIGTERM a 503 is the drain's flip (as readiness_failing_status):
+                    # from now on every request the pod starts must get Connection: close,
+                    # what pinning.py counts on. A refusal or a timeout shows no flip.
+                    pod.drain_seen_at = self.timeline.now()
                 if pod.ready and fails >= probe.failure_threshold:
                     self._set_ready(False)
             return True

@@ -19,10 +19,15 @@ add ``stream_reset``, ``stream_cut`` and ``stream_timeout`` (see ``streams.py``)
 
 Every POST that got 200/201 is an acknowledged write; after the rehearsal each one
 must be readable (:func:`verify_writes`), else it is a lost write.
+
+Every request of a keep-alive client is also kept as a :class:`~.pinning.Use` (which
+connection, which pod, whether the response said ``Connection: close``) when the Service
+names the pod of a client connection (the L4 models): what ``pinning.py`` counts.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import socket
@@ -33,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .outcomes import NoResponse, Record, classify
+from .pinning import Use
 from .streams import StreamClient, StreamRecord
 
 
@@ -46,11 +52,13 @@ class Response:
 class ClientConnection:
     """One HTTP/1.1 connection to 127.0.0.1:port that records how far a response got."""
 
-    def __init__(self, port: int, timeout: float) -> None:
+    def __init__(self, port: int, timeout: float, serial: int = 0) -> None:
         self.port = port
         self.timeout = timeout
+        self.serial = serial  # unique per connection within one Load
         self.sock: socket.socket | None = None
         self.local_port = 0
+        self.pod: str | None = None  # the pod the Service routed it to, once known
         self.requests = 0  # completed requests on this connection
         self.got_bytes = False  # any byte of the current response arrived
 
@@ -165,6 +173,8 @@ class Load:
     records: list[Record] = field(default_factory=list)
     acked: list[str] = field(default_factory=list)
     streams: list[StreamRecord] = field(default_factory=list)
+    uses: list[Use] = field(default_factory=list)  # keep-alive clients' requests, pod known
+    _serials: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -207,7 +217,7 @@ class Load:
 
     def _client(self, name: str, kind: str, op: str, keepalive: bool) -> None:
         p = self.profile
-        conn = ClientConnection(self.port, p.timeout_seconds)
+        conn = ClientConnection(self.port, p.timeout_seconds, next(self._serials))
         for n in range(p.max_requests_per_client):
             if self._stop.is_set():
                 break
@@ -222,6 +232,7 @@ class Load:
             reused = conn.requests > 0 and conn.sock is not None
             start = self.now()
             failure, status, detail, close = None, 0, "", not keepalive
+            server_close = False
             try:
                 response = conn.request(method, path, body)
             except Exception as exc:
@@ -237,7 +248,8 @@ class Load:
                     detail = f"the pod refused the connection (balancer reset it: {detail})"
             else:
                 status = response.status
-                close = close or not response.keep_alive
+                server_close = not response.keep_alive
+                close = close or server_close
                 if status >= 500:
                     failure = "5xx"
                     detail = response.body[:120].decode(errors="replace")
@@ -248,11 +260,17 @@ class Load:
                 round(start, 4), round(self.now() - start, 4), kind, method, status, failure,
                 reused, detail,
             )  # fmt: skip
+            if keepalive and conn.pod is None and conn.sock is not None:
+                # Asked while the connection is still open: the L4 models forget the route
+                # when it closes. ``l7`` and HAProxy answer None (pod chosen per request).
+                conn.pod = self.pod_of(conn.local_port)
             with self._lock:
                 self.records.append(record)
+                if keepalive and conn.pod is not None:
+                    self.uses.append(Use(conn.serial, conn.pod, record.t, server_close))
             if close:
                 conn.close()
-                conn = ClientConnection(self.port, p.timeout_seconds)
+                conn = ClientConnection(self.port, p.timeout_seconds, next(self._serials))
             self._stop.wait(p.think_seconds)  # modelled: the client's think time
         conn.close()
 

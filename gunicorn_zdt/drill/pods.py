@@ -143,6 +143,7 @@ class Pod:
     restarts: int = 0
     readiness_failed_at: float | None = None  # first failing readiness probe after deletion
     readiness_failing_status: int | None = None  # its HTTP status; None: no answer
+    drain_seen_at: float | None = None  # first readiness answer 503 after SIGTERM
     _log: IO[bytes] | None = field(default=None, repr=False)
 
     @property

@@ -40,6 +40,7 @@ def pod_row(pod: Pod) -> dict[str, Any]:
         "deleted_at": pod.deleted_at,
         "readiness_failing_at": pod.readiness_failed_at,
         "readiness_failing_status": pod.readiness_failing_status,  # 503: the drain's flip
+        "drain_seen_at": pod.drain_seen_at,  # first readiness 503 after SIGTERM (pinning.py)
         "sigterm_at": pod.sigterm_at,
         "exited_at": pod.exited_at,
         "exit_code": pod.exit_code,
@@ -78,8 +79,10 @@ def summarize(
     service_stats: dict[str, Any],
     duration_seconds: float,
     streams: dict[str, Any] | None = None,
+    pinning: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     failures = [r for r in records if r.failure]
+    pinned = bool(pinning and pinning["pinned_requests"])
     by_class = Counter(r.failure for r in failures)
     deletions = sorted((e.t, e.pod) for e in events if e.kind == "deleted")
     failure_rows = []
@@ -109,7 +112,7 @@ def summarize(
         row["requests"] += 1
         row["failures"] += bool(r.failure)
     return {
-        "passed": not failures and not lost and not unverified,
+        "passed": not failures and not lost and not unverified and not pinned,
         "settings": settings,
         "duration_seconds": round(duration_seconds, 3),
         "requests": len(records),
@@ -122,6 +125,7 @@ def summarize(
         "lost_write_ids": lost[:50],
         "unverified_writes": len(unverified),
         "streams": streams,  # streams.summarize_streams; None without stream clients
+        "keepalive_pinning": pinning,  # pinning.keepalive_pinning; None: not computed
         "pods": [pod_row(p) for p in pods],
         "events": [e.__dict__ for e in events],
         "failure_list": failure_rows,
@@ -183,6 +187,37 @@ def _stream_lines(streams: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+_MEASURED_AT = {
+    "client": "the clients' connections (an L4 Service splices each to one pod)",
+    "l7-upstream": "the l7 proxy's connections to the pods",
+}
+
+
+def _pinning_lines(pinning: dict[str, Any] | None) -> list[str]:
+    if not pinning:
+        return []
+    if pinning["measured_at"] is None:
+        return [
+            "keep-alive pinning: not measured (this proxy's connections to the pods are not "
+            "visible to the drill)"
+        ]
+    p = pinning
+    lines = [
+        f"keep-alive pinning, on {_MEASURED_AT.get(p['measured_at'], p['measured_at'])}: "
+        f"{p['connections_after_sigterm']} used on a pod after its SIGTERM, "
+        f"{p['closed_by_pod']} closed by its Connection: close; still reused after the pod's "
+        f"drain was visible (readiness 503): {p['pinned_connections']} connections, "
+        f"{p['pinned_requests']} requests"
+    ]
+    for row in p["list"][:10]:
+        lines.append(
+            f"  {row['pod']:<7} connection {row['connection']:<5} opened t={row['opened_at']:.2f}"
+            f", drain seen t={row['drain_seen_at']:.2f}: {row['pinned_requests']} more requests "
+            f"t={row['first_pinned_at']:.2f}-{row['last_pinned_at']:.2f}"
+        )
+    return lines
+
+
 def text_report(result: dict[str, Any]) -> str:
     s = result["settings"]
     lines = [
@@ -203,6 +238,7 @@ def text_report(result: dict[str, Any]) -> str:
         f"writes acknowledged {result['writes_acknowledged']}, lost {result['lost_writes']}, "
         f"unverified {result['unverified_writes']}",
         *_stream_lines(result.get("streams")),
+        *_pinning_lines(result.get("keepalive_pinning")),
     ]
     if result["failure_list"]:
         lines += ["", "failures after pod deletions (first 20):"]

@@ -17,6 +17,7 @@ from .balancer import HealthCheck
 from .kubelet import Kubelet
 from .load import Load, LoadProfile, verify_writes
 from .manifest import DeploymentSpec
+from .pinning import keepalive_pinning
 from .pods import Pod, ProcessGroups, build_command, free_port, pod_environment
 from .report import summarize
 from .rollout import Deployment, RolloutError
@@ -248,6 +249,20 @@ def run_drill(opts: DrillOptions, log: Any = None) -> dict[str, Any]:
         groups.kill_all()
         runtime_root.cleanup()
     assert load is not None and deployment is not None
+    pods = [k.pod for k in deployment.kubelets]
+    # Where a keep-alive connection can stay pinned to a pod (see pinning.py): the client's own
+    # behind an L4 Service, the proxy's upstream one behind l7; HAProxy's are not visible.
+    measured_at, uses = {
+        "kube-proxy": ("client", load.uses),
+        "health-check": ("client", load.uses),
+        "l7": ("l7-upstream", service.upstream_uses),
+    }.get(service.mode, (None, []))
+    pinning = keepalive_pinning(
+        uses,
+        {p.name: p.sigterm_at for p in pods if p.sigterm_at is not None},
+        {p.name: p.drain_seen_at for p in pods if p.drain_seen_at is not None},
+        measured_at=measured_at,
+    )
     return summarize(
         settings=describe_settings(opts),
         records=sorted(load.records, key=lambda r: r.t),
@@ -257,8 +272,9 @@ def run_drill(opts: DrillOptions, log: Any = None) -> dict[str, Any]:
         ),
         lost=lost,
         unverified=unverified,
-        pods=[k.pod for k in deployment.kubelets],
+        pods=pods,
         events=timeline.events(),
+        pinning=pinning,
         service_stats={
             "new_connections_per_pod": dict(service.connections),
             "refused_for_clients": len(service.refused_ports),
