@@ -581,16 +581,12 @@ def test_a_pinned_connection_fails_the_drill_and_is_listed() -> None:
         _uses((1, 10.6, False), (1, 10.7, False)), _TERM, _SEEN, measured_at="client"
     )
     result = summarize(
-        settings=describe_settings(DrillOptions(command="x {port}", spec=DeploymentSpec())),
-        records=[Record(10.6, 0.01, "keepalive-get", "GET", 200, None, False)],
-        acked=0,
-        lost=[],
-        unverified=[],
-        pods=[],
-        events=[],
-        service_stats={},
-        duration_seconds=12.0,
-        pinning=pinning,
+        **{
+            **_summary_args(),
+            "records": [Record(10.6, 0.01, "keepalive-get", "GET", 200, None, False)],
+            "duration_seconds": 12.0,
+            "pinning": pinning,
+        }
     )
     assert (result["failures"], result["passed"]) == (0, False)
     assert result["keepalive_pinning"]["pinned_requests"] == 1
@@ -960,16 +956,11 @@ def test_a_stream_failure_counts_in_the_report_and_fails_the_drill() -> None:
         Record(1.0, 1.5, "stream", "GET", 200, "stream_cut", False, "no final event"),
     ]
     result = summarize(
-        settings=describe_settings(DrillOptions(command="x {port}", spec=DeploymentSpec())),
-        records=records,
-        acked=0,
-        lost=[],
-        unverified=[],
-        pods=[],
-        events=[],
-        service_stats={},
-        duration_seconds=3.0,
-        streams=summarize_streams([cut], path="/events", clients=1),
+        **{
+            **_summary_args(),
+            "records": records,
+            "streams": summarize_streams([cut], path="/events", clients=1),
+        }
     )
     assert not result["passed"]
     assert result["failures_by_class"]["stream_cut"] == 1
