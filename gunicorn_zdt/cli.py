@@ -23,19 +23,21 @@ from . import __version__, app_config, settings
 from . import lb as lb_presets
 from .app_config import ConfigLoadError, GunicornView
 from .budget import Budget
-from .k8s import ManifestError, Workload, read_documents, skipped_kinds, workloads
+from .k8s import Document, ManifestError, Workload, read_documents, skipped_kinds, workloads
 from .lb import LoadBalancer, LoadBalancerError
 from .plan import DrainPlan
 from .rules import ERROR, Pod, check_pod, make_pod
 from .timeline import render_svg, render_text
 
-__all__ = ["build_parser", "main"]
+__all__ = ["Analysis", "analyse_documents", "build_parser", "main"]
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
 
 @dataclass
-class _Analysis:
+class Analysis:
+    """The pods to check, and why the rest could not be."""
+
     pods: list[Pod]
     errors: list[str]  # input that could not be read: exit 2
     notes: list[str] = dataclasses.field(default_factory=list)  # objects skipped, no effect
@@ -57,25 +59,26 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _analyse(
-    paths: Sequence[str],
+def analyse_documents(
+    docs: Sequence[Document],
     config: str | None,
-    min_propagation: float | None,
-    stdin: IO[str] | None,
+    min_propagation: float | None = None,
     lb: LoadBalancer | None = None,
-) -> _Analysis:
-    docs, errors = read_documents(paths, stdin)
+) -> Analysis:
+    """A :class:`Pod` per Deployment or StatefulSet in ``docs``, its Gunicorn config loaded.
+
+    What ``check`` and ``timeline`` do once the manifests are read: each workload's
+    container command and env go to Gunicorn's loader (``config`` overrides the command's
+    ``-c``); a broken workload, a wrapper script without ``config`` or a config that does
+    not load is an error line instead of a pod.
+    """
+    errors: list[str] = []
     found: list[Workload] = []
     for item in workloads(docs):
         if isinstance(item, ManifestError):
             errors.append(str(item))
         else:
             found.append(item)
-    if not found and not errors:
-        errors.append(
-            f"{' '.join(paths)}: no Deployment or StatefulSet found; pass the files or folder "
-            "that hold your Deployment (or - for kustomize/helm output on stdin)"
-        )
     views: dict[Any, GunicornView] = {}
     pods = []
     for w in found:
@@ -100,7 +103,25 @@ def _analyse(
                 errors.append(message)
             continue
         pods.append(make_pod(w, views[key], docs, min_propagation, lb))
-    return _Analysis(pods, errors, skipped_kinds(docs))
+    return Analysis(pods, errors, skipped_kinds(docs))
+
+
+def _analyse(
+    paths: Sequence[str],
+    config: str | None,
+    min_propagation: float | None,
+    stdin: IO[str] | None,
+    lb: LoadBalancer | None = None,
+) -> Analysis:
+    docs, errors = read_documents(paths, stdin)
+    analysis = analyse_documents(docs, config, min_propagation, lb)
+    analysis.errors[:0] = errors  # the files that could not be read come first
+    if not analysis.pods and not analysis.errors:
+        analysis.errors.append(
+            f"{' '.join(paths)}: no Deployment or StatefulSet found; pass the files or folder "
+            "that hold your Deployment (or - for kustomize/helm output on stdin)"
+        )
+    return analysis
 
 
 def _cmd_check(args: argparse.Namespace) -> int:

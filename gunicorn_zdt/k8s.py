@@ -487,7 +487,7 @@ def _workload(doc: Document) -> Workload:
         for kind in ("readiness", "liveness", "startup")
     }
     strategy_key = "updateStrategy" if doc.kind == "StatefulSet" else "strategy"
-    return Workload(
+    workload = Workload(
         doc=doc,
         replicas=int(spec.get("replicas", 1)),
         replicas_set=spec.get("replicas") is not None,
@@ -513,6 +513,10 @@ def _workload(doc: Document) -> Workload:
             spec.get("progressDeadlineSeconds", DEFAULT_PROGRESS_DEADLINE_SECONDS)
         ),
     )
+    if workload.kind == "Deployment" and workload.strategy_type == "RollingUpdate":
+        # the rules and the drill resolve these: a malformed one is a ValueError, one line
+        rolling_update_limits(workload.replicas, workload.max_surge, workload.max_unavailable)
+    return workload
 
 
 def _neighbours(pod: Mapping[str, Any], app: Mapping[str, Any]) -> tuple[Neighbour, ...]:

@@ -103,9 +103,9 @@ class Pod:
         return Finding(doc.source, doc.ref, fld, severity, rule, message)
 
 
-def _resolve_or_default(name: str, env: dict[str, str], explicit: Any = None) -> Any:
+def _resolve_or_default(name: str, env: dict[str, str]) -> Any:
     try:
-        return settings.resolve(name, explicit, environ=env)
+        return settings.resolve(name, environ=env)
     except SettingError:
         return settings.BY_NAME[name].default  # reported by the zdt-env rule
 
@@ -305,7 +305,7 @@ def rule_pid1(pod: Pod) -> Iterator[Finding]:
             "instead of serving through the drain; run gunicorn directly (exec form) or use "
             "dumb-init --single-child",
         )
-    elif first == "tini" and {"-g", "-pg"} & own:
+    elif first == "tini" and _tini_process_group(own):
         yield pod.finding(
             "pid1",
             ERROR,
@@ -324,7 +324,7 @@ def rule_pid1(pod: Pod) -> Iterator[Finding]:
         )
     elif not (
         first == "gunicorn"
-        or (first.startswith("python") and words[1:3] == ["-m", "gunicorn"])
+        or (first.startswith("python") and _python_runs_gunicorn(words))
         or first in {"tini", "dumb-init"}
     ):
         yield pod.finding(
@@ -334,6 +334,32 @@ def rule_pid1(pod: Pod) -> Iterator[Finding]:
             f"gunicorn is started by {words[0]}: unless it execs gunicorn, SIGTERM reaches "
             f"{first} instead of Gunicorn; end it with exec, or run gunicorn directly",
         )
+
+
+def _tini_process_group(options: set[str]) -> bool:
+    """tini's ``-g`` among its own options, alone or in a cluster (``-sg``; ``-pg`` is -p g)."""
+    for option in sorted(options):
+        if option.startswith("--"):
+            continue
+        for letter in option[1:]:
+            if letter == "g":
+                return True
+            if letter in "pek":  # these take a value: the rest of the word is it
+                break
+    return False
+
+
+def _python_runs_gunicorn(words: Sequence[str]) -> bool:
+    """``python [OPTIONS] -m gunicorn ...``: the interpreter process is Gunicorn's arbiter."""
+    i = 1
+    while i < len(words):
+        word = words[i]
+        if word == "-m":
+            return words[i + 1 : i + 2] == ["gunicorn"]
+        if not word.startswith("-"):
+            return False  # a script: it may or may not exec gunicorn
+        i += 2 if word in {"-W", "-X"} else 1  # the options that take a separate value
+    return False
 
 
 def rule_bind(pod: Pod) -> Iterator[Finding]:
@@ -664,7 +690,21 @@ def rule_pdb(pod: Pod) -> Iterator[Finding]:
         return
     pdb = pdbs[0]
     replicas = pod.min_replicas
-    allowed = _pdb_allows(pdb, replicas)
+    try:
+        allowed = _pdb_allows(pdb, replicas)
+    except ValueError:
+        spec = pdb.obj.get("spec") or {}
+        key = "maxUnavailable" if spec.get("maxUnavailable") is not None else "minAvailable"
+        yield Finding(
+            pdb.source,
+            pdb.ref,
+            f"spec.{key}",
+            ERROR,
+            "pdb",
+            f"{key} {spec[key]!r} is not a number or percentage: the eviction API cannot use "
+            "this budget; use maxUnavailable: 1",
+        )
+        return
     if allowed is not None and allowed[1] <= 0:
         what, _ = allowed
         key = what.split()[0]
@@ -799,8 +839,8 @@ def rule_probe_listener(pod: Pod) -> Iterator[Finding]:
     if pod.workload.resolve_port(live.port) != pod.app_port:
         return
     cfg = pod.view.cfg
-    worker_class = str(getattr(cfg, "worker_class_str", "sync")).rsplit(".", 1)[-1].lower()
-    workers = getattr(cfg, "workers", 1)
+    worker_class = str(cfg.worker_class_str).rsplit(".", 1)[-1].lower()
+    workers = cfg.workers
     if worker_class in {"gevent", "geventworker", "eventlet", "eventletworker"}:
         busy = (
             f"{worker_class} is cooperative, but one CPU-bound request or blocking call stalls "
@@ -808,7 +848,8 @@ def rule_probe_listener(pod: Pod) -> Iterator[Finding]:
             "the rest"
         )
     else:
-        threads = getattr(cfg, "threads", 1) if worker_class not in {"sync", "syncworker"} else 1
+        # Gunicorn reports a sync worker with threads > 1 as gthread: sync shows 1 thread
+        threads = cfg.threads
         busy = f"{workers} workers x {threads} threads ({worker_class}) can all be busy"
     port = 8081 if 8081 not in pod.workload.container_ports else 18081
     fix = (

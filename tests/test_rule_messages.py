@@ -4,6 +4,14 @@ Each case edits tests/manifests/good.yaml twice: once so the message must appear
 line, and no other line of the same rule), once just across the edge so that it must not
 (where a rule compares numbers, the passing edit sits on the boundary: equal, or one over).
 The Gunicorn config is tests/manifests/gunicorn.conf.py, as in test_cli_check.py.
+
+The cases run below the command line, in memory: ``cli.analyse_documents`` (what ``check``
+does once the files are read) on the edited objects, then ``check_pod``. Gunicorn loads each
+distinct (command, env) once per process, when this module is imported, because a config
+load costs about 20 ms and these tables are the mutation run's tests of rules.py and k8s.py
+(pyproject.toml [tool.mutmut]): mutmut forks every mutant's run from a process that has
+imported this module. test_cli_check.py runs ``gunicorn-zdt check`` itself on files, and
+:func:`test_the_command_prints_the_same_lines` pins that the command prints these lines.
 """
 
 from __future__ import annotations
@@ -17,7 +25,11 @@ from typing import Any
 import pytest
 import yaml
 
-from gunicorn_zdt import cli
+from gunicorn_zdt import app_config, cli
+from gunicorn_zdt import lb as lb_presets
+from gunicorn_zdt.app_config import GunicornView
+from gunicorn_zdt.k8s import Document, Workload, workloads
+from gunicorn_zdt.rules import check_pod
 
 MANIFESTS = Path(__file__).resolve().parent / "manifests"
 CONF = str(MANIFESTS / "gunicorn.conf.py")
@@ -219,6 +231,66 @@ def statefulset(docs: Docs) -> dict[str, Any]:
     return of_kind(docs, "StatefulSet")
 
 
+def add_container(name: str, key: str = "containers", **fields: Any) -> Edit:
+    """Another container of the pod (``key``: containers or initContainers)."""
+
+    def edit(docs: Docs) -> None:
+        other = {"name": name, "image": f"{name}:1", **copy.deepcopy(fields)}
+        pod_spec(docs).setdefault(key, []).append(other)
+
+    return edit
+
+
+def liveness_tcp(docs: Docs) -> None:
+    container(docs)["livenessProbe"] = {"tcpSocket": {"port": "http"}, "timeoutSeconds": 2}
+
+
+def services_first(*services: dict[str, Any]) -> Edit:
+    """Services placed before good.yaml's own Service/app in the stream (edit it first)."""
+
+    def edit(docs: Docs) -> None:
+        at = docs.index(service(docs))
+        docs[at:at] = copy.deepcopy(list(services))
+
+    return edit
+
+
+def other_service(
+    name: str, selector: dict[str, str] | None, ports: list[Any], **meta: Any
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {"ports": ports}
+    if selector is not None:
+        spec["selector"] = selector
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, **meta}, "spec": spec}
+
+
+def http_route(*refs: dict[str, Any]) -> Edit:
+    """An HTTPRoute whose one rule sends to ``refs``."""
+    return add_doc(
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "HTTPRoute",
+            "metadata": {"name": "app"},
+            "spec": {"rules": [{"backendRefs": list(refs)}]},
+        }
+    )
+
+
+def ingress_default(port: dict[str, Any], namespace: str | None = None) -> Edit:
+    """An Ingress whose defaultBackend is Service/app ``port``."""
+    metadata: dict[str, Any] = {"name": "default"}
+    if namespace is not None:
+        metadata["namespace"] = namespace
+    return add_doc(
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": metadata,
+            "spec": {"defaultBackend": {"service": {"name": "app", "port": port}}},
+        }
+    )
+
+
 def to_statefulset(docs: Docs) -> None:
     """Deployment/app as a StatefulSet (updateStrategy instead of strategy)."""
     d = deployment(docs)
@@ -228,6 +300,12 @@ def to_statefulset(docs: Docs) -> None:
     d["spec"]["updateStrategy"] = {"type": "RollingUpdate"}
 
 
+SIDECAR_TAIL = (
+    ": a database or mesh proxy then takes the app's dependencies away in the middle of its "
+    "drain (writes and readiness checks fail for the wrong reason); make it a native sidecar "
+    "(move it to initContainers with restartPolicy: Always, Kubernetes >= 1.29: it stops "
+    "after the app), or give it a preStop sleep of 28 s or more"
+)
 LISTENER_WHY = (
     "routes users to the probe listener's port 8081 (ZDT_PROBE_BIND): probes and /metrics "
     "are for the kubelet and Prometheus, and anyone who can reach them can flood them and "
@@ -243,8 +321,8 @@ class Case:
     line: str  # the finding after "FILE: ", with {C} for the container's field path
     #: Rules whose findings the passing manifest may still have (it sits on another edge).
     allowed_when_passing: tuple[str, ...] = ()
-    #: Options for ``gunicorn-zdt check`` on both sides (``--lb``).
-    args: tuple[str, ...] = ()
+    #: ``--lb`` for ``gunicorn-zdt check`` on both sides.
+    lb: str | None = None
     #: Other lines of the same rule the breaking manifest cannot avoid (the cause of ``line``).
     along: tuple[str, ...] = ()
 
@@ -793,7 +871,7 @@ CASES: dict[str, Case] = {
         "preStop 0 + drain 5 + graceful_timeout 24 = 29: the load balancer closes connections "
         "of requests the pod is still answering; raise the delay to 29 (e.g. "
         "deregistration_delay.timeout_seconds) or lower graceful_timeout",
-        args=("--lb", "aws-alb:interval=1,threshold=2,delay=28"),
+        lb="aws-alb:interval=1,threshold=2,delay=28",
     ),
     "replicas-one": Case(
         "replicas",
@@ -907,42 +985,636 @@ CASES: dict[str, Case] = {
             "not through a Service)",
         ),
     ),
+    "probe-listener-none-yet": Case(
+        "probe-listener",
+        no_probe_listener,
+        both(no_probe_listener, liveness_tcp),  # a tcpSocket liveness does not wait on a worker
+        f"Deployment/app: {C}.livenessProbe.httpGet.port: warning[probe-listener]: liveness on "
+        "the app's port 8080: 2 workers x 4 threads (gthread) can all be busy, and then the "
+        "probe waits behind requests, times out, and the kubelet restarts a pod that is only "
+        "busy; set ZDT_PROBE_BIND=0.0.0.0:8081, declare containerPort 8081 (name: probes) and "
+        "point the three probes at port: probes",
+    ),
+    "probe-listener-8081-taken": Case(
+        "probe-listener",
+        both(
+            no_probe_listener,
+            setter(
+                "ports",
+                [{"name": "http", "containerPort": 8080}, {"name": "admin", "containerPort": 8081}],
+            ),
+        ),
+        both(no_probe_listener, setter("livenessProbe", None)),
+        f"Deployment/app: {C}.livenessProbe.httpGet.port: warning[probe-listener]: liveness on "
+        "the app's port 8080: 2 workers x 4 threads (gthread) can all be busy, and then the "
+        "probe waits behind requests, times out, and the kubelet restarts a pod that is only "
+        "busy; set ZDT_PROBE_BIND=0.0.0.0:18081, declare containerPort 18081 (name: probes) "
+        "and point the three probes at port: probes",
+    ),
+    "propagation-lb-serving": Case(
+        "propagation",
+        setter("readinessProbe.periodSeconds", 3),  # 0 + 3 x 2 + 1 = 7
+        nothing,  # 0 + 2 x 2 + 1 = 5 = preStop 0 + drain 5
+        f"Deployment/app: {C}.env[ZDT_DRAIN_SECONDS]: error[propagation]: preStop 0 + drain 5 "
+        "< propagation 7 (--lb serving: preStop 0 + readiness 3 s x 2 + sync 1): new "
+        "connections may still arrive after the listeners close; raise ZDT_DRAIN_SECONDS by 2 "
+        "or lower the readiness probe's periodSeconds x failureThreshold (a preStop sleep does "
+        "not help: the pod stays ready while it sleeps)",
+        allowed_when_passing=(),
+        lb="serving",
+    ),
+    "propagation-lb-serving-no-readiness": Case(
+        "propagation",
+        setter("readinessProbe", None),  # Kubernetes' defaults: 10 s x 3
+        nothing,
+        f"Deployment/app: {C}.env[ZDT_DRAIN_SECONDS]: error[propagation]: preStop 0 + drain 5 "
+        "< propagation 31 (--lb serving: preStop 0 + readiness 10 s x 3 + sync 1): new "
+        "connections may still arrive after the listeners close; raise ZDT_DRAIN_SECONDS by 26 "
+        "or lower the readiness probe's periodSeconds x failureThreshold (a preStop sleep does "
+        "not help: the pod stays ready while it sleeps)",
+        lb="serving",
+    ),
+    "propagation-lb-health-check": Case(
+        "propagation",
+        both(prestop_sleep(3), set_env("ZDT_PRESTOP_SECONDS", "3")),  # 30 - 3 - 5 = 22 short
+        # the container's own 5 s wins over the preset's 30 s, and 0 + 5 covers it
+        set_env("ZDT_MIN_PROPAGATION_SECONDS", "5"),
+        f"Deployment/app: {C}.env[ZDT_DRAIN_SECONDS]: error[propagation]: preStop 3 + drain 5 "
+        "< propagation 30 (--lb cloud: health check 10 s x 3 + sync 0): new connections may "
+        "still arrive after the listeners close; add a native preStop sleep of 22 s "
+        "(lifecycle.preStop.sleep.seconds, ZDT_PRESTOP_SECONDS and the grace period with it), "
+        "or lower the load balancer's health-check interval x unhealthy threshold",
+        allowed_when_passing=("propagation",),
+        lb="cloud",
+    ),
+    "propagation-lb-equals-own": Case(
+        "propagation",
+        set_env("ZDT_MIN_PROPAGATION_SECONDS", "6"),  # the preset's 2 x 3 = 6 = the container's
+        both(
+            prestop_sleep(1),
+            set_env("ZDT_PRESTOP_SECONDS", "1"),
+            set_env("ZDT_MIN_PROPAGATION_SECONDS", "6"),
+        ),
+        f"Deployment/app: {C}.env[ZDT_DRAIN_SECONDS]: error[propagation]: preStop 0 + drain 5 "
+        "< propagation 6 (--lb cloud: health check 2 s x 3 + sync 0): new connections may "
+        "still arrive after the listeners close; add a native preStop sleep of 1 s "
+        "(lifecycle.preStop.sleep.seconds, ZDT_PRESTOP_SECONDS and the grace period with it), "
+        "or lower the load balancer's health-check interval x unhealthy threshold",
+        lb="cloud:interval=2,threshold=3",
+    ),
+    "propagation-own-above-lb": Case(
+        "propagation",
+        set_env("ZDT_MIN_PROPAGATION_SECONDS", "7"),  # the container's 7 > the preset's 6
+        both(
+            prestop_sleep(2),
+            set_env("ZDT_PRESTOP_SECONDS", "2"),
+            set_env("ZDT_MIN_PROPAGATION_SECONDS", "7"),
+        ),
+        f"Deployment/app: {C}.env[ZDT_DRAIN_SECONDS]: error[propagation]: preStop 0 + drain 5 "
+        "< propagation 7: new connections may still arrive after the listeners close; raise "
+        "ZDT_DRAIN_SECONDS or add a preStop sleep",
+        lb="cloud:interval=2,threshold=3",
+    ),
+    "readiness-period-not-http": Case(
+        "readiness-period",
+        both(
+            setter("readinessProbe.periodSeconds", 3), setter("readinessProbe.failureThreshold", 2)
+        ),
+        # a tcpSocket readiness never sees the drain at all: probe-path says so, not this rule
+        setter(
+            "readinessProbe",
+            {"tcpSocket": {"port": "http"}, "periodSeconds": 3, "failureThreshold": 2},
+        ),
+        f"Deployment/app: {C}.readinessProbe.periodSeconds: warning[readiness-period]: "
+        "periodSeconds 3 x failureThreshold 2 = 6 s > drain 5: the pod turns NotReady only "
+        "after the listeners closed, and load balancers that follow pod readiness keep routing "
+        "to it; lower them so that periodSeconds x failureThreshold <= 5, e.g. periodSeconds: "
+        "1, failureThreshold: 3",
+        allowed_when_passing=("probe-path",),
+    ),
+    "readiness-period-drain-one": Case(
+        "readiness-period",
+        both(
+            set_env("ZDT_DRAIN_SECONDS", "1"),
+            set_env("ZDT_MIN_PROPAGATION_SECONDS", "1"),
+            gunicorn_args("--keep-alive 0"),
+            setter("readinessProbe.periodSeconds", 1),
+        ),
+        # no drain at all: nothing to notice (propagation reports the missing drain)
+        both(
+            set_env("ZDT_DRAIN_SECONDS", "0"),
+            gunicorn_args("--keep-alive 0"),
+            setter("readinessProbe.periodSeconds", 1),
+        ),
+        f"Deployment/app: {C}.readinessProbe.periodSeconds: warning[readiness-period]: "
+        "periodSeconds 1 x failureThreshold 2 = 2 s > drain 1: the pod turns NotReady only "
+        "after the listeners closed, and load balancers that follow pod readiness keep routing "
+        "to it; lower them so that periodSeconds x failureThreshold <= 1, e.g. periodSeconds: "
+        "1, failureThreshold: 1",
+        allowed_when_passing=("propagation",),
+    ),
+    "bind-loopback-ipv4": Case(
+        "bind",
+        gunicorn_args("--bind 127.0.0.1:8080"),
+        gunicorn_args("--bind 0.0.0.0:8080"),
+        "Deployment/app: gunicorn.bind: error[bind]: Gunicorn binds 127.0.0.1:8080: only the "
+        "pod itself can connect, not the probes nor the Service; bind 0.0.0.0:8080",
+    ),
+    "bind-loopback-ipv6": Case(
+        "bind",
+        gunicorn_args("--bind [::1]:8080"),
+        gunicorn_args("--bind [::]:8080"),
+        "Deployment/app: gunicorn.bind: error[bind]: Gunicorn binds ::1:8080: only the pod "
+        "itself can connect, not the probes nor the Service; bind 0.0.0.0:8080",
+    ),
+    "bind-unix-sockets-only": Case(
+        "bind",
+        gunicorn_args("--bind unix:/tmp/a.sock --bind unix:/tmp/b.sock"),
+        gunicorn_args("--bind unix:/tmp/a.sock --bind 0.0.0.0:8080"),
+        "Deployment/app: gunicorn.bind: error[bind]: Gunicorn binds only unix:/tmp/a.sock, "
+        "unix:/tmp/b.sock: the kubelet's probes and the Service need a TCP port; bind "
+        "0.0.0.0:PORT",
+    ),
+    "bind-no-port-declared": Case(
+        "bind",
+        setter("ports", None),
+        nothing,
+        f"Deployment/app: {C}.ports: error[bind]: Gunicorn binds port 8080 but the container "
+        "declares none; declare containerPort: 8080 (name: http) or set PORT to the declared "
+        "port",
+    ),
+    "pid1-shell-form-indented-exec": Case(
+        "pid1",
+        setter("command", ["sh", "-c", "  gunicorn example_app.wsgi:app"]),
+        setter("command", ["sh", "-c", "  exec gunicorn example_app.wsgi:app"]),
+        f"Deployment/app: {C}.command: error[pid1]: shell form (sh -c): the shell is PID 1 and "
+        "does not pass SIGTERM to Gunicorn, which never drains and is SIGKILLed at the "
+        'deadline; use exec form, command: ["gunicorn", ...] (or start the script with exec)',
+    ),
+    "pid1-dumb-init-options-end": Case(
+        "pid1",
+        # gunicorn's own -c after -- is not dumb-init's -c (--single-child)
+        setter("command", ["dumb-init", "--", "gunicorn", "-c", "conf.py", "example_app.wsgi:app"]),
+        setter("command", ["dumb-init", "-c", "gunicorn", "-c", "conf.py", "example_app.wsgi:app"]),
+        f"Deployment/app: {C}.command: error[pid1]: dumb-init sends SIGTERM to the whole "
+        "process group: every worker stops at once instead of serving through the drain; run "
+        "gunicorn directly (exec form) or use dumb-init --single-child",
+    ),
+    "pid1-python-runs-a-script": Case(
+        "pid1",
+        setter("command", ["python3", "-u", "run.py", "-m", "gunicorn"]),
+        # the interpreter's own options before -m gunicorn: Gunicorn is the process
+        setter(
+            "command", ["python3", "-u", "-W", "ignore", "-m", "gunicorn", "example_app.wsgi:app"]
+        ),
+        f"Deployment/app: {C}.command: warning[pid1]: gunicorn is started by python3: unless it "
+        "execs gunicorn, SIGTERM reaches python3 instead of Gunicorn; end it with exec, or run "
+        "gunicorn directly",
+    ),
+    "pid1-python-module-not-gunicorn": Case(
+        "pid1",
+        setter("command", ["python", "-m", "honcho", "start", "gunicorn"]),
+        setter("command", ["python", "-X", "dev", "-m", "gunicorn", "example_app.wsgi:app"]),
+        f"Deployment/app: {C}.command: warning[pid1]: gunicorn is started by python: unless it "
+        "execs gunicorn, SIGTERM reaches python instead of Gunicorn; end it with exec, or run "
+        "gunicorn directly",
+    ),
+    "probe-path-startup-after-tcp-liveness": Case(
+        "probe-path",
+        both(liveness_tcp, setter("startupProbe.httpGet.path", "/healthz/live")),
+        liveness_tcp,
+        f"Deployment/app: {C}.startupProbe.httpGet.path: error[probe-path]: /healthz/live is "
+        "not the app's startup endpoint; use /healthz/startup",
+    ),
+    "probe-path-startup-on-readiness": Case(
+        "probe-path",
+        # liveness on a dependency check is liveness-target's finding, not this rule's
+        both(
+            setter("livenessProbe.httpGet.path", "/healthz/ready/db"),
+            setter("startupProbe.httpGet.path", "/healthz/ready"),
+        ),
+        setter("livenessProbe.httpGet.path", "/healthz/ready/db"),
+        f"Deployment/app: {C}.startupProbe.httpGet.path: error[probe-path]: /healthz/ready is "
+        "not the app's startup endpoint; use /healthz/startup",
+        allowed_when_passing=("liveness-target",),
+    ),
+    "probe-port-startup": Case(
+        "probe-port",
+        setter("startupProbe.httpGet.port", "web"),
+        setter("startupProbe.httpGet.port", "http"),
+        f"Deployment/app: {C}.startupProbe.httpGet.port: error[probe-port]: 'web' is not a "
+        "port of container web; use http (Gunicorn binds 8080)",
+    ),
+    "liveness-target-missing-liveness": Case(
+        "liveness-target",
+        setter("livenessProbe.httpGet.path", "/healthz/ready?exclude=db"),
+        setter("livenessProbe", None),  # no liveness probe: nothing to point anywhere
+        f"Deployment/app: {C}.livenessProbe.httpGet.path: error[liveness-target]: liveness "
+        "points at readiness (/healthz/ready?exclude=db): it fails during every drain and "
+        "whenever a dependency is down, so the kubelet restarts healthy pods; use /healthz/live",
+    ),
+    "max-unavailable-unset-four-replicas": Case(
+        "max-unavailable",
+        both(setter("spec.strategy", None, deployment), setter("spec.replicas", 4, deployment)),
+        setter("spec.replicas", 4, deployment),
+        "Deployment/app: spec.strategy.rollingUpdate.maxUnavailable: error[max-unavailable]: "
+        "not set (default 25%): maxUnavailable 25% lets 1 of 4 pods go before their "
+        "replacements are ready (25 % of the capacity during every rollout); set "
+        "maxUnavailable: 0 and maxSurge: 1",
+    ),
+    "max-unavailable-two-of-three": Case(
+        "max-unavailable",
+        setter("spec.strategy.rollingUpdate.maxUnavailable", 2, deployment),
+        setter("spec.strategy.rollingUpdate.maxUnavailable", 0, deployment),
+        "Deployment/app: spec.strategy.rollingUpdate.maxUnavailable: error[max-unavailable]: "
+        "maxUnavailable 2 lets 2 of 3 pods go before their replacements are ready (66 % of the "
+        "capacity during every rollout); set maxUnavailable: 0 and maxSurge: 1",
+    ),
+    "pdb-blocking-autoscaled": Case(
+        "pdb",
+        both(
+            setter("spec.replicas", None, deployment),
+            add_hpa(2),
+            setter("spec.maxUnavailable", None, lambda d: of_kind(d, "PodDisruptionBudget")),
+            setter("spec.minAvailable", 2, lambda d: of_kind(d, "PodDisruptionBudget")),
+        ),
+        both(
+            setter("spec.replicas", None, deployment),
+            add_hpa(3),
+            setter("spec.maxUnavailable", None, lambda d: of_kind(d, "PodDisruptionBudget")),
+            setter("spec.minAvailable", 2, lambda d: of_kind(d, "PodDisruptionBudget")),
+        ),
+        "PodDisruptionBudget/app: spec.minAvailable: error[pdb]: minAvailable 2 with 2 replicas "
+        "(Deployment/app, HorizontalPodAutoscaler/app minReplicas) allows no eviction: every "
+        "node drain blocks until someone deletes the pod by hand; use maxUnavailable: 1",
+    ),
+    "service-port-second-port": Case(
+        "service-port",
+        setter(
+            "spec.ports",
+            [
+                {"name": "http", "port": 80, "targetPort": "http"},
+                {"name": "admin", "port": 9000, "targetPort": 9999},
+            ],
+            service,
+        ),
+        # the listener's port is listener-exposed's business, not this rule's
+        setter(
+            "spec.ports",
+            [
+                {"name": "http", "port": 80, "targetPort": "http"},
+                {"name": "admin", "port": 9000, "targetPort": 8081},
+            ],
+            service,
+        ),
+        "Service/app: spec.ports[admin].targetPort: error[service-port]: 9999 is not the port "
+        "Gunicorn binds (8080): the Service sends traffic nowhere; use targetPort: http",
+        allowed_when_passing=("listener-exposed",),
+    ),
+    "service-port-after-other-services": Case(
+        "service-port",
+        both(
+            setter("spec.ports", [{"name": "http", "port": 80, "targetPort": 9999}], service),
+            services_first(
+                other_service("other", {"app": "other"}, [{"port": 80, "targetPort": 9999}]),
+                other_service("external", None, [{"port": 80, "targetPort": 9999}]),
+            ),
+        ),
+        # a Service that selects other pods, or none, or in another namespace: not this pod's
+        services_first(
+            other_service("other", {"app": "other"}, [{"port": 80, "targetPort": 9999}]),
+            other_service("external", None, [{"port": 80, "targetPort": 9999}]),
+            other_service("elsewhere", {"app": "app"}, [{"port": 80}], namespace="prod"),
+        ),
+        "Service/app: spec.ports[http].targetPort: error[service-port]: 9999 is not the port "
+        "Gunicorn binds (8080): the Service sends traffic nowhere; use targetPort: http",
+    ),
+    "sidecar-after-others": Case(
+        "sidecar",
+        both(
+            add_container("migrate", "initContainers"),
+            add_container("envoy", lifecycle=proxy_prestop(28)),
+            add_proxy(),
+        ),
+        both(
+            add_container("migrate", "initContainers"),
+            add_container("envoy", lifecycle=proxy_prestop(28)),
+            add_proxy("sidecar"),
+        ),
+        "Deployment/app: spec.template.spec.containers[db-proxy]: warning[sidecar]: it gets "
+        "SIGTERM at the same moment as Gunicorn and may exit at once" + SIDECAR_TAIL,
+    ),
+    "sidecar-sigterm-delay-separate-word": Case(
+        "sidecar",
+        add_proxy(args=["--max-sigterm-delay", "27s", "project:region:instance"]),
+        add_proxy(args=["--max-sigterm-delay", "28", "project:region:instance"]),
+        "Deployment/app: spec.template.spec.containers[db-proxy].args: warning[sidecar]: "
+        "--max-sigterm-delay 27 s ends before Gunicorn's graceful deadline (28 s): a database "
+        "or mesh proxy then takes the app's dependencies away in the middle of its drain "
+        "(writes and readiness checks fail for the wrong reason); raise --max-sigterm-delay "
+        "to 28s, or make it a native sidecar (move it to initContainers with restartPolicy: "
+        "Always, Kubernetes >= 1.29: it stops after the app), or give it a preStop sleep of 28 "
+        "s or more",
+    ),
+    "port-clash-after-init-container": Case(
+        "port-clash",
+        both(
+            add_proxy("init", ports=[{"name": "admin", "containerPort": 8080}]),
+            add_container(
+                "envoy", "initContainers", restartPolicy="Always", ports=[{"containerPort": 8081}]
+            ),
+        ),
+        both(
+            add_proxy("init", ports=[{"name": "admin", "containerPort": 8080}]),
+            add_container(
+                "envoy", "initContainers", restartPolicy="Always", ports=[{"containerPort": 8082}]
+            ),
+        ),
+        "Deployment/app: spec.template.spec.initContainers[envoy].ports: error[port-clash]: "
+        "containerPort 8081 is the probe listener's: the containers of a pod share one "
+        "network, so one of the two cannot bind it and probes or the Service reach the wrong "
+        "process; give it another port",
+    ),
+    "zdt-env-unknown-after-others": Case(
+        "zdt-env",
+        both(set_env("COLOUR", "red"), set_env("ZDT_COLOUR", "blue"), set_env("ZDT_SHAPE", "x")),
+        both(set_env("COLOUR", "red"), set_env("SHAPE", "x")),
+        f"Deployment/app: {C}.env[ZDT_SHAPE]: warning[zdt-env]: unknown setting, ignored; see "
+        "gunicorn_zdt/settings.py",
+        along=(
+            f"Deployment/app: {C}.env[ZDT_COLOUR]: warning[zdt-env]: unknown setting, ignored; "
+            "see gunicorn_zdt/settings.py",
+        ),
+    ),
+    "zdt-env-grace-value-from": Case(
+        "zdt-env",
+        # set, only not visible: no "not set" line as well
+        both(
+            set_env("ZDT_GRACE_PERIOD_SECONDS", None),
+            gunicorn_args("--graceful-timeout 23"),
+            lambda docs: container(docs)["env"].append(
+                {
+                    "name": "ZDT_GRACE_PERIOD_SECONDS",
+                    "valueFrom": {"configMapKeyRef": {"name": "zdt", "key": "grace"}},
+                }
+            ),
+        ),
+        both(set_env("ZDT_GRACE_PERIOD_SECONDS", "30"), gunicorn_args("--graceful-timeout 23")),
+        f"Deployment/app: {C}.env[ZDT_GRACE_PERIOD_SECONDS]: warning[zdt-env]: set through "
+        "valueFrom: the check cannot see its value; write the value in the manifest",
+    ),
+    "listener-exposed-unnamed-port": Case(
+        "listener-exposed",
+        setter("spec.ports", [{"port": 8081}], service),  # targetPort defaults to port
+        setter("spec.ports", [{"port": 8080}], service),
+        "Service/app: spec.ports[0].targetPort: error[listener-exposed]: "
+        + LISTENER_WHY
+        + "; use targetPort: http (scrape /metrics with a PodMonitor or pod annotations, not "
+        "through a Service)",
+    ),
+    "listener-exposed-other-services": Case(
+        "listener-exposed",
+        metrics_service_port("probes"),
+        # a Service with an empty selector (no pods) or in another namespace does not reach it
+        services_first(
+            other_service("none", {}, [{"port": 8081, "targetPort": "probes"}]),
+            other_service("elsewhere", {"app": "app"}, [{"port": 8081}], namespace="prod"),
+        ),
+        "Service/app: spec.ports[metrics].targetPort: error[listener-exposed]: "
+        + LISTENER_WHY
+        + "; use targetPort: http (scrape /metrics with a PodMonitor or pod annotations, not "
+        "through a Service)",
+    ),
+    "listener-exposed-ingress-default-backend": Case(
+        "listener-exposed",
+        both(metrics_service_port(8081), ingress_default({"number": 9090})),
+        # an Ingress of another namespace routes to another Service/app
+        both(metrics_service_port("http"), ingress_default({"number": 9090}, namespace="prod")),
+        "Ingress/default: spec.defaultBackend: error[listener-exposed]: Service/app port 9090 "
+        + LISTENER_WHY
+        + "; point it at the app's port",
+        along=(
+            "Service/app: spec.ports[metrics].targetPort: error[listener-exposed]: "
+            + LISTENER_WHY
+            + "; use targetPort: http (scrape /metrics with a PodMonitor or pod annotations, "
+            "not through a Service)",
+        ),
+    ),
+    "listener-exposed-ingress-port-name": Case(
+        "listener-exposed",
+        both(metrics_service_port(8081), ingress_default({"name": "metrics"})),
+        both(metrics_service_port("http"), ingress_default({"name": "metrics"})),
+        "Ingress/default: spec.defaultBackend: error[listener-exposed]: Service/app port "
+        "metrics " + LISTENER_WHY + "; point it at the app's port",
+        along=(
+            "Service/app: spec.ports[metrics].targetPort: error[listener-exposed]: "
+            + LISTENER_WHY
+            + "; use targetPort: http (scrape /metrics with a PodMonitor or pod annotations, "
+            "not through a Service)",
+        ),
+    ),
+    "listener-exposed-httproute": Case(
+        "listener-exposed",
+        both(
+            metrics_service_port(8081),
+            http_route({"name": "app", "port": 80}, {"name": "app", "port": 9090}),
+        ),
+        both(metrics_service_port("http"), http_route({"name": "app", "port": 9090})),
+        "HTTPRoute/app: spec.rules[0].backendRefs[1]: error[listener-exposed]: Service/app "
+        "port 9090 " + LISTENER_WHY + "; point it at the app's port",
+        along=(
+            "Service/app: spec.ports[metrics].targetPort: error[listener-exposed]: "
+            + LISTENER_WHY
+            + "; use targetPort: http (scrape /metrics with a PodMonitor or pod annotations, "
+            "not through a Service)",
+        ),
+    ),
+    "propagation-lb-below-default": Case(
+        "propagation",
+        set_env("ZDT_DRAIN_SECONDS", "0.25"),
+        # the preset's 0.5 s replaces the default 3 s: a 1 s drain covers it
+        both(
+            set_env("ZDT_DRAIN_SECONDS", "1"),
+            gunicorn_args("--keep-alive 0"),
+            setter("readinessProbe.periodSeconds", 1),
+            setter("readinessProbe.failureThreshold", 1),
+        ),
+        f"Deployment/app: {C}.env[ZDT_DRAIN_SECONDS]: error[propagation]: preStop 0 + drain "
+        "0.25 < propagation 0.5 (--lb kube-proxy: sync 0.5): new connections may still arrive "
+        "after the listeners close; raise ZDT_DRAIN_SECONDS by 1 or add a native preStop sleep",
+        lb="kube-proxy:sync=0.5",
+    ),
+    "prestop-grace-pods-own-prestop": Case(
+        "prestop-grace",
+        prestop_sleep(31),  # the pod's preStop counts, not ZDT_PRESTOP_SECONDS (still 0)
+        prestop_sleep(30),
+        f"Deployment/app: {C}.lifecycle.preStop: error[prestop-grace]: preStop 31 > "
+        "terminationGracePeriodSeconds 30; the pod is killed before SIGTERM is even sent: "
+        "shorten preStop or raise the grace period",
+        allowed_when_passing=("grace-period", "zdt-env"),
+    ),
+    "grace-period-pods-own-grace": Case(
+        "grace-period",
+        # the pod's grace period counts, not ZDT_GRACE_PERIOD_SECONDS (still 30)
+        both(
+            setter("terminationGracePeriodSeconds", 25, pod_spec),
+            gunicorn_args("--graceful-timeout 23"),
+        ),
+        gunicorn_args("--graceful-timeout 23"),
+        "Deployment/app: spec.template.spec.terminationGracePeriodSeconds: "
+        "error[grace-period]: terminationGracePeriodSeconds 25 < preStop 0 + drain 5 + "
+        "graceful_timeout 23 + margin 2 = 30; raise it to 30 or lower graceful_timeout to 18, "
+        "so the kubelet's SIGKILL cannot cut a request",
+    ),
+    "bind-port-not-declared-among-others": Case(
+        "bind",
+        setter(
+            "ports",
+            [{"name": "probes", "containerPort": 8081}, {"name": "metrics", "containerPort": 9000}],
+        ),
+        nothing,
+        f"Deployment/app: {C}.ports: error[bind]: Gunicorn binds port 8080 but the container "
+        "declares 8081, 9000; declare containerPort: 8080 (name: http) or set PORT to the "
+        "declared port",
+    ),
+    "pid1-tini-group-in-a-cluster": Case(
+        "pid1",
+        setter("command", ["tini", "-sg", "--", "gunicorn", "example_app.wsgi:app"]),
+        setter(
+            "command", ["tini", "-s", "-p", "SIGTERM", "--", "gunicorn", "example_app.wsgi:app"]
+        ),
+        f"Deployment/app: {C}.command: error[pid1]: tini -g sends SIGTERM to the whole process "
+        "group: every worker stops at once instead of serving through the drain; drop -g, or "
+        "run gunicorn directly",
+    ),
+    "pdb-not-a-number": Case(
+        "pdb",
+        setter("spec.maxUnavailable", "one", lambda d: of_kind(d, "PodDisruptionBudget")),
+        setter("spec.maxUnavailable", "34%", lambda d: of_kind(d, "PodDisruptionBudget")),
+        "PodDisruptionBudget/app: spec.maxUnavailable: error[pdb]: maxUnavailable 'one' is not "
+        "a number or percentage: the eviction API cannot use this budget; use maxUnavailable: 1",
+    ),
+    "pdb-min-available-not-a-number": Case(
+        "pdb",
+        setter(
+            "spec",
+            {"minAvailable": "2.5", "selector": {"matchLabels": {"app": "app"}}},
+            lambda d: of_kind(d, "PodDisruptionBudget"),
+        ),
+        setter(
+            "spec",
+            {"minAvailable": 2, "selector": {"matchLabels": {"app": "app"}}},
+            lambda d: of_kind(d, "PodDisruptionBudget"),
+        ),
+        "PodDisruptionBudget/app: spec.minAvailable: error[pdb]: minAvailable '2.5' is not "
+        "a number or percentage: the eviction API cannot use this budget; use maxUnavailable: 1",
+    ),
+    "sidecar-short-deadline": Case(
+        "sidecar",
+        # no drain, graceful_timeout 1: the deadline is 1 s, and 0 s of preStop is short of it
+        both(
+            set_env("ZDT_DRAIN_SECONDS", "0"),
+            gunicorn_args("--graceful-timeout 1 --timeout 1"),
+            add_proxy(),
+        ),
+        both(
+            set_env("ZDT_DRAIN_SECONDS", "0"),
+            gunicorn_args("--graceful-timeout 1 --timeout 1"),
+            add_proxy(lifecycle=proxy_prestop(1)),
+        ),
+        "Deployment/app: spec.template.spec.containers[db-proxy]: warning[sidecar]: it gets "
+        "SIGTERM at the same moment as Gunicorn and may exit at once: a database or mesh proxy "
+        "then takes the app's dependencies away in the middle of its drain (writes and "
+        "readiness checks fail for the wrong reason); make it a native sidecar (move it to "
+        "initContainers with restartPolicy: Always, Kubernetes >= 1.29: it stops after the "
+        "app), or give it a preStop sleep of 1 s or more",
+        allowed_when_passing=("propagation",),
+    ),
+    "listener-exposed-ingress-other-namespace": Case(
+        "listener-exposed",
+        # the Ingress of another namespace routes to that namespace's Service/app
+        both(metrics_service_port(8081), ingress_default({"number": 9090}, namespace="prod")),
+        metrics_service_port("http"),
+        "Service/app: spec.ports[metrics].targetPort: error[listener-exposed]: "
+        + LISTENER_WHY
+        + "; use targetPort: http (scrape /metrics with a PodMonitor or pod annotations, not "
+        "through a Service)",
+    ),
 }
 
 
-def check(
-    docs: Docs, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...] = ()
-) -> tuple[str, list[str]]:
-    path = tmp_path / "manifest.yaml"
-    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
-    cli.main(["check", "--strict", "--config", CONF, *args, str(path)])
-    out = capsys.readouterr().out.splitlines()
-    return str(path), out
+SOURCE = "manifest.yaml"
+ViewKey = tuple[tuple[str, ...], tuple[tuple[str, str], ...], str | None]
+#: Gunicorn's view for each (argv, env, config) a case's manifest needs, loaded once.
+VIEWS: dict[ViewKey, GunicornView] = {}
+_load = app_config.load
+
+
+def _view_key(argv: list[str], env: Any, config: str | None) -> ViewKey:
+    return tuple(argv), tuple(sorted(env.items())), config
+
+
+def cached_load(argv: list[str], env: Any, config: str | None = None) -> GunicornView:
+    """app_config.load, remembered: the config file and the env are the same every time."""
+    key = _view_key(argv, env, config)
+    if key not in VIEWS:
+        VIEWS[key] = _load(argv, env, config)
+    return VIEWS[key]
+
+
+def edited(edit: Edit) -> Docs:
+    docs = copy.deepcopy(GOOD)
+    edit(docs)
+    return docs
+
+
+@pytest.fixture(autouse=True)
+def loaded_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(app_config, "load", cached_load)
+
+
+def check(docs: Docs, lb: str | None = None) -> list[str]:
+    """The lines ``gunicorn-zdt check --config CONF [--lb LB]`` prints for ``docs``."""
+    analysis = cli.analyse_documents(
+        [Document(SOURCE, obj) for obj in docs],
+        CONF,
+        lb=None if lb is None else lb_presets.parse(lb),
+    )
+    assert analysis.errors == []  # every case's manifest is readable and its config loads
+    return [finding.line() for pod in analysis.pods for finding in check_pod(pod)]
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_breaking_manifest_prints_the_message(
-    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_breaking_manifest_prints_the_message(name: str) -> None:
     case = CASES[name]
-    docs = copy.deepcopy(GOOD)
-    case.breaks(docs)
-    path, out = check(docs, tmp_path, capsys, case.args)
+    out = check(edited(case.breaks), case.lb)
     mine = [line for line in out if f"[{case.rule}]:" in line]
-    expected = [f"{path}: {line.format(C=C)}" for line in (*case.along, case.line)]
+    expected = [f"{SOURCE}: {line.format(C=C)}" for line in (*case.along, case.line)]
     assert sorted(mine) == sorted(expected), "\n".join(out)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_passing_manifest_is_clean(
-    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_passing_manifest_is_clean(name: str) -> None:
     case = CASES[name]
-    docs = copy.deepcopy(GOOD)
-    case.passes(docs)
-    _, out = check(docs, tmp_path, capsys, case.args)
+    out = check(edited(case.passes), case.lb)
     others = [line for line in out if not any(f"[{r}]:" in line for r in case.allowed_when_passing)]
     assert others == []
+
+
+def test_the_command_prints_the_same_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """gunicorn-zdt check on a file prints what check() found, with the file's path."""
+    case = CASES["lb-deregistration"]
+    docs = edited(case.breaks)
+    path = tmp_path / SOURCE
+    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    assert case.lb is not None
+    status = cli.main(["check", "--strict", "--config", CONF, "--lb", case.lb, str(path)])
+    printed = capsys.readouterr().out.splitlines()
+    expected = [line.replace(SOURCE, str(path), 1) for line in check(docs, case.lb)]
+    assert (status, printed) == (1, expected)
+    assert f"{path}: {case.line}" in printed
 
 
 def test_every_rule_has_a_message_case() -> None:
@@ -950,3 +1622,119 @@ def test_every_rule_has_a_message_case() -> None:
 
     covered = {case.rule for case in CASES.values()} | {"hooks"}  # test_cli_check covers hooks
     assert {rule.id for rule in RULES} - covered == set()
+
+
+BUSY = (
+    "and then the probe waits behind requests, times out, and the kubelet restarts a pod that "
+    "is only busy; point the three probes at the probe listener's port 8081"
+)
+COOPERATIVE = (
+    "is cooperative, but one CPU-bound request or blocking call stalls every greenlet of its "
+    "worker (2 workers), and worker_connections caps the rest"
+)
+
+
+WORKERS = [
+    ("gthread --workers 3 --threads 2", "3 workers x 2 threads (gthread) can all be busy"),
+    (
+        "gunicorn.workers.gthread.ThreadWorker",
+        "2 workers x 4 threads (threadworker) can all be busy",
+    ),
+    ("sync --threads 1", "2 workers x 1 threads (sync) can all be busy"),
+    (
+        "gunicorn.workers.sync.SyncWorker --threads 1",
+        "2 workers x 1 threads (syncworker) can all be busy",
+    ),
+    ("gevent", f"gevent {COOPERATIVE}"),
+    ("gunicorn.workers.ggevent.GeventWorker", f"geventworker {COOPERATIVE}"),
+    ("eventlet", f"eventlet {COOPERATIVE}"),
+    ("gunicorn.workers.geventlet.EventletWorker", f"eventletworker {COOPERATIVE}"),
+]
+
+
+def liveness_on_app_port(worker: str) -> Edit:
+    return both(setter("livenessProbe.httpGet.port", "http"), gunicorn_args(f"-k {worker}"))
+
+
+@pytest.mark.parametrize(("worker", "busy"), WORKERS)
+def test_probe_listener_names_the_worker_model(worker: str, busy: str) -> None:
+    """Liveness on the app's port: why its workers can all be busy, for each worker class."""
+    docs = edited(liveness_on_app_port(worker))
+    mine = [line for line in check(docs) if "[probe-listener]" in line]
+    assert mine == [
+        f"{SOURCE}: Deployment/app: {C}.livenessProbe.httpGet.port: warning[probe-listener]: "
+        f"liveness on the app's port 8080: {busy}, {BUSY}"
+    ]
+
+
+EVERY_BUDGET_RULE = both(
+    gunicorn_args("--timeout 40 --keep-alive 10 --graceful-timeout 30"),
+    set_env("ZDT_MIN_PROPAGATION_SECONDS", "9"),
+    prestop_sleep(31),
+    set_env("ZDT_PRESTOP_SECONDS", "31"),
+)
+
+
+def test_each_budget_rule_reports_only_its_own_message() -> None:
+    """One manifest that breaks every budget rule: each message once, under its own rule."""
+    assert check(edited(EVERY_BUDGET_RULE)) == [
+        f"{SOURCE}: Deployment/app: spec.template.spec.terminationGracePeriodSeconds: "
+        "error[grace-period]: terminationGracePeriodSeconds 30 < preStop 31 + drain 5 + "
+        "graceful_timeout 30 + margin 2 = 68; raise it to 68 (drain and preStop alone leave no "
+        "room for graceful_timeout), so the kubelet's SIGKILL cannot cut a request",
+        f"{SOURCE}: Deployment/app: {C}.lifecycle.preStop: error[prestop-grace]: preStop 31 > "
+        "terminationGracePeriodSeconds 30; the pod is killed before SIGTERM is even sent: "
+        "shorten preStop or raise the grace period",
+        f"{SOURCE}: Deployment/app: gunicorn.timeout: warning[worker-timeout]: graceful_timeout "
+        "30 < timeout 40: a request that runs longer than 30 s when the graceful stop begins is "
+        "cut; lower timeout or raise graceful_timeout (and the grace period with it)",
+        f"{SOURCE}: Deployment/app: gunicorn.keepalive: warning[keepalive]: drain 5 <= "
+        "keepalive 10: idle keep-alive connections may outlive the drain and be closed while a "
+        "client reuses them; keep keepalive below the drain delay",
+    ]
+
+
+NO_HOOKS = str(MANIFESTS / "no_hooks.conf.py")
+WITH_A_PROXY = both(add_proxy(), gunicorn_args("--bind 0.0.0.0:8080 --graceful-timeout 20"))
+
+
+@pytest.mark.parametrize(
+    ("config", "where"),
+    [
+        (NO_HOOKS, NO_HOOKS),
+        ("", "the Gunicorn config (none given)"),  # gunicorn -c "": no config file at all
+    ],
+)
+def test_config_without_the_hooks(config: str, where: str) -> None:
+    """No hooks: no drain (the sidecar's deadline is graceful_timeout alone), no listener."""
+    docs = edited(WITH_A_PROXY)
+    analysis = cli.analyse_documents([Document(SOURCE, obj) for obj in docs], config)
+    assert analysis.errors == []
+    lines = [f.line() for pod in analysis.pods for f in check_pod(pod)]
+    assert [line for line in lines if "[hooks]" in line or "[sidecar]" in line] == [
+        f"{SOURCE}: Deployment/app: gunicorn.config: error[hooks]: {where} does not call "
+        "gunicorn_zdt.hooks.install(globals()): on SIGTERM Gunicorn closes its listeners at "
+        "once, without a drain; add install(globals()) as its last line, or use -c "
+        "python:gunicorn_zdt.conf",
+        f"{SOURCE}: Deployment/app: spec.template.spec.containers[db-proxy]: warning[sidecar]: "
+        "it gets SIGTERM at the same moment as Gunicorn and may exit at once: a database or mesh "
+        "proxy then takes the app's dependencies away in the middle of its drain (writes and "
+        "readiness checks fail for the wrong reason); make it a native sidecar (move it to "
+        "initContainers with restartPolicy: Always, Kubernetes >= 1.29: it stops after the "
+        "app), or give it a preStop sleep of 20 s or more",
+    ]
+    assert not any("[propagation]" in line or "[zdt-env]" in line for line in lines)
+
+
+def _load_every_view() -> None:
+    """Load, at import, the Gunicorn view of every manifest above (see the module doc)."""
+    needs = [(edit, CONF) for case in CASES.values() for edit in (case.breaks, case.passes)]
+    needs += [(liveness_on_app_port(worker), CONF) for worker, _ in WORKERS]
+    needs += [(EVERY_BUDGET_RULE, CONF), (WITH_A_PROXY, NO_HOOKS), (WITH_A_PROXY, "")]
+    for edit, config in needs:
+        for w in workloads([Document(SOURCE, obj) for obj in edited(edit)]):
+            if isinstance(w, Workload):
+                cached_load(app_config.gunicorn_argv(w.command, w.args) or [], w.env, config)
+
+
+_load_every_view()

@@ -1,0 +1,191 @@
+"""The helpers the rules read manifests with, as tables (test_rule_messages.py has the messages).
+
+Where an Ingress or HTTPRoute sends traffic (Kubernetes networking/v1 and Gateway API v1
+field names), a proxy's own drain flag, and when ``python ... -m gunicorn`` is Gunicorn's
+own process.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gunicorn_zdt import rules
+from gunicorn_zdt.k8s import Document
+
+
+def ingress(spec: Any) -> Document:
+    return Document("i.yaml", {"kind": "Ingress", "metadata": {"name": "web"}, "spec": spec})
+
+
+def route(spec: Any) -> Document:
+    return Document("r.yaml", {"kind": "HTTPRoute", "metadata": {"name": "web"}, "spec": spec})
+
+
+def backend(name: str, port: dict[str, Any]) -> dict[str, Any]:
+    return {"service": {"name": name, "port": port}}
+
+
+@pytest.mark.parametrize(
+    ("doc", "backends"),
+    [
+        (ingress(None), []),
+        (
+            ingress({"defaultBackend": backend("app", {"number": 80})}),
+            [("spec.defaultBackend", "app", 80)],
+        ),
+        (
+            ingress({"defaultBackend": backend("app", {"name": "http"})}),
+            [("spec.defaultBackend", "app", "http")],
+        ),
+        (  # a resource backend (no Service), or no port given
+            ingress({"defaultBackend": {"resource": {"kind": "Bucket", "name": "static"}}}),
+            [],
+        ),
+        (
+            ingress({"defaultBackend": {"service": {"name": "app"}}}),
+            [("spec.defaultBackend", "app", None)],
+        ),
+        (
+            ingress(
+                {
+                    "rules": [
+                        {"host": "a.example.com"},  # no http: nothing routed
+                        {
+                            "http": {
+                                "paths": [
+                                    {"path": "/", "backend": backend("app", {"number": 80})},
+                                    {"path": "/static", "backend": {"resource": {"name": "s"}}},
+                                    {"path": "/x"},
+                                    {"path": "/m", "backend": backend("app", {"name": "metrics"})},
+                                ]
+                            }
+                        },
+                    ]
+                }
+            ),
+            [
+                ("spec.rules[1].http.paths[0].backend", "app", 80),
+                ("spec.rules[1].http.paths[3].backend", "app", "metrics"),
+            ],
+        ),
+        (
+            ingress(
+                {
+                    "defaultBackend": backend("other", {"number": 8080}),
+                    "rules": [{"http": {"paths": [{"backend": backend("app", {"number": 80})}]}}],
+                }
+            ),
+            [
+                ("spec.defaultBackend", "other", 8080),
+                ("spec.rules[0].http.paths[0].backend", "app", 80),
+            ],
+        ),
+        (route(None), []),
+        (route({"rules": [{}]}), []),
+        (
+            route(
+                {
+                    "rules": [
+                        {"backendRefs": [{"name": "app", "port": 80}]},
+                        {
+                            "backendRefs": [
+                                {
+                                    "kind": "ServiceImport",
+                                    "name": "app",
+                                    "port": 81,
+                                },  # not a Service
+                                {"kind": "Service", "name": "app", "port": 82},
+                                {"group": "", "name": "other"},
+                            ]
+                        },
+                    ]
+                }
+            ),
+            [
+                ("spec.rules[0].backendRefs[0]", "app", 80),
+                ("spec.rules[1].backendRefs[1]", "app", 82),
+                ("spec.rules[1].backendRefs[2]", "other", None),
+            ],
+        ),
+        (  # an HTTPRoute has no defaultBackend, an Ingress no backendRefs
+            route({"defaultBackend": backend("app", {"number": 80})}),
+            [],
+        ),
+        (ingress({"rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}), []),
+        (  # neither an Ingress nor an HTTPRoute
+            Document(
+                "g.yaml",
+                {
+                    "kind": "GRPCRoute",
+                    "spec": {"rules": [{"backendRefs": [{"name": "app", "port": 80}]}]},
+                },
+            ),
+            [],
+        ),
+    ],
+)
+def test_route_backends(doc: Document, backends: list[tuple[str, Any, Any]]) -> None:
+    assert list(rules._route_backends(doc)) == backends
+
+
+@pytest.mark.parametrize(
+    ("words", "seconds"),
+    [
+        (["--max-sigterm-delay=30s"], 30.0),
+        (["--port=5432", "--max-sigterm-delay=30", "project:region:db"], 30.0),
+        (["--max-sigterm-delay", "45s", "project:region:db"], 45.0),
+        (["project:region:db", "--max-sigterm-delay", "45s"], 45.0),
+        (["--max-sigterm-delay=1.5s"], 1.5),
+        (["--max-sigterm-delay=5=6"], None),  # not a number
+        (["--max-sigterm-delay"], None),  # the value is missing
+        (["--max-sigterm-delay", "--port=5432"], None),
+        (["--max-sigterm-delay=soon"], None),
+        (["--port=5432", "project:region:db"], None),
+        ([], None),
+        (["--max-sigterm-delay=10s", "--max-sigterm-delay=20s"], 10.0),  # the first counts
+    ],
+)
+def test_own_drain_seconds(words: list[str], seconds: float | None) -> None:
+    assert rules._own_drain_seconds(words) == seconds
+
+
+@pytest.mark.parametrize(
+    ("words", "runs"),
+    [
+        (["python", "-m", "gunicorn", "app:app"], True),
+        (["python3", "-u", "-m", "gunicorn"], True),
+        (["python3", "-uB", "-m", "gunicorn"], True),
+        (["python3", "-W", "ignore", "-X", "dev", "-m", "gunicorn"], True),
+        (["python3", "-X", "-m", "-m", "gunicorn"], True),  # -X's value is "-m"
+        (["python3", "-W", "-m", "gunicorn"], False),  # -W takes "-m": gunicorn is a script
+        (["python", "-m", "honcho", "gunicorn"], False),
+        (["python", "-m"], False),
+        (["python", "run.py", "-m", "gunicorn"], False),
+        (["python", "-u"], False),
+        (["python"], False),
+    ],
+)
+def test_python_runs_gunicorn(words: list[str], runs: bool) -> None:
+    assert rules._python_runs_gunicorn(words) is runs
+
+
+@pytest.mark.parametrize(
+    ("options", "group"),
+    [
+        ({"-g"}, True),
+        ({"-s", "-g"}, True),
+        ({"-sg"}, True),  # tini's flags without a value, clustered
+        ({"-vvg"}, True),
+        ({"-pg"}, False),  # -p takes a value: -p g, a parent-death signal, not -g
+        ({"-eg"}, False),
+        ({"-kg"}, False),
+        ({"-s", "-v"}, False),
+        ({"--group"}, False),
+        ({"--verbose", "-g"}, True),  # a long option is skipped, not the end
+        (set(), False),
+    ],
+)
+def test_tini_process_group(options: set[str], group: bool) -> None:
+    assert rules._tini_process_group(options) is group
