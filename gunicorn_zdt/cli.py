@@ -102,7 +102,10 @@ def analyse_documents(
             if message not in errors:
                 errors.append(message)
             continue
-        pods.append(make_pod(w, views[key], docs, min_propagation, lb))
+        try:
+            pods.append(make_pod(w, views[key], docs, min_propagation, lb))
+        except ManifestError as exc:  # an object the workload depends on (its autoscaler)
+            errors.append(str(exc))
     return Analysis(pods, errors, skipped_kinds(docs))
 
 

@@ -431,17 +431,29 @@ def skipped_kinds(docs: Iterable[Document]) -> list[str]:
 
 
 def autoscaler_for(workload: Workload, docs: Iterable[Document]) -> Document | None:
-    """The HorizontalPodAutoscaler whose scaleTargetRef is this workload, if one is in the stream."""
+    """The HorizontalPodAutoscaler whose scaleTargetRef is this workload, if one is in the stream.
+
+    Its ``spec.minReplicas`` (the fewest pods a node drain can meet) must be a whole number
+    >= 1 when given, as the API server requires; anything else is a ManifestError.
+    """
     for doc in docs:
         if doc.kind != "HorizontalPodAutoscaler" or doc.namespace != workload.doc.namespace:
             continue
         spec = doc.obj.get("spec")
-        target = spec.get("scaleTargetRef") if isinstance(spec, Mapping) else None
+        if not isinstance(spec, Mapping):
+            continue
+        target = spec.get("scaleTargetRef")
         if (
             isinstance(target, Mapping)
             and target.get("kind") == workload.kind
             and target.get("name") == workload.doc.name
         ):
+            least = spec.get("minReplicas", 1)
+            if isinstance(least, bool) or not isinstance(least, int) or least < 1:
+                raise ManifestError(
+                    f"{doc.source}: {doc.ref}: spec.minReplicas: {least!r} is not a whole "
+                    "number >= 1; write it as a number, e.g. minReplicas: 2"
+                )
             return doc
     return None
 

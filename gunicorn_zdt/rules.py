@@ -96,7 +96,7 @@ class Pod:
         if self.autoscaler is None:
             return self.workload.replicas
         spec = self.autoscaler.obj.get("spec") or {}
-        return int(spec.get("minReplicas", 1))
+        return int(spec.get("minReplicas", 1))  # checked by k8s.autoscaler_for
 
     def on(self, doc: Document, rule: str, severity: str, fld: str, message: str) -> Finding:
         """A finding reported on another object of the stream (a Service, a PDB, an HPA)."""
@@ -421,8 +421,8 @@ def rule_probe_path(pod: Pod) -> Iterator[Finding]:
     elif ready.path_only != f"{prefix}/ready":
         if (ready.path_only or "").startswith(f"{prefix}/ready/"):
             problem = (
-                f"{ready.path} runs one check only and stays 200 after SIGTERM (it does not "
-                "see the drain)"
+                f"{ready.path} runs one check only: the pod stays in the Service while any "
+                "other check fails"
             )
             fix = f"use {prefix}/ready (add ?exclude=NAME to skip a check)"
         else:

@@ -142,8 +142,8 @@ CASES: dict[str, list[str]] = {
         (
             "{f}: Deployment/app: "
             "spec.template.spec.containers[web].readinessProbe.httpGet.path: "
-            "error[probe-path]: /healthz/ready/database runs one check only and stays"
-            " 200 after SIGTERM (it does not see the drain); use /healthz/ready (add "
+            "error[probe-path]: /healthz/ready/database runs one check only: the pod stays"
+            " in the Service while any other check fails; use /healthz/ready (add "
             "?exclude=NAME to skip a check)"
         ),
     ],
@@ -685,6 +685,21 @@ def test_hpa_min_replicas_boundary(
     path = _pod_edited(tmp_path, edit, POD / "hpa.yaml")
     _, out, _ = run(["check", "--strict", "--config", CONF, path], capsys)
     assert [line.split(": ")[3] for line in out] == ([finding] if finding else [])
+
+
+def test_hpa_min_replicas_not_a_number_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def edit(docs: list) -> None:
+        docs[3]["spec"]["minReplicas"] = "two"
+
+    path = _pod_edited(tmp_path, edit, POD / "hpa.yaml")
+    code, out, err = run(["check", "--strict", "--config", CONF, path], capsys)
+    assert (code, out) == (2, [])
+    assert err[0] == (
+        f"{path}: HorizontalPodAutoscaler/app: spec.minReplicas: 'two' is not a whole number "
+        ">= 1; write it as a number, e.g. minReplicas: 2"
+    )
 
 
 def test_hpa_for_another_workload_is_not_read(

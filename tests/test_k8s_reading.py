@@ -944,6 +944,25 @@ def test_autoscaler_for(docs: list[Document], found: int | None) -> None:
     assert autoscaler_for(w, docs) is (None if found is None else docs[found])
 
 
+@pytest.mark.parametrize("least", ["2", 0, -1, True, 1.5, None])
+def test_autoscaler_min_replicas_that_the_api_server_would_refuse_is_one_line(least: Any) -> None:
+    doc = hpa()
+    doc.obj["spec"]["minReplicas"] = least
+    with pytest.raises(ManifestError) as caught:
+        autoscaler_for(one(deployment()), [doc])
+    assert str(caught.value) == (
+        f"h.yaml: {doc.ref}: spec.minReplicas: {least!r} is not a whole number >= 1; write it "
+        "as a number, e.g. minReplicas: 2"
+    )
+
+
+@pytest.mark.parametrize("least", [1, 2, 100])
+def test_autoscaler_min_replicas_a_whole_number_is_read(least: int) -> None:
+    doc = hpa()
+    doc.obj["spec"]["minReplicas"] = least
+    assert autoscaler_for(one(deployment()), [doc]) is doc
+
+
 def test_autoscaler_for_in_a_namespace() -> None:
     w = one(deployment(namespace="prod"))
     docs = [hpa(), hpa(namespace="prod")]

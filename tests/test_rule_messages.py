@@ -553,8 +553,8 @@ CASES: dict[str, Case] = {
         setter("readinessProbe.httpGet.path", "/healthz/ready/db"),
         setter("readinessProbe.httpGet.path", "/healthz/ready?exclude=db"),
         f"Deployment/app: {C}.readinessProbe.httpGet.path: error[probe-path]: "
-        "/healthz/ready/db runs one check only and stays 200 after SIGTERM (it does not see "
-        "the drain); use /healthz/ready (add ?exclude=NAME to skip a check)",
+        "/healthz/ready/db runs one check only: the pod stays in the Service while any other "
+        "check fails; use /healthz/ready (add ?exclude=NAME to skip a check)",
     ),
     "probe-path-readiness-elsewhere": Case(
         "probe-path",
