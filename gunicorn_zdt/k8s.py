@@ -448,8 +448,10 @@ def autoscaler_for(workload: Workload, docs: Iterable[Document]) -> Document | N
             and target.get("kind") == workload.kind
             and target.get("name") == workload.doc.name
         ):
-            least = spec.get("minReplicas", 1)
-            if isinstance(least, bool) or not isinstance(least, int) or least < 1:
+            least = spec.get("minReplicas")  # None: the API server's default, 1
+            if least is not None and (
+                isinstance(least, bool) or not isinstance(least, int) or least < 1
+            ):
                 raise ManifestError(
                     f"{doc.source}: {doc.ref}: spec.minReplicas: {least!r} is not a whole "
                     "number >= 1; write it as a number, e.g. minReplicas: 2"

@@ -96,7 +96,7 @@ class Pod:
         if self.autoscaler is None:
             return self.workload.replicas
         spec = self.autoscaler.obj.get("spec") or {}
-        return int(spec.get("minReplicas", 1))  # checked by k8s.autoscaler_for
+        return int(spec.get("minReplicas") or 1)  # checked by k8s.autoscaler_for; null is 1
 
     def on(self, doc: Document, rule: str, severity: str, fld: str, message: str) -> Finding:
         """A finding reported on another object of the stream (a Service, a PDB, an HPA)."""
