@@ -695,12 +695,11 @@ def rule_pdb(pod: Pod) -> Iterator[Finding]:
     except ValueError:
         spec = pdb.obj.get("spec") or {}
         key = "maxUnavailable" if spec.get("maxUnavailable") is not None else "minAvailable"
-        yield Finding(
-            pdb.source,
-            pdb.ref,
-            f"spec.{key}",
-            ERROR,
+        yield pod.on(
+            pdb,
             "pdb",
+            ERROR,
+            f"spec.{key}",
             f"{key} {spec[key]!r} is not a number or percentage: the eviction API cannot use "
             "this budget; use maxUnavailable: 1",
         )
@@ -709,12 +708,11 @@ def rule_pdb(pod: Pod) -> Iterator[Finding]:
         what, _ = allowed
         key = what.split()[0]
         scaled = f", {pod.autoscaler.ref} minReplicas" if pod.autoscaler is not None else ""
-        yield Finding(
-            pdb.source,
-            pdb.ref,
-            f"spec.{key}",
-            ERROR,
+        yield pod.on(
+            pdb,
             "pdb",
+            ERROR,
+            f"spec.{key}",
             f"{what} with {replicas} replicas ({w.ref}{scaled}) allows no eviction: every node "
             "drain blocks until someone deletes the pod by hand; use maxUnavailable: 1",
         )
@@ -741,12 +739,11 @@ def rule_service_port(pod: Pod) -> Iterator[Finding]:
                 if resolved is None
                 else f"{resolved} is not the port Gunicorn binds ({pod.app_port})"
             )
-            yield Finding(
-                svc.source,
-                svc.ref,
-                f"spec.ports[{port.get('name', i)}].targetPort",
-                ERROR,
+            yield pod.on(
+                svc,
                 "service-port",
+                ERROR,
+                f"spec.ports[{port.get('name', i)}].targetPort",
                 f"{problem}: the Service sends traffic nowhere; use targetPort: {pod.port_hint}",
             )
 

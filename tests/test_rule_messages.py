@@ -36,6 +36,17 @@ CONF = str(MANIFESTS / "gunicorn.conf.py")
 GOOD: list[dict[str, Any]] = list(yaml.safe_load_all((MANIFESTS / "good.yaml").read_text()))
 C = "spec.template.spec.containers[web]"
 
+PID1_SHELL_FORM = (
+    f"Deployment/app: {C}.command: error[pid1]: shell form (sh -c): the shell is PID 1 and "
+    "does not pass SIGTERM to Gunicorn, which never drains and is SIGKILLed at the "
+    'deadline; use exec form, command: ["gunicorn", ...] (or start the script with exec)'
+)
+PID1_DUMB_INIT_GROUP = (
+    f"Deployment/app: {C}.command: error[pid1]: dumb-init sends SIGTERM to the whole "
+    "process group: every worker stops at once instead of serving through the drain; run "
+    "gunicorn directly (exec form) or use dumb-init --single-child"
+)
+
 Docs = list[dict[str, Any]]
 Edit = Callable[[Docs], None]
 
@@ -460,17 +471,13 @@ CASES: dict[str, Case] = {
         "pid1",
         setter("command", ["sh", "-c", "gunicorn -c conf.py example_app.wsgi:app"]),
         setter("command", ["sh", "-c", "exec gunicorn -c conf.py example_app.wsgi:app"]),
-        f"Deployment/app: {C}.command: error[pid1]: shell form (sh -c): the shell is PID 1 and "
-        "does not pass SIGTERM to Gunicorn, which never drains and is SIGKILLed at the "
-        'deadline; use exec form, command: ["gunicorn", ...] (or start the script with exec)',
+        PID1_SHELL_FORM,
     ),
     "pid1-dumb-init": Case(
         "pid1",
         setter("command", ["dumb-init", "gunicorn", "example_app.wsgi:app"]),
         setter("command", ["dumb-init", "--single-child", "gunicorn", "example_app.wsgi:app"]),
-        f"Deployment/app: {C}.command: error[pid1]: dumb-init sends SIGTERM to the whole "
-        "process group: every worker stops at once instead of serving through the drain; run "
-        "gunicorn directly (exec form) or use dumb-init --single-child",
+        PID1_DUMB_INIT_GROUP,
     ),
     "pid1-tini-group": Case(
         "pid1",
@@ -1147,18 +1154,14 @@ CASES: dict[str, Case] = {
         "pid1",
         setter("command", ["sh", "-c", "  gunicorn example_app.wsgi:app"]),
         setter("command", ["sh", "-c", "  exec gunicorn example_app.wsgi:app"]),
-        f"Deployment/app: {C}.command: error[pid1]: shell form (sh -c): the shell is PID 1 and "
-        "does not pass SIGTERM to Gunicorn, which never drains and is SIGKILLed at the "
-        'deadline; use exec form, command: ["gunicorn", ...] (or start the script with exec)',
+        PID1_SHELL_FORM,
     ),
     "pid1-dumb-init-options-end": Case(
         "pid1",
         # gunicorn's own -c after -- is not dumb-init's -c (--single-child)
         setter("command", ["dumb-init", "--", "gunicorn", "-c", "conf.py", "example_app.wsgi:app"]),
         setter("command", ["dumb-init", "-c", "gunicorn", "-c", "conf.py", "example_app.wsgi:app"]),
-        f"Deployment/app: {C}.command: error[pid1]: dumb-init sends SIGTERM to the whole "
-        "process group: every worker stops at once instead of serving through the drain; run "
-        "gunicorn directly (exec form) or use dumb-init --single-child",
+        PID1_DUMB_INIT_GROUP,
     ),
     "pid1-python-runs-a-script": Case(
         "pid1",
