@@ -22,8 +22,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from ..core.readiness import Outcome
 from .probe_supervisor import ListenerProcess
-from .readiness import Outcome
 from .state import SLOT_COUNT, Phase, SharedState
 
 __all__ = ["Runtime", "create", "current", "pod_state"]

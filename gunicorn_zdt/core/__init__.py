@@ -1,0 +1,10 @@
+"""The pure core, shared by the runtime and the tools: stdlib only, no Gunicorn, no Flask.
+
+* :mod:`.settings` - every ``ZDT_*`` setting, declared once (name, default, parser, doc).
+* :mod:`.budget` - the timing budget: grace >= preStop + drain maximum + graceful_timeout +
+  margin, its errors and warnings.
+* :mod:`.plan` - the drain plan a Gunicorn config resolves to (what the runtime runs and
+  ``gunicorn-zdt check`` reads).
+* :mod:`.drain` - when the adaptive drain ends, from the workers' evidence.
+* :mod:`.readiness` - the one readiness/startup decision both probe servers answer with.
+"""

@@ -1,0 +1,473 @@
+"""Gunicorn server hooks: drain on SIGTERM instead of closing the listeners at once.
+
+Use from your Gunicorn config module, as its last line::
+
+    from gunicorn_zdt.hooks import install
+    install(globals())
+
+What happens on SIGTERM to the master (see the README's termination timeline):
+
+1. The shared state flips to DRAINING: every worker's readiness answers 503 at once.
+2. For ``ZDT_DRAIN_SECONDS`` nothing else changes: listeners stay open, new connections
+   are accepted and served, and each response closes its keep-alive connection, so
+   clients move to pods that are still in the Service.
+3. Then Gunicorn's own graceful stop runs: listeners close, workers finish in-flight
+   requests within ``graceful_timeout``, the master exits 0.
+
+The master's loop is never blocked: SIGTERM only records a deadline and arms a timer;
+the hand-over happens when the timer re-sends SIGTERM (or the loop notices the
+deadline), so workers keep being reaped, respawned and timed out during the drain.
+"""
+
+from __future__ import annotations
+
+import errno
+import inspect
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, MutableMapping
+from typing import Any
+
+from ..core import budget, settings
+from ..core.plan import DrainPlan, keeps_alive
+from ..core.settings import SettingError
+from . import context, phase, stacks, state
+from .probe_server import ProbeConfig
+from .surface import Arbiter, Request, Worker, missing_surface
+from .termination import Termination
+
+__all__ = ["HOOK_NAMES", "install", "integration_problem"]
+
+#: The Gunicorn hooks that ``install`` adds (chaining any you already have).
+HOOK_NAMES = (
+    "on_starting",
+    "when_ready",
+    "pre_fork",
+    "post_fork",
+    "post_worker_init",
+    "pre_request",
+    "post_request",
+    "on_exit",
+)
+
+#: Worker classes whose requests ignore ``req.must_close`` (keep-alive not closed while draining).
+_MUST_CLOSE_UNSUPPORTED = ("gevent_pywsgi", "geventwebsocket", "uvicorn", "asgi")
+_WORKER_BOOT_ERROR = 3  # Gunicorn's exit code for "worker failed to boot": the master halts
+
+
+def install(
+    namespace: MutableMapping[str, Any],
+    *,
+    drain_seconds: float | None = None,
+    grace_period_seconds: float | None = None,
+    prestop_seconds: float | None = None,
+    drain_max_seconds: float | None = None,
+    probe_bind: str | None = None,
+) -> None:
+    """Add the drain hooks to a Gunicorn config module's namespace (pass ``globals()``).
+
+    Hooks already in the namespace are kept and run after ours; call ``install`` last:
+    a hook defined after it replaces ours, and Gunicorn then refuses to start, saying
+    which. ``ZDT_*`` environment variables override the arguments (``probe_bind``: the
+    probe listener's address, as ``ZDT_PROBE_BIND``; the ready-made config passes one). When the grace period
+    is known and the config sets no ``graceful_timeout``, one is derived so that preStop
+    + drain + graceful_timeout + margin fits. Bad values are reported when Gunicorn
+    starts (``on_starting``), as one line, and Gunicorn exits 1.
+    """
+    rt = context.create()
+    errors: list[str] = []
+    try:
+        plan: DrainPlan | None = DrainPlan.resolve(
+            drain_seconds, grace_period_seconds, prestop_seconds, drain_max_seconds, probe_bind
+        )
+        settings.validate_environment()
+    except SettingError as exc:
+        plan = None
+        errors.append(str(exc))
+
+    grace = plan.grace_period_seconds if plan is not None else None
+    if plan is not None and grace is not None and "graceful_timeout" not in namespace:
+        derived = budget.derive_graceful_timeout(
+            grace, plan.drain_cap_seconds, plan.prestop_seconds
+        )
+        if derived > 0:  # otherwise on_starting reports that nothing fits
+            namespace["graceful_timeout"] = derived
+
+    ours: dict[str, Callable[..., Any]] = {
+        "on_starting": _on_starting_hook(plan, errors),
+        "when_ready": _when_ready_hook(plan, rt),
+        "pre_fork": _pre_fork_hook(rt),
+        "post_fork": _post_fork_hook(rt),
+        "post_worker_init": _post_worker_init_hook(rt),
+        "pre_request": _pre_request_hook(rt, plan),
+        "post_request": _post_request_hook(rt),
+        "on_exit": _on_exit_hook(rt, plan),
+    }
+    assert tuple(ours) == HOOK_NAMES
+    for name, hook in ours.items():
+        theirs = namespace.get(name)
+        if name == "pre_request" and theirs is None:
+            theirs = _gunicorn_default_pre_request
+        namespace[name] = _chain(name, hook, theirs, errors)
+
+
+def integration_problem(cfg: Any) -> str | None:
+    """None when every hook Gunicorn will call is ours (or chained through ours).
+
+    A hook defined after ``install(globals())`` replaces ours: the drain, or the closing
+    of keep-alive connections, is then silently off. Also used by ``gunicorn-zdt check``.
+    """
+    replaced = [
+        name for name in HOOK_NAMES if not getattr(getattr(cfg, name, None), "zdt_hook", False)
+    ]
+    if not replaced:
+        return None
+    if len(replaced) == len(HOOK_NAMES):
+        return (
+            "gunicorn-zdt: the Gunicorn config does not call install(globals()) (or every "
+            "hook was redefined after it): add `from gunicorn_zdt.hooks import install` and "
+            "`install(globals())` as its last line"
+        )
+    return (
+        f"gunicorn-zdt: Gunicorn hook(s) {', '.join(replaced)} defined after "
+        "install(globals()) replaced ours, which turns the drain off; define your hooks "
+        "before install(globals()) (it chains them) and call it last"
+    )
+
+
+def _chain(
+    name: str, ours: Callable[..., Any], theirs: Any, errors: list[str]
+) -> Callable[..., Any]:
+    """Run our hook, then the user's (unwrapping ours if ``install`` ran twice).
+
+    Gunicorn checks each hook's arity, so the wrapper takes exactly our arguments; a
+    user's hook of the wrong arity is reported by ``on_starting`` in one line.
+    """
+    theirs = getattr(theirs, "_zdt_user_hook", theirs)
+    arity = ours.__code__.co_argcount
+    chained: Callable[..., Any]
+    if theirs is None:
+        chained = ours
+    elif name == "post_request" and callable(theirs) and 2 <= _arity(theirs) <= 4:
+        their_arity = _arity(theirs)  # Gunicorn accepts 2 to 4 arguments for this one
+
+        def chained(a: Any, b: Any, c: Any, d: Any) -> Any:
+            ours(a, b, c, d)
+            return theirs(*(a, b, c, d)[:their_arity])
+
+    elif not callable(theirs) or _arity(theirs) != arity:
+        got = f"{_arity(theirs)} argument(s)" if callable(theirs) else f"{type(theirs).__name__}"
+        errors.append(
+            f"your Gunicorn hook {name} takes {got}; Gunicorn calls it with {arity} "
+            f"({', '.join(ours.__code__.co_varnames[:arity])}): fix its signature"
+        )
+        chained = ours
+    elif arity == 1:
+
+        def chained(a: Any) -> Any:
+            ours(a)
+            return theirs(a)
+
+    else:
+
+        def chained(a: Any, b: Any) -> Any:
+            ours(a, b)
+            return theirs(a, b)
+
+    marked: Any = chained
+    if chained is not ours:
+        marked._zdt_user_hook = theirs
+        marked.__dict__.update({k: v for k, v in vars(ours).items() if k.startswith("zdt_")})
+    marked.zdt_hook = True  # what integration_problem() looks for
+    return chained
+
+
+def _arity(func: Callable[..., Any]) -> int:
+    params = inspect.signature(func).parameters.values()
+    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+
+
+def _on_starting_hook(plan: DrainPlan | None, errors: list[str]) -> Callable[[Any], None]:
+    def on_starting(server: Arbiter) -> None:
+        """Master, before listeners: refuse a config that would drain wrong or cut requests."""
+        problem = missing_surface(server) or integration_problem(server.cfg)
+        if problem:
+            raise RuntimeError(problem)
+        if errors:
+            raise RuntimeError(f"gunicorn-zdt: {errors[0]}")
+        assert plan is not None
+        plan_budget = plan.budget_for(server.cfg)
+        budget_errors = plan_budget.errors()
+        if budget_errors:
+            raise RuntimeError(
+                f"gunicorn-zdt: {budget_errors[0]} (grace period from ZDT_GRACE_PERIOD_SECONDS, "
+                "preStop from ZDT_PRESTOP_SECONDS, drain from ZDT_DRAIN_MAX_SECONDS: the longest drain)"
+            )
+        for warning in plan_budget.warnings():
+            server.log.warning("gunicorn-zdt: %s", warning)
+        worker_class = str(server.cfg.worker_class_str).lower()
+        if any(name in worker_class for name in _MUST_CLOSE_UNSUPPORTED):
+            server.log.warning(
+                "gunicorn-zdt: worker class %s ignores req.must_close: keep-alive connections "
+                "are not closed during the drain; use sync, gthread or gevent",
+                server.cfg.worker_class_str,
+            )
+        if plan.probe_bind is not None:  # bind now: a taken port stops the start, one line
+            _refuse_heartbeat_timeout_below_idle_interval(plan, server.cfg)
+            context.create().listener.bind(*plan.probe_bind)
+        grace = plan.grace_period_seconds
+        server.log.info(
+            "gunicorn-zdt: drain %s s to %s s (quiet %s s), graceful_timeout %s s, preStop %s s, "
+            "grace period %s",
+            budget.fmt(plan.drain_seconds),
+            budget.fmt(plan.drain_cap_seconds),
+            budget.fmt(plan.drain_quiet_seconds),
+            budget.fmt(server.cfg.graceful_timeout),
+            budget.fmt(plan.prestop_seconds),
+            "unknown (set ZDT_GRACE_PERIOD_SECONDS)"
+            if grace is None
+            else f"{budget.fmt(grace)} s (slack {budget.fmt(plan_budget.slack_seconds or 0)} s)",
+        )
+
+    # What install() resolved, for `gunicorn-zdt check` (it loads configs with Gunicorn's loader).
+    on_starting.zdt_plan = plan  # type: ignore[attr-defined]
+    on_starting.zdt_error = errors[0] if errors else None  # type: ignore[attr-defined]
+    return on_starting
+
+
+def _refuse_heartbeat_timeout_below_idle_interval(plan: DrainPlan, cfg: Any) -> None:
+    """An idle sync worker reports only every ``timeout / 2`` s (its select() timeout);
+    a shorter heartbeat limit would fail liveness on an idle pod and get it restarted."""
+    limit = plan.heartbeat_timeout_seconds
+    if limit is None or keeps_alive(cfg) or not cfg.timeout:
+        return
+    interval = cfg.timeout / 2
+    if limit <= interval:
+        raise RuntimeError(
+            f"gunicorn-zdt: ZDT_HEARTBEAT_TIMEOUT_SECONDS={budget.fmt(limit)} <= timeout/2 = "
+            f"{budget.fmt(interval)}: an idle sync worker reports its heartbeat only every "
+            f"timeout/2 s, so liveness would fail on an idle pod; raise it above "
+            f"{budget.fmt(interval)} (or unset it: default timeout {budget.fmt(cfg.timeout)})"
+        )
+
+
+def _when_ready_hook(plan: DrainPlan | None, rt: context.Runtime) -> Callable[[Any], None]:
+    def when_ready(server: Arbiter) -> None:
+        """Master, listeners open, before the first fork: take over SIGTERM."""
+        assert plan is not None  # on_starting refused to start otherwise
+        rt.state.set_serving()
+        rt.state.beat_master()
+        rt.state.set_worker_threads(_requests_per_worker(server.cfg))
+        _spawn_probe_listener(server, plan, rt)
+        _take_over_sigterm(server, plan, rt)
+
+    return when_ready
+
+
+def _requests_per_worker(cfg: Any) -> int:
+    """How many requests one worker serves at once: the capacity the metrics divide by."""
+    worker_class = str(cfg.worker_class_str).lower()
+    if "gevent" in worker_class or "eventlet" in worker_class:
+        return max(1, int(cfg.worker_connections))
+    if keeps_alive(cfg) and "thread" in worker_class:
+        return max(1, int(cfg.threads))
+    return 1
+
+
+def _take_over_sigterm(server: Arbiter, plan: DrainPlan, rt: context.Runtime) -> None:
+    shared = rt.state
+    ending = rt.termination = Termination(server, plan, shared)
+    reap_and_kill_hung = server.murder_workers
+    tell_workers = server.kill_workers
+    tell_worker = server.kill_worker
+    reap = server.reap_workers
+
+    def hand_over(reason: str) -> None:
+        ending.stop_begins(reason)
+        server.log.info(
+            "gunicorn-zdt: graceful stop begins after %.2f s of drain (%s): listeners closed, "
+            "workers have graceful_timeout %s s to finish in-flight requests",
+            time.monotonic() - shared.drain_started,
+            reason,
+            budget.fmt(server.cfg.graceful_timeout),
+        )
+        raise StopIteration  # Gunicorn's main loop answers with halt() -> stop(graceful=True)
+
+    def handle_term() -> None:
+        if shared.phase == state.Phase.DRAINING:
+            hand_over(ending.end_reason())
+        if plan.drain_cap_seconds <= 0:
+            hand_over("drain off: its maximum is 0")
+        ending.begin()
+        server.log.info(
+            "gunicorn-zdt: SIGTERM: draining (readiness 503, still serving, keep-alive closed per "
+            "response) for at least %s s, until no new connection for %s s, at most %s s; then "
+            "graceful stop with graceful_timeout %s s",
+            budget.fmt(plan.drain_seconds),
+            budget.fmt(plan.drain_quiet_seconds),
+            budget.fmt(plan.drain_cap_seconds),
+            budget.fmt(server.cfg.graceful_timeout),
+        )
+
+    def murder_workers() -> None:
+        shared.beat_master()  # runs once per loop iteration: the master's heartbeat
+        reap_and_kill_hung()
+        rt.listener.supervise(server.log)
+        # Backstop for the timer: the loop runs at least once a second.
+        if shared.phase == state.Phase.DRAINING and ending.reason is None:
+            ending.reason = ending.due()
+        if shared.phase == state.Phase.DRAINING and ending.reason is not None:
+            hand_over(ending.reason)
+
+    def kill_workers(sig: int) -> None:
+        if sig == signal.SIGKILL and shared.phase == state.Phase.STOPPING:
+            ending.workers_killed()  # graceful_timeout expired: name what is cut
+        tell_workers(sig)
+        if sig == signal.SIGTERM and shared.phase == state.Phase.STOPPING:
+            ending.refuse_new_connections()  # every worker was told to stop: refuse late SYNs
+
+    def kill_worker(pid: int, sig: int) -> None:
+        if sig == signal.SIGABRT:  # only murder_workers sends it: Gunicorn's timeout
+            ending.worker_timed_out(pid)
+        tell_worker(pid, sig)
+
+    def reap_workers() -> None:
+        reap()
+        ending.before_graceful_timeout()  # stop() calls us every 0.1 s while it waits
+
+    # Gunicorn looks these up on the instance when it calls them.
+    server.handle_term = handle_term  # type: ignore[method-assign]
+    server.murder_workers = murder_workers  # type: ignore[method-assign]
+    server.kill_workers = kill_workers  # type: ignore[method-assign]
+    server.kill_worker = kill_worker  # type: ignore[method-assign]
+    server.reap_workers = reap_workers  # type: ignore[method-assign]
+
+
+def _pre_fork_hook(rt: context.Runtime) -> Callable[[Any, Any], None]:
+    def pre_fork(server: Arbiter, worker: Any) -> None:
+        """Master, before forking a worker: give it a slot no live worker holds."""
+        worker.zdt_slot = rt.assign_slot(worker, list(server.WORKERS.values()))
+
+    return pre_fork
+
+
+def _post_fork_hook(rt: context.Runtime) -> Callable[[Any, Any], None]:
+    def post_fork(server: Arbiter, worker: Worker) -> None:
+        """Worker, just forked: drop our timer handler; report heartbeats to our slot."""
+        if rt.state.phase == state.Phase.STARTING:  # our master-side hooks never ran
+            problem = integration_problem(server.cfg) or "gunicorn-zdt: when_ready never ran"
+            print(f"Error: {problem}", file=sys.stderr, flush=True)
+            os._exit(_WORKER_BOOT_ERROR)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)  # the master's drain ticks are not ours
+        index = getattr(worker, "zdt_slot", None)
+        if index is None:
+            return
+        rt.worker_slot = index
+        rt.evidence_lock = threading.Lock()  # a fresh one: the master's may have been held
+        rt.state.claim_slot(index)
+        tell_gunicorn = worker.notify
+
+        def notify() -> None:  # Gunicorn calls it from the worker's loop, about once a second
+            tell_gunicorn()
+            rt.state.beat_worker(index)
+
+        worker.notify = notify  # type: ignore[method-assign]
+
+    return post_fork
+
+
+def _post_worker_init_hook(rt: context.Runtime) -> Callable[[Any], None]:
+    def post_worker_init(worker: Worker) -> None:
+        """Worker, app loaded: start publishing readiness; tolerate the listener's shutdown;
+        dump stacks on request (after Gunicorn reset its signals); phase() sees exits."""
+        rt.start_publisher()
+        phase.attach_worker(lambda: not worker.alive)
+        if rt.worker_slot is not None and stacks.arm():
+            rt.state.arm_dump(rt.worker_slot)
+        accept = getattr(worker, "accept", None)
+        if accept is None:
+            return
+
+        def accept_until_shutdown(*args: Any) -> Any:
+            try:
+                return accept(*args)
+            except OSError as exc:  # the master shut the listener down: we are stopping
+                if exc.errno == errno.EINVAL and rt.state.phase == state.Phase.STOPPING:
+                    worker.alive = False
+                    return None
+                raise
+
+        worker.accept = accept_until_shutdown  # type: ignore[attr-defined]
+
+    return post_worker_init
+
+
+def _spawn_probe_listener(server: Arbiter, plan: DrainPlan, rt: context.Runtime) -> None:
+    """Master, when_ready (no worker forked yet, one thread): fork the listener."""
+    limit = plan.heartbeat_timeout_seconds
+    if limit is None:
+        limit = float(server.cfg.timeout or 30)
+    address = rt.listener.spawn(rt.state, ProbeConfig(plan.probe_prefix, limit, os.getpid()))
+    if address:
+        server.log.info(
+            "gunicorn-zdt: probe listener at http://%s%s/{live,ready,startup} (pid %s), "
+            "heartbeat timeout %s s",
+            address,
+            plan.probe_prefix,
+            rt.listener.pid,
+            budget.fmt(limit),
+        )
+
+
+def _pre_request_hook(rt: context.Runtime, plan: DrainPlan | None) -> Callable[[Any, Any], None]:
+    shared = rt.state
+    probes = f"{plan.probe_prefix}/" if plan else "/healthz/"
+    health_checks = frozenset(plan.health_check_paths if plan else ())
+
+    def pre_request(worker: Worker, req: Request) -> None:
+        """Worker, every request: while draining, close the connection after the response,
+        record whether traffic still arrives and what is served (shared memory, no I/O)."""
+        draining = shared.draining
+        if draining:
+            req.must_close = True
+        phase.current_request.set(req)  # stopping() closes its connection after the response
+        index = rt.worker_slot
+        if index is None:
+            return
+        traffic = not req.path.startswith(probes) and req.path not in health_checks
+        new_connection = getattr(req, "req_number", 1) == 1
+        with rt.evidence_lock:
+            shared.request_started(index, draining, traffic, new_connection)
+            req.zdt_entry = shared.serving_started(index, req.method, req.path)
+
+    return pre_request
+
+
+def _post_request_hook(rt: context.Runtime) -> Callable[[Any, Any, Any, Any], None]:
+    def post_request(worker: Worker, req: Request, environ: Any, resp: Any) -> None:
+        """Worker, after every response: one request fewer in flight, its entry free."""
+        index = rt.worker_slot
+        if index is not None:
+            with rt.evidence_lock:
+                rt.state.request_finished(index)
+                rt.state.serving_finished(index, getattr(req, "zdt_entry", -1))
+
+    return post_request
+
+
+def _gunicorn_default_pre_request(worker: Worker, req: Request) -> None:
+    """What Gunicorn's own default ``pre_request`` does, kept when the user defines none."""
+    worker.log.debug("%s %s", req.method, req.path)
+
+
+def _on_exit_hook(rt: context.Runtime, plan: DrainPlan | None) -> Callable[[Any], None]:
+    def on_exit(server: Arbiter) -> None:
+        """Master, last thing before exit: the probe listener goes first, then the report."""
+        rt.listener.stop()
+        if rt.termination is not None:
+            rt.termination.report()
+
+    return on_exit

@@ -1,0 +1,277 @@
+"""The master's side of a termination: drain on evidence, refuse late connections, report.
+
+SIGTERM flips the pod to DRAINING and arms a timer; each tick (every 0.1 s once the
+minimum has passed) asks :mod:`gunicorn_zdt.drain` whether the evidence the workers
+recorded says the drain may end. When it may, the tick re-sends SIGTERM to the master,
+whose handler hands over to Gunicorn's own graceful stop. The master's loop is never
+blocked. When the graceful stop begins, the listening sockets are shut down for every
+process that holds them, so a late connection is refused at once (safe to retry on
+another pod) instead of being queued and reset when the last worker exits. One second
+before ``graceful_timeout`` expires, each worker still serving a request is named in the
+log and asked for its stacks (:mod:`gunicorn_zdt.stacks`); a worker that Gunicorn's
+``timeout`` kills is treated the same way. At exit the master logs one report line (and,
+with ``ZDT_REPORT_JSON``, one JSON object), then one line per request that was cut.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import struct
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ..core import budget, drain
+from ..core.plan import DrainPlan
+from .stacks import DUMP_SIGNAL
+from .state import Phase, Serving, SharedState
+
+__all__ = ["Cut", "Termination", "listen_backlog"]
+
+_TICK_SECONDS = 0.1
+_DUMP_LEAD_SECONDS = 1.0  # ask for stacks this long before graceful_timeout (at most half)
+# struct tcp_info: 8 one-byte fields, then u32 rto, ato, snd_mss, rcv_mss, unacked: on a
+# listening socket Linux reports the accept queue's length in tcpi_unacked.
+_TCPI_UNACKED = 24
+
+
+def listen_backlog(sock: socket.socket) -> int:
+    """Connections waiting in ``sock``'s accept queue (Linux TCP; 0 where unknown)."""
+    if sock.family not in (socket.AF_INET, socket.AF_INET6) or not hasattr(socket, "TCP_INFO"):
+        return 0
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+    except OSError:
+        return 0
+    return int(struct.unpack_from("<I", info, _TCPI_UNACKED)[0]) if len(info) >= 28 else 0
+
+
+@dataclass(frozen=True)
+class Cut:
+    """A request that was still running when its worker was killed."""
+
+    method: str
+    path: str
+    age_seconds: float
+    pid: int
+    by: str  # "graceful_timeout" or "timeout"
+
+    def line(self) -> str:
+        return f"{self.method} {self.path} after {self.age_seconds:.2f} s (worker {self.pid})"
+
+
+class Termination:
+    """One per master; created in ``when_ready``."""
+
+    def __init__(self, server: Any, plan: DrainPlan, shared: SharedState) -> None:
+        self.server = server
+        self.shared = shared
+        self.window = drain.DrainWindow(
+            plan.drain_seconds, plan.drain_quiet_seconds, plan.drain_cap_seconds
+        )
+        self.report_json = plan.report_json
+        self.reason: str | None = None  # why the drain ended, once it did
+        self.in_flight_at_stop = 0
+        self.stacks_asked = False  # once per termination, before graceful_timeout
+        self.cut: list[Cut] = []  # killed while serving, since SIGTERM
+        self.untracked_cut = 0  # cut requests the slots had no room to name
+        # Our own handle on each listening socket: Gunicorn closes its copies at the stop,
+        # the workers keep theirs; shutdown() through ours acts on the socket itself.
+        self.listeners = [
+            socket.socket(fileno=os.dup(lst.sock.fileno())) for lst in server.LISTENERS
+        ]
+
+    # -- the drain ----------------------------------------------------------------------
+
+    def begin(self) -> None:
+        """SIGTERM: flip to DRAINING, arm the ticks (first one at the minimum)."""
+        self.shared.begin_drain(self.window.minimum_seconds)
+        signal.signal(signal.SIGALRM, self._tick)
+        signal.setitimer(signal.ITIMER_REAL, max(self.window.minimum_seconds, 0.001), _TICK_SECONDS)
+
+    def due(self) -> str | None:
+        """Why the drain may end now, or None (cheap: shared memory and one getsockopt)."""
+        evidence = self.shared.evidence()
+        backlog = sum(listen_backlog(s) for s in self.listeners)
+        return self.window.end(
+            self.shared.drain_started, time.monotonic(), evidence.last_arrival, backlog
+        )
+
+    def _tick(self, signum: int, frame: Any) -> None:
+        """SIGALRM in the master: when the evidence says so, wake the loop with SIGTERM."""
+        if self.reason is None:
+            self.reason = self.due()
+        if self.reason is not None:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def end_reason(self) -> str:
+        """Master loop, SIGTERM while draining: ours (the drain is over) or a second signal."""
+        return self.reason or drain.SIGNAL
+
+    def stop_begins(self, reason: str) -> None:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        self.reason = reason
+        self.in_flight_at_stop = self.shared.evidence().in_flight
+        self.shared.begin_stop()
+
+    # -- late connections ---------------------------------------------------------------
+
+    def refuse_new_connections(self) -> None:
+        """Right after Gunicorn told its workers to stop: no process accepts any more.
+
+        Skipped after a USR2 re-exec: the new master serves on the same sockets.
+        """
+        if getattr(self.server, "reexec_pid", 0):
+            return
+        for sock in self.listeners:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RD)
+            sock.close()
+        if self.listeners:
+            self.server.log.info("gunicorn-zdt: listeners shut: new connections are refused")
+        self.listeners = []
+
+    # -- requests about to be cut ---------------------------------------------------
+
+    def before_graceful_timeout(self) -> None:
+        """Master, each pass of Gunicorn's graceful-stop loop (every 0.1 s): shortly before
+        ``graceful_timeout`` expires, name each busy worker's requests and ask for stacks."""
+        if self.stacks_asked or self.shared.phase != Phase.STOPPING:
+            return
+        limit = float(self.server.cfg.graceful_timeout)
+        lead = min(_DUMP_LEAD_SECONDS, limit / 2)
+        if time.monotonic() < self.shared.stop_started + limit - lead:
+            return
+        self.stacks_asked = True
+        for pid, worker in list(self.server.WORKERS.items()):
+            self._name_and_dump(
+                pid, worker, f"graceful_timeout {budget.fmt(limit)} s expires in {lead:.1f} s"
+            )
+
+    def worker_timed_out(self, pid: int) -> None:
+        """Master, just before Gunicorn's ``timeout`` kills a worker (SIGABRT)."""
+        worker = self.server.WORKERS.get(pid)
+        requests, untracked = self._name_and_dump(
+            pid, worker, f"timeout {budget.fmt(float(self.server.cfg.timeout))} s: killed"
+        )
+        if self.shared.draining:  # the report covers this termination only
+            now = time.monotonic()
+            self.cut += [_cut(r, now, pid, "timeout") for r in requests]
+            self.untracked_cut += untracked
+
+    def workers_killed(self) -> None:
+        """Master, as Gunicorn SIGKILLs the workers left at ``graceful_timeout``."""
+        now = time.monotonic()
+        for pid, worker in list(self.server.WORKERS.items()):
+            requests, untracked = self._serving(worker)
+            self.cut += [_cut(r, now, pid, "graceful_timeout") for r in requests]
+            self.untracked_cut += untracked
+
+    def _serving(self, worker: Any) -> tuple[list[Serving], int]:
+        index = getattr(worker, "zdt_slot", None)
+        return ([], 0) if index is None else self.shared.serving(index)
+
+    def _name_and_dump(self, pid: int, worker: Any, why: str) -> tuple[list[Serving], int]:
+        requests, untracked = self._serving(worker)
+        if not requests and not untracked:
+            return requests, untracked
+        now = time.monotonic()
+        named = [f"{r.method} {r.path} for {now - r.started:.2f} s" for r in requests]
+        if untracked:
+            named.append(f"{untracked} more")
+        index = getattr(worker, "zdt_slot", None)
+        armed = index is not None and self.shared.dump_armed(index)
+        self.server.log.warning(
+            "gunicorn-zdt: %s: worker %s still serving %s; %s",
+            why,
+            pid,
+            ", ".join(named),
+            "its Python stacks follow" if armed else "no stack dump (handler not armed)",
+        )
+        if armed:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, DUMP_SIGNAL)
+        return requests, untracked
+
+    # -- the report ---------------------------------------------------------------------
+
+    def report(self) -> None:
+        """Master, on_exit: one line on what this termination saw (and a warning if cut)."""
+        started = self.shared.drain_started
+        if not started:
+            return
+        now = time.monotonic()
+        evidence = self.shared.evidence()
+        stop = self.shared.stop_started or now
+        last = evidence.last_arrival - started if evidence.last_arrival else None
+        fields: dict[str, Any] = {
+            "drain_seconds": round(stop - started, 3),
+            "drain_ended_by": self.reason or drain.SIGNAL,
+            "arrived_while_draining": evidence.arrived_while_draining,
+            "last_new_connection_after_sigterm_seconds": None if last is None else round(last, 3),
+            "connections_closed_by_drain": evidence.closed_by_drain,
+            "in_flight_at_graceful_stop": self.in_flight_at_stop,
+            "requests_cut": evidence.in_flight,
+            "cut": [
+                {
+                    "method": c.method,
+                    "path": c.path,
+                    "age_seconds": c.age_seconds,
+                    "pid": c.pid,
+                    "by": c.by,
+                }
+                for c in self.cut
+            ],
+            "exit_after_sigterm_seconds": round(now - started, 3),
+        }
+        log = self.server.log
+        log.info(
+            "gunicorn-zdt: termination report: drain %s s (%s); %s request(s) arrived while "
+            "draining, last new connection %s after SIGTERM; %s connection(s) closed by the "
+            "drain; %s in flight when the graceful stop began, %s cut at graceful_timeout; "
+            "exit %s s after SIGTERM",
+            budget.fmt(fields["drain_seconds"]),
+            fields["drain_ended_by"],
+            fields["arrived_while_draining"],
+            "none" if last is None else f"{last:.2f} s",
+            fields["connections_closed_by_drain"],
+            fields["in_flight_at_graceful_stop"],
+            fields["requests_cut"],
+            budget.fmt(fields["exit_after_sigterm_seconds"]),
+        )
+        if self.report_json:
+            log.info("gunicorn-zdt: termination report json %s", json.dumps(fields))
+        if self.reason == drain.MAXIMUM and last is not None:
+            needed = last + self.window.quiet_seconds
+            log.warning(
+                "gunicorn-zdt: the drain hit ZDT_DRAIN_MAX_SECONDS=%s with traffic still "
+                "arriving (last new connection %.2f s after SIGTERM): raise it to at least %s "
+                "(and terminationGracePeriodSeconds by the same amount), or add a preStop sleep",
+                budget.fmt(self.window.maximum_seconds),
+                last,
+                budget.fmt(float(int(needed) + 1)),
+            )
+        if evidence.in_flight:
+            log.warning(
+                "gunicorn-zdt: %s request(s) were still running when graceful_timeout expired "
+                "and were cut; raise graceful_timeout (and the grace period) above the "
+                "longest request",
+                evidence.in_flight,
+            )
+        for cut in self.cut:
+            log.warning("gunicorn-zdt: cut at %s: %s", cut.by, cut.line())
+        if self.untracked_cut:
+            log.warning(
+                "gunicorn-zdt: %s more request(s) cut, not named (a worker serves more than its "
+                "slot names)",
+                self.untracked_cut,
+            )
+
+
+def _cut(request: Serving, now: float, pid: int, by: str) -> Cut:
+    return Cut(request.method, request.path, round(now - request.started, 3), pid, by)
