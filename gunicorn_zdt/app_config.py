@@ -24,8 +24,8 @@ from typing import Any
 from gunicorn.app.base import Application
 from gunicorn.util import parse_address
 
+from .core.plan import DrainPlan
 from .k8s import SHELLS
-from .plan import DrainPlan
 
 __all__ = ["ConfigLoadError", "GunicornView", "gunicorn_argv", "load"]
 

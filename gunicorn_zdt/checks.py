@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from . import settings
+from .core import settings
 
 log = logging.getLogger("gunicorn_zdt.checks")
 

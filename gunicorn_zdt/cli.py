@@ -19,13 +19,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
-from . import __version__, app_config, settings
+from . import __version__, app_config
 from . import lb as lb_presets
 from .app_config import ConfigLoadError, GunicornView
-from .budget import Budget
+from .core import settings
+from .core.budget import Budget
+from .core.plan import DrainPlan
 from .k8s import Document, ManifestError, Workload, read_documents, skipped_kinds, workloads
 from .lb import LoadBalancer, LoadBalancerError
-from .plan import DrainPlan
 from .rules import ERROR, Pod, check_pod, make_pod
 from .timeline import render_svg, render_text
 

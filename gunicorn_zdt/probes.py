@@ -46,8 +46,9 @@ from typing import Any, Literal
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from . import readiness, runtime, settings
+from . import runtime
 from .checks import CheckFunc, CheckRegistry, CheckResult
+from .core import readiness, settings
 
 __all__ = ["Probes"]
 

@@ -21,9 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import settings
 from .app_config import GunicornView
-from .budget import Budget, fmt
+from .core import settings
+from .core.budget import Budget, fmt
+from .core.plan import DrainPlan
+from .core.settings import SettingError
 from .k8s import (
     PROBE_DEFAULTS,
     SHELLS,
@@ -35,8 +37,6 @@ from .k8s import (
     resolve_int_or_percent,
 )
 from .lb import LoadBalancer
-from .plan import DrainPlan
-from .settings import SettingError
 
 __all__ = ["RULES", "Finding", "Pod", "Rule", "check_pod", "make_pod"]
 

@@ -17,9 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from gunicorn_zdt import drain
-from gunicorn_zdt.plan import DrainPlan
-from gunicorn_zdt.settings import SettingError
+from gunicorn_zdt.core import drain
+from gunicorn_zdt.core.plan import DrainPlan
+from gunicorn_zdt.core.settings import SettingError
 from tests.support import request, require_worker_class
 
 WORKER_CLASSES = ["sync", "gthread", "gevent"]

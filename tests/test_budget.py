@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from gunicorn_zdt.budget import MARGIN_SECONDS, Budget, derive_graceful_timeout, fmt
+from gunicorn_zdt.core.budget import MARGIN_SECONDS, Budget, derive_graceful_timeout, fmt
 
 GRACE_MESSAGE = (
     "terminationGracePeriodSeconds {grace} < preStop 0 + drain 5 + graceful_timeout 23 + "

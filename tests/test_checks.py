@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, event
 
-from gunicorn_zdt import settings
 from gunicorn_zdt.checks import MAX_RUNS_IN_FLIGHT, CheckRegistry, sqlalchemy_ping
+from gunicorn_zdt.core import settings
 from tests.support import TcpServer, wait_until
 
 

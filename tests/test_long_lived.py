@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from gunicorn_zdt.state import SERVING_ENTRIES, SERVING_PATH_MAX, SharedState
+from gunicorn_zdt.runtime.state import SERVING_ENTRIES, SERVING_PATH_MAX, SharedState
 from tests.support import REPO, request, require_worker_class, wait_until
 
 WORKER_CLASSES = ["sync", "gthread", "gevent"]

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gunicorn_zdt import probe_server, state
 from gunicorn_zdt.drill.pods import free_port
+from gunicorn_zdt.runtime import probe_server, state
 from tests.faults.helpers import PROBE_ENV, probe_port
 from tests.support import Gunicorn, request, slow_requests, wait_until
 

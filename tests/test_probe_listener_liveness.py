@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from gunicorn_zdt import probe_server, state
+from gunicorn_zdt.runtime import probe_server, state
 
 LIMIT = 5.0
 CONFIG = probe_server.ProbeConfig(prefix="/healthz", heartbeat_timeout=LIMIT, master_pid=0)

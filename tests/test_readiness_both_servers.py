@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from gunicorn_zdt.readiness import Outcome, PodView, decide_ready, decide_startup, pod_view
+from gunicorn_zdt.core.readiness import Outcome, PodView, decide_ready, decide_startup, pod_view
 from tests.support import Gunicorn, request, wait_until
 
 ANY = "ANY"  # a float ``seconds`` value: how long a check took differs between runs

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from gunicorn_zdt.readiness import (
+from gunicorn_zdt.core.readiness import (
     SHUTDOWN,
     Outcome,
     PodView,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gunicorn_zdt import settings
-from gunicorn_zdt.plan import DrainPlan
+from gunicorn_zdt.core import settings
+from gunicorn_zdt.core.plan import DrainPlan
 
 REPO = Path(__file__).resolve().parents[1]
 

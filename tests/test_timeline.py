@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gunicorn_zdt import cli
-from gunicorn_zdt.budget import Budget
+from gunicorn_zdt.core.budget import Budget
 from gunicorn_zdt.timeline import render_svg, render_text, slack_text
 
 ROOT = Path(__file__).resolve().parent.parent

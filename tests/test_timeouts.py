@@ -6,8 +6,8 @@ import signal
 
 import pytest
 
-from gunicorn_zdt import settings
-from gunicorn_zdt.budget import Budget, derive_graceful_timeout
+from gunicorn_zdt.core import settings
+from gunicorn_zdt.core.budget import Budget, derive_graceful_timeout
 
 
 @pytest.mark.parametrize(

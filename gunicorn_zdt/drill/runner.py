@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import settings
-from ..settings import SettingError
+from ..core import settings
+from ..core.settings import SettingError
 from .balancer import HealthCheck
 from .kubelet import Kubelet
 from .load import Load, LoadProfile, verify_writes

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.probe_flood import attacker, rss_bytes, stop_attacker
-from gunicorn_zdt.probe_server import CLIENT_SECONDS, MAX_CONNECTIONS, MAX_PER_PEER
+from gunicorn_zdt.runtime.probe_server import CLIENT_SECONDS, MAX_CONNECTIONS, MAX_PER_PEER
 from tests.faults.helpers import PROBE_ENV, fd_count, listener_pid, probe_port, timed
 from tests.support import Gunicorn, wait_until
 
