@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from gunicorn_zdt import cli
-from gunicorn_zdt.rules import RULES
+from gunicorn_zdt.check.rules import RULES
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = Path(__file__).resolve().parent / "manifests"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from .budget import fmt
+from ..budget import fmt
 
 __all__ = ["PRESETS", "LoadBalancer", "LoadBalancerError", "parse"]
 

@@ -14,18 +14,16 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import shlex
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import Application
 from gunicorn.util import parse_address
 
-from .k8s import SHELLS
-from .plan import DrainPlan
+from ..k8s.commands import gunicorn_argv
+from ..plan import DrainPlan
 
 __all__ = ["ConfigLoadError", "GunicornView", "gunicorn_argv", "load"]
 
@@ -59,29 +57,6 @@ class GunicornView:
             if isinstance(parsed, tuple):
                 out.append((str(parsed[0]), int(parsed[1])))
         return out
-
-
-def gunicorn_argv(command: list[str] | None, args: list[str] | None) -> list[str] | None:
-    """Gunicorn's own arguments in a container's command + args; None when it is not there.
-
-    Handles ``gunicorn ...``, ``python -m gunicorn ...``, wrappers (``tini -- gunicorn``)
-    and shell form (``sh -c "exec gunicorn ..."``).
-    """
-    words = [*(command or []), *(args or [])]
-    if len(words) >= 3 and Path(words[0]).name in SHELLS and words[1] == "-c":
-        try:
-            words = shlex.split(words[2])
-        except ValueError:
-            return None
-    for i, word in enumerate(words):
-        if Path(word).name == "gunicorn" or (word == "gunicorn" and i > 0 and words[i - 1] == "-m"):
-            rest = words[i + 1 :]
-            # the end of a shell command line: gunicorn ... && other / ; other
-            for j, token in enumerate(rest):
-                if token in {"&&", "||", ";", "|"}:
-                    return rest[:j]
-            return rest
-    return None
 
 
 class _PodApplication(Application):

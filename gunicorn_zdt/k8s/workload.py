@@ -1,46 +1,34 @@
-"""Read Kubernetes manifests and extract what the termination budget depends on.
+"""A Deployment's or StatefulSet's pod, reduced to what decides whether requests drop.
 
-Input: files, folders (their ``*.yaml``/``*.yml``/``*.json`` files, not subfolders),
-multi-document YAML, ``kind: List`` objects, and ``-`` for standard input (e.g.
-``kubectl kustomize k8s/ | gunicorn-zdt check -``). Output: :class:`Document` objects
-and, for each Deployment or StatefulSet, a :class:`Workload` with the pod's grace
-period, preStop, probes, ports, literal env and command, the rolling-update strategy and
-minReadySeconds, Kubernetes defaults applied, and every other container of the pod
-(:class:`Neighbour`: plain containers, native sidecars, init containers), because they
-all receive SIGTERM at the moment the pod is deleted. ``gunicorn-zdt check``/``timeline``
-and the drill (``gunicorn_zdt.drill.manifest``) all read workloads through here.
-
-Problems with the input itself are raised as :class:`ManifestError` with a one-line
-message; nothing here knows about Gunicorn or the rules. Needs PyYAML.
+For each Deployment or StatefulSet, a :class:`Workload` with the pod's grace period,
+preStop, probes, ports, env (resolved as the kubelet resolves it, :mod:`.env`) and
+command, the rolling-update strategy and minReadySeconds, Kubernetes defaults applied,
+and every other container of the pod (:class:`Neighbour`: plain containers, native
+sidecars, init containers, mesh proxies injected by annotation), because they all receive
+SIGTERM at the moment the pod is deleted. ``gunicorn-zdt check``/``timeline`` and the
+drill (``gunicorn_zdt.drill.manifest``) all read workloads through here.
 """
 
 from __future__ import annotations
 
 import shlex
-import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-import yaml
+from .commands import exec_sleep_seconds
+from .documents import WORKLOAD_KINDS, Document, ManifestError
+from .selectors import rolling_update_limits
 
 __all__ = [
-    "WORKLOAD_KINDS",
-    "Document",
-    "ManifestError",
+    "PROBE_DEFAULTS",
     "Neighbour",
     "PreStop",
     "Probe",
     "Workload",
-    "autoscaler_for",
-    "label_selector_matches",
-    "read_documents",
-    "resolve_int_or_percent",
-    "rolling_update_limits",
-    "skipped_kinds",
     "workloads",
 ]
+
 
 #: Kubernetes defaults (core/v1 types.go): the numbers a probe has when a field is left out.
 PROBE_DEFAULTS = {
@@ -54,203 +42,6 @@ DEFAULT_GRACE_PERIOD_SECONDS = 30
 #: apps/v1 defaults (apps/v1 defaults.go).
 DEFAULT_MAX_SURGE = DEFAULT_MAX_UNAVAILABLE = "25%"
 DEFAULT_PROGRESS_DEADLINE_SECONDS = 600
-MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
-#: Workload kinds whose pods the check reads (both replace pods one by one on an update).
-WORKLOAD_KINDS = ("Deployment", "StatefulSet")
-#: Kinds read next to the workloads, or harmless to the termination: no note when skipped.
-READ_KINDS = frozenset(
-    {
-        "Service",
-        "PodDisruptionBudget",
-        "HorizontalPodAutoscaler",
-        "Ingress",
-        "HTTPRoute",
-        "ConfigMap",
-        "Secret",
-        "ServiceAccount",
-        "NetworkPolicy",
-        "Namespace",
-        "Role",
-        "RoleBinding",
-        "ClusterRole",
-        "ClusterRoleBinding",
-        "PersistentVolumeClaim",
-        "IngressClass",
-        "Gateway",
-        "GatewayClass",
-        "ServiceMonitor",
-        "PodMonitor",
-        "Kustomization",
-    }
-)
-STDIN_NAME = "<stdin>"
-
-
-class ManifestError(Exception):
-    """The input cannot be read as Kubernetes objects; ``str()`` is the one-line report."""
-
-
-@dataclass(frozen=True)
-class Document:
-    """One Kubernetes object and where it came from."""
-
-    source: str
-    obj: Mapping[str, Any]
-
-    @property
-    def kind(self) -> str:
-        return str(self.obj.get("kind") or "")
-
-    @property
-    def name(self) -> str:
-        metadata = self.obj.get("metadata")
-        name = metadata.get("name") if isinstance(metadata, Mapping) else None
-        return str(name) if name else "<unnamed>"
-
-    @property
-    def namespace(self) -> str | None:
-        metadata = self.obj.get("metadata")
-        ns = metadata.get("namespace") if isinstance(metadata, Mapping) else None
-        return str(ns) if ns else None
-
-    @property
-    def ref(self) -> str:
-        return f"{self.kind or '<no kind>'}/{self.name}"
-
-
-def read_documents(
-    paths: Iterable[str], stdin: IO[str] | None = None
-) -> tuple[list[Document], list[str]]:
-    """Every object in ``paths``; plus one error line per path that could not be read."""
-    docs: list[Document] = []
-    errors: list[str] = []
-    for raw in paths:
-        try:
-            if raw == "-":
-                text = (stdin or sys.stdin).read()
-                docs.extend(parse_documents(text, STDIN_NAME))
-                continue
-            path = Path(raw)
-            if path.is_dir():
-                files = sorted(p for p in path.iterdir() if p.suffix in MANIFEST_SUFFIXES)
-                if not files:
-                    raise ManifestError(
-                        f"{raw}: no *.yaml, *.yml or *.json file in this folder; "
-                        "pass the folder that holds your Deployment"
-                    )
-            elif path.exists():
-                files = [path]
-            else:
-                raise ManifestError(f"{raw}: no such file or folder")
-            for file in files:
-                try:
-                    text = file.read_text(encoding="utf-8")
-                except UnicodeDecodeError as exc:
-                    raise ManifestError(
-                        f"{file}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
-                        f"{exc.start}); pass a YAML or JSON manifest"
-                    ) from None
-                except OSError as exc:
-                    raise ManifestError(f"{file}: cannot read: {exc}") from None
-                docs.extend(parse_documents(text, str(file)))
-        except ManifestError as exc:
-            errors.append(str(exc))
-    return docs, errors
-
-
-def parse_documents(text: str, source: str) -> list[Document]:
-    """The objects of a (multi-document) YAML or JSON text; ``kind: List`` is flattened."""
-    try:
-        loaded = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as exc:
-        where = ""
-        mark = getattr(exc, "problem_mark", None)
-        if mark is not None:
-            where = f" at line {mark.line + 1}, column {mark.column + 1}"
-        problem = getattr(exc, "problem", None) or type(exc).__name__
-        raise ManifestError(
-            f"{source}: not valid YAML{where}: {problem}; fix the syntax "
-            "(or render templates first, e.g. kubectl kustomize DIR | gunicorn-zdt check -)"
-        ) from None
-    out: list[Document] = []
-    for index, obj in enumerate(loaded, start=1):
-        if not isinstance(obj, Mapping) or "kind" not in obj:
-            raise ManifestError(
-                f"{source}: document {index} is not a Kubernetes object (no kind); "
-                "pass only manifests, one object per YAML document"
-            )
-        if obj.get("kind") == "List" and isinstance(obj.get("items"), list):
-            out.extend(Document(source, item) for item in obj["items"] if isinstance(item, Mapping))
-        else:
-            out.append(Document(source, obj))
-    return out
-
-
-def resolve_int_or_percent(value: int | str, total: int, *, round_up: bool) -> int:
-    """Kubernetes' IntOrString scaling: ``"25%"`` of ``total``, rounded as the controller does."""
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a number or percentage")
-    if isinstance(value, int):
-        return value
-    text = str(value).strip()
-    if text.endswith("%"):
-        percent = int(text[:-1])
-        scaled, remainder = divmod(percent * total, 100)
-        return scaled + (1 if round_up and remainder else 0)
-    return int(text)
-
-
-def rolling_update_limits(
-    replicas: int, max_surge: int | str, max_unavailable: int | str
-) -> tuple[int, int]:
-    """Absolute (maxSurge, maxUnavailable) as the Deployment controller resolves them.
-
-    Surge rounds up, unavailable down, and when both come to 0 unavailable becomes 1
-    (deploymentutil.ResolveFenceposts). Raises ValueError for a negative or malformed value.
-    """
-    resolved = []
-    for name, value, round_up in (
-        ("maxSurge", max_surge, True),
-        ("maxUnavailable", max_unavailable, False),
-    ):
-        try:
-            number = resolve_int_or_percent(value, replicas, round_up=round_up)
-        except ValueError:
-            raise ValueError(
-                f"{name} {value!r} is not a number or percentage; use e.g. 1 or '25%'"
-            ) from None
-        if number < 0:
-            raise ValueError(f"{name} {value!r} must not be negative")
-        resolved.append(number)
-    surge, unavailable = resolved
-    if surge == 0 and unavailable == 0:
-        unavailable = 1
-    return surge, unavailable
-
-
-def label_selector_matches(selector: Any, labels: Mapping[str, str]) -> bool:
-    """A LabelSelector (matchLabels + matchExpressions) against a pod's labels."""
-    if not isinstance(selector, Mapping):
-        return False
-    match_labels = selector.get("matchLabels") or {}
-    expressions = selector.get("matchExpressions") or []
-    if not match_labels and not expressions:
-        return True  # policy/v1: an empty selector selects every pod
-    if any(labels.get(k) != str(v) for k, v in match_labels.items()):
-        return False
-    for expr in expressions:
-        key, op = expr.get("key"), expr.get("operator")
-        values = [str(v) for v in expr.get("values") or []]
-        ok = {
-            "In": key in labels and labels[key] in values,
-            "NotIn": key not in labels or labels[key] not in values,
-            "Exists": key in labels,
-            "DoesNotExist": key not in labels,
-        }.get(op, False)
-        if not ok:
-            return False
-    return True
-
 
 @dataclass(frozen=True)
 class Probe:
@@ -421,44 +212,6 @@ def workloads(docs: Iterable[Document]) -> Iterator[Workload | ManifestError]:
             )
 
 
-def skipped_kinds(docs: Iterable[Document]) -> list[str]:
-    """One note per object of a kind the check neither reads nor knows to be harmless."""
-    return [
-        f"{doc.source}: {doc.ref}: skipped: the check does not read {doc.kind or 'objects without a kind'}"
-        for doc in docs
-        if doc.kind not in WORKLOAD_KINDS and doc.kind not in READ_KINDS
-    ]
-
-
-def autoscaler_for(workload: Workload, docs: Iterable[Document]) -> Document | None:
-    """The HorizontalPodAutoscaler whose scaleTargetRef is this workload, if one is in the stream.
-
-    Its ``spec.minReplicas`` (the fewest pods a node drain can meet) must be a whole number
-    >= 1 when given, as the API server requires; anything else is a ManifestError.
-    """
-    for doc in docs:
-        if doc.kind != "HorizontalPodAutoscaler" or doc.namespace != workload.doc.namespace:
-            continue
-        spec = doc.obj.get("spec")
-        if not isinstance(spec, Mapping):
-            continue
-        target = spec.get("scaleTargetRef")
-        if (
-            isinstance(target, Mapping)
-            and target.get("kind") == workload.kind
-            and target.get("name") == workload.doc.name
-        ):
-            least = spec.get("minReplicas")  # None: the API server's default, 1
-            if least is not None and (
-                isinstance(least, bool) or not isinstance(least, int) or least < 1
-            ):
-                raise ManifestError(
-                    f"{doc.source}: {doc.ref}: spec.minReplicas: {least!r} is not a whole "
-                    "number >= 1; write it as a number, e.g. minReplicas: 2"
-                )
-            return doc
-    return None
-
 
 def _need(obj: Any, key: str, doc: Document, path: str, kind: type = dict) -> Any:
     value = obj.get(key) if isinstance(obj, Mapping) else None
@@ -616,22 +369,3 @@ def _prestop(container: Mapping[str, Any], fld: str) -> PreStop:
         action = hook["httpGet"] if isinstance(hook["httpGet"], Mapping) else {}
         return PreStop("httpGet", 0.0, fld, path=str(action.get("path", "/")))
     return PreStop(None, 0.0, fld)
-
-
-def exec_sleep_seconds(command: list[str]) -> float | None:
-    """``["sleep", "5"]`` or ``["/bin/sh", "-c", "sleep 5"]`` -> 5.0; anything else -> None."""
-    words = command
-    if len(command) >= 3 and Path(command[0]).name in SHELLS and command[1] == "-c":
-        try:
-            words = shlex.split(command[2])
-        except ValueError:
-            return None
-    if len(words) == 2 and Path(words[0]).name == "sleep":
-        try:
-            return float(words[1].rstrip("s"))
-        except ValueError:
-            return None
-    return None
-
-
-SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh", "busybox"})

@@ -1,0 +1,168 @@
+"""The pod model of ``gunicorn-zdt check``: one workload, its Gunicorn config, its budget.
+
+A :class:`Pod` is everything the rules look at for one Deployment's or StatefulSet's pod:
+the workload (:mod:`gunicorn_zdt.k8s`), the Gunicorn config as Gunicorn loads it with the
+pod's env (:mod:`.app_config`), the termination budget they make together
+(:mod:`gunicorn_zdt.budget`), the objects around it and the load balancer in front
+(``--lb``, else detected from the stream: :mod:`.lb_detect`). A :class:`Finding` is one
+line of output::
+
+    FILE: Kind/name: FIELD: SEVERITY[RULE]: problem; fix
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .. import settings
+from ..budget import Budget
+from ..k8s import PROBE_DEFAULTS, Document, Workload, autoscaler_for
+from ..plan import DrainPlan
+from ..settings import SettingError
+from .app_config import GunicornView
+from .lb import LoadBalancer
+
+__all__ = ["ERROR", "WARNING", "Finding", "Pod", "make_pod"]
+
+ERROR = "error"
+
+
+WARNING = "warning"
+
+
+#: Up to this many replicas, one pod is 10 % or more of the capacity: none may go early.
+FEW_REPLICAS = 10
+
+
+#: A liveness probe that starts earlier than this needs a startupProbe in front of it.
+SLOW_START_SECONDS = 30
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    source: str
+    obj: str
+    field: str
+    severity: str
+    rule: str
+    message: str
+
+    def line(self) -> str:
+        return (
+            f"{self.source}: {self.obj}: {self.field}: {self.severity}[{self.rule}]: {self.message}"
+        )
+
+
+@dataclass(frozen=True)
+class Pod:
+    """Everything the rules look at for one Deployment."""
+
+    workload: Workload
+    view: GunicornView
+    budget: Budget
+    prefix: str
+    app_port: int | None  # the first TCP port Gunicorn binds
+    listener_port: int | None  # ZDT_PROBE_BIND's port: the probe listener answers there too
+    check_timeout_seconds: float
+    docs: Sequence[Document]  # every object read (PodDisruptionBudgets, Services)
+    lb: LoadBalancer | None = None  # --lb
+    lb_explain: str | None = None  # set when the --lb preset decided the propagation
+    autoscaler: Document | None = None  # the HorizontalPodAutoscaler scaling this workload
+
+    def finding(self, rule: str, severity: str, fld: str, message: str) -> Finding:
+        return Finding(self.workload.source, self.workload.ref, fld, severity, rule, message)
+
+    @property
+    def port_hint(self) -> str:
+        """How a probe or Service should name the app's port."""
+        w = self.workload
+        names = [n for n, p in w.ports.items() if p == self.app_port and not n.isdigit()]
+        return names[0] if names else str(self.app_port)
+
+    @property
+    def min_replicas(self) -> int:
+        """The fewest pods a node drain can find: the HPA's minReplicas when one scales them."""
+        if self.autoscaler is None:
+            return self.workload.replicas
+        spec = self.autoscaler.obj.get("spec") or {}
+        return int(spec.get("minReplicas") or 1)  # checked by k8s.autoscaler_for; null is 1
+
+    def on(self, doc: Document, rule: str, severity: str, fld: str, message: str) -> Finding:
+        """A finding reported on another object of the stream (a Service, a PDB, an HPA)."""
+        return Finding(doc.source, doc.ref, fld, severity, rule, message)
+
+
+def _resolve_or_default(name: str, env: dict[str, str]) -> Any:
+    try:
+        return settings.resolve(name, environ=env)
+    except SettingError:
+        return settings.BY_NAME[name].default  # reported by the zdt-env rule
+
+
+def make_pod(
+    workload: Workload,
+    view: GunicornView,
+    docs: Sequence[Document],
+    min_propagation_seconds: float | None = None,
+    lb: LoadBalancer | None = None,
+) -> Pod:
+    """Combine a workload, its Gunicorn config and the budget they make together.
+
+    Propagation: ``min_propagation_seconds`` (``--min-propagation``) when given; else the
+    larger of the container's ``ZDT_MIN_PROPAGATION_SECONDS`` (if set) and what the
+    ``--lb`` preset needs; else the setting's default.
+    """
+    env = dict(workload.env)
+    lb_explain = None
+    if min_propagation_seconds is None:
+        min_propagation_seconds = _resolve_or_default("ZDT_MIN_PROPAGATION_SECONDS", env)
+        if lb is not None:
+            ready = workload.probes.get("readiness")
+            numbers = (
+                workload.prestop.seconds,
+                ready.period_seconds if ready else PROBE_DEFAULTS["periodSeconds"],
+                ready.failure_threshold if ready else PROBE_DEFAULTS["failureThreshold"],
+            )
+            needed = lb.propagation_seconds(*numbers)
+            own = min_propagation_seconds if "ZDT_MIN_PROPAGATION_SECONDS" in env else 0.0
+            if needed >= own:
+                min_propagation_seconds, lb_explain = needed, lb.explain(*numbers)
+    if view.plan is not None:
+        plan = view.plan
+    elif view.installed:  # install() deferred a setting error: the hooks refuse to start
+        plan = DrainPlan(
+            drain_seconds=settings.BY_NAME["ZDT_DRAIN_SECONDS"].default,
+            prestop_seconds=settings.BY_NAME["ZDT_PRESTOP_SECONDS"].default,
+            grace_period_seconds=None,
+            min_propagation_seconds=min_propagation_seconds,
+        )
+    else:  # no hooks: SIGTERM closes the listeners at once
+        plan = DrainPlan(
+            drain_seconds=0.0,
+            prestop_seconds=0.0,
+            grace_period_seconds=None,
+            min_propagation_seconds=min_propagation_seconds,
+        )
+    pod_budget = dataclasses.replace(
+        plan.budget_for(view.cfg),
+        prestop_seconds=workload.prestop.seconds,
+        grace_period_seconds=workload.grace_period_seconds,
+        min_propagation_seconds=min_propagation_seconds,
+    )
+    binds = view.tcp_binds
+    return Pod(
+        workload=workload,
+        view=view,
+        budget=pod_budget,
+        prefix=_resolve_or_default("ZDT_PROBE_PREFIX", env),
+        app_port=binds[0][1] if binds else None,
+        listener_port=plan.probe_bind[1] if plan.probe_bind else None,
+        check_timeout_seconds=_resolve_or_default("ZDT_CHECK_TIMEOUT_SECONDS", env),
+        docs=docs,
+        lb=lb,
+        lb_explain=lb_explain,
+        autoscaler=autoscaler_for(workload, docs),
+    )
