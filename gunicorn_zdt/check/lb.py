@@ -75,12 +75,15 @@ class LoadBalancer:
             )
         return f"--lb {self.name}: sync {fmt(self.sync_seconds)}"
 
-    def fix(self, uncovered_seconds: float) -> str:
-        """What to change when preStop + drain falls ``uncovered_seconds`` short."""
+    def fix(self, uncovered_seconds: float, drain_setting: str = "ZDT_DRAIN_SECONDS") -> str:
+        """What to change when preStop + drain falls ``uncovered_seconds`` short.
+
+        ``drain_setting``: the setting the budget's drain comes from (the maximum when the
+        drain adapts: ``ZDT_DRAIN_MAX_SECONDS``)."""
         more = fmt(math.ceil(uncovered_seconds))
         if self.routing == "serving":
             return (
-                f"raise ZDT_DRAIN_SECONDS by {more} or lower the readiness probe's "
+                f"raise {drain_setting} by {more} or lower the readiness probe's "
                 "periodSeconds x failureThreshold (a preStop sleep does not help: the pod "
                 "stays ready while it sleeps)"
             )
@@ -90,7 +93,7 @@ class LoadBalancer:
                 "ZDT_PRESTOP_SECONDS and the grace period with it), or lower the load "
                 "balancer's health-check interval x unhealthy threshold"
             )
-        return f"raise ZDT_DRAIN_SECONDS by {more} or add a native preStop sleep"
+        return f"raise {drain_setting} by {more} or add a native preStop sleep"
 
 
 #: The presets; ``docs/k8s.md`` gives each number's source.

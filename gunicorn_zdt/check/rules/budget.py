@@ -2,51 +2,44 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Iterator
 
-from ...budget import Budget, fmt
+from ...budget import Problem, fmt
 from ..pod import ERROR, WARNING, Finding, Pod
 
 
-def _only(b: Budget, **keep: bool) -> Budget:
-    """The budget with only some optional inputs, so its messages come one rule at a time."""
-    return dataclasses.replace(
-        b,
-        worker_timeout=b.worker_timeout if keep.get("worker_timeout") else None,
-        keepalive_seconds=b.keepalive_seconds if keep.get("keepalive") else None,
-        min_propagation_seconds=b.min_propagation_seconds if keep.get("propagation") else None,
-        grace_period_seconds=b.grace_period_seconds if keep.get("grace") else None,
-    )
+def _problems(pod: Pod, kind: str) -> Iterator[Problem]:
+    """The budget's problems of one kind (a rule each), as data."""
+    return (p for p in pod.budget.problems() if p.kind == kind)
 
 
 def rule_grace_period(pod: Pod) -> Iterator[Finding]:
-    for message in _only(pod.budget, grace=True).errors():
-        if message.startswith("terminationGracePeriodSeconds"):
-            fld = "spec.template.spec.terminationGracePeriodSeconds"
-            yield pod.finding("grace-period", ERROR, fld, message)
+    fld = "spec.template.spec.terminationGracePeriodSeconds"
+    for p in _problems(pod, "grace-period"):
+        yield pod.finding("grace-period", ERROR, fld, p.message)
 
 
 def rule_prestop_grace(pod: Pod) -> Iterator[Finding]:
-    for message in _only(pod.budget, grace=True).errors():
-        if message.startswith("preStop"):
-            yield pod.finding("prestop-grace", ERROR, pod.workload.prestop.field, message)
+    for p in _problems(pod, "prestop-grace"):
+        yield pod.finding("prestop-grace", ERROR, pod.workload.prestop.field, p.message)
 
 
 def rule_propagation(pod: Pod) -> Iterator[Finding]:
     if not pod.view.installed:
         return  # no drain at all: the hooks rule says so
-    b = pod.budget
-    for message in _only(b, propagation=True).warnings():
-        fld = pod.workload.env_field("ZDT_DRAIN_SECONDS")
-        if pod.lb is not None and pod.lb_explain is not None and b.min_propagation_seconds:
-            # the budget's comparison, with the preset's reasons and fix
-            head = message.split("; ", 1)[0]
-            shown = f"propagation {fmt(b.min_propagation_seconds)}"
-            head = head.replace(shown, f"{shown} ({pod.lb_explain})", 1)
-            uncovered = b.min_propagation_seconds - b.prestop_seconds - b.drain_seconds
-            message = f"{head}; {pod.lb.fix(uncovered)}"
+    for p in _problems(pod, "propagation"):
+        fld = pod.workload.env_field(p.setting)
+        message = p.message
+        if pod.lb is not None and pod.lb_explain is not None:
+            # the budget's comparison, with the load balancer's reasons and fix
+            n = p.numbers
+            uncovered = n["propagation"] - n["prestop"] - n["drain"]
+            message = (
+                f"preStop {fmt(n['prestop'])} + drain {fmt(n['drain'])} < propagation "
+                f"{fmt(n['propagation'])} ({pod.lb_explain}): new connections may still arrive "
+                f"after the listeners close; {pod.lb.fix(uncovered, p.setting)}"
+            )
         yield pod.finding("propagation", ERROR, fld, message)
 
 
@@ -71,10 +64,10 @@ def rule_lb_deregistration(pod: Pod) -> Iterator[Finding]:
 
 
 def rule_worker_timeout(pod: Pod) -> Iterator[Finding]:
-    for message in _only(pod.budget, worker_timeout=True).warnings():
-        yield pod.finding("worker-timeout", WARNING, "gunicorn.timeout", message)
+    for p in _problems(pod, "worker-timeout"):
+        yield pod.finding("worker-timeout", WARNING, "gunicorn.timeout", p.message)
 
 
 def rule_keepalive(pod: Pod) -> Iterator[Finding]:
-    for message in _only(pod.budget, keepalive=True).warnings():
-        yield pod.finding("keepalive", WARNING, "gunicorn.keepalive", message)
+    for p in _problems(pod, "keepalive"):
+        yield pod.finding("keepalive", WARNING, "gunicorn.keepalive", p.message)
