@@ -159,7 +159,6 @@ def parse_documents(text: str, source: str) -> list[Document]:
     return out
 
 
-
 def skipped_kinds(docs: Iterable[Document]) -> list[str]:
     """One note per object of a kind the check neither reads nor knows to be harmless."""
     return [

@@ -18,6 +18,7 @@ from typing import Any
 
 from .commands import exec_sleep_seconds
 from .documents import WORKLOAD_KINDS, Document, ManifestError
+from .env import EnvSources, expand_words, resolve_env
 from .selectors import rolling_update_limits
 
 __all__ = [
@@ -42,6 +43,7 @@ DEFAULT_GRACE_PERIOD_SECONDS = 30
 #: apps/v1 defaults (apps/v1 defaults.go).
 DEFAULT_MAX_SURGE = DEFAULT_MAX_UNAVAILABLE = "25%"
 DEFAULT_PROGRESS_DEADLINE_SECONDS = 600
+
 
 @dataclass(frozen=True)
 class Probe:
@@ -136,8 +138,8 @@ class Workload:
     container_name: str
     container_field: str
     ports: Mapping[str, int]  # name (or str(port) when unnamed) -> containerPort
-    env: Mapping[str, str]  # literal values only
-    env_indirect: frozenset[str]  # names set through valueFrom
+    env: Mapping[str, str]  # every value known from the stream (k8s.env.resolve_env)
+    env_unknown: Mapping[str, str]  # name -> where its value would come from
     command: list[str] | None
     args: list[str] | None
     prestop: PreStop
@@ -147,6 +149,16 @@ class Workload:
     replicas_set: bool = True  # spec.replicas written in the manifest (not defaulted)
     neighbours: tuple[Neighbour, ...] = ()
     pod_management_policy: str = "OrderedReady"  # StatefulSet only
+    #: envFrom sources not in the input (any name may come from them): ``ConfigMap/name``
+    env_hidden: tuple[str, ...] = ()
+    env_origin: Mapping[str, str] = field(default_factory=dict)  # name -> manifest field
+    annotations: Mapping[str, str] = field(default_factory=dict)  # the pod template's
+    working_dir: str | None = None  # the app container's workingDir
+
+    @property
+    def env_indirect(self) -> frozenset[str]:
+        """Names whose value the check cannot see (a valueFrom it cannot resolve)."""
+        return frozenset(self.env_unknown)
 
     @property
     def source(self) -> str:
@@ -179,7 +191,8 @@ class Workload:
         return self.doc.ref
 
     def env_field(self, name: str) -> str:
-        return f"{self.container_field}.env[{name}]"
+        """Where ``name`` is set (an ``envFrom`` entry when it comes from one)."""
+        return self.env_origin.get(name) or f"{self.container_field}.env[{name}]"
 
     @property
     def container_ports(self) -> list[int]:
@@ -197,12 +210,17 @@ class Workload:
 
 
 def workloads(docs: Iterable[Document]) -> Iterator[Workload | ManifestError]:
-    """A Workload per Deployment or StatefulSet; a ManifestError (one line) for a broken one."""
+    """A Workload per Deployment or StatefulSet; a ManifestError (one line) for a broken one.
+
+    Env values come from the ConfigMaps and Secrets among ``docs`` (:mod:`.env`).
+    """
+    docs = list(docs)
+    sources = EnvSources.of(docs)
     for doc in docs:
         if doc.kind not in WORKLOAD_KINDS:
             continue
         try:
-            yield _workload(doc)
+            yield _workload(doc, sources)
         except ManifestError as exc:
             yield exc
         except (TypeError, ValueError, AttributeError, KeyError) as exc:
@@ -210,7 +228,6 @@ def workloads(docs: Iterable[Document]) -> Iterator[Workload | ManifestError]:
                 f"{doc.source}: {doc.ref}: cannot read this {doc.kind} ({exc}); "
                 "check it with kubectl apply --dry-run=client"
             )
-
 
 
 def _need(obj: Any, key: str, doc: Document, path: str, kind: type = dict) -> Any:
@@ -224,7 +241,7 @@ def _need(obj: Any, key: str, doc: Document, path: str, kind: type = dict) -> An
     return value
 
 
-def _workload(doc: Document) -> Workload:
+def _workload(doc: Document, sources: EnvSources) -> Workload:
     spec = _need(doc.obj, "spec", doc, "spec")
     template = _need(spec, "template", doc, "spec.template")
     pod = _need(template, "spec", doc, "spec.template.spec")
@@ -241,14 +258,8 @@ def _workload(doc: Document) -> Workload:
     for port in container.get("ports") or []:
         number = int(port["containerPort"])
         ports[str(port.get("name") or number)] = number
-    env: dict[str, str] = {}
-    indirect: set[str] = set()
-    for var in container.get("env") or []:
-        name = str(var.get("name"))
-        if "valueFrom" in var:
-            indirect.add(name)
-        else:
-            env[name] = "" if var.get("value") is None else str(var.get("value"))
+    env = resolve_env(container, doc.namespace, sources, cfield)
+    metadata = template.get("metadata") or {}
     probes = {
         kind: _probe(kind, container.get(f"{kind}Probe"), f"{cfield}.{kind}Probe")
         for kind in ("readiness", "liveness", "startup")
@@ -269,10 +280,14 @@ def _workload(doc: Document) -> Workload:
         container_name=cname,
         container_field=cfield,
         ports=ports,
-        env=env,
-        env_indirect=frozenset(indirect),
-        command=_str_list(container.get("command")),
-        args=_str_list(container.get("args")),
+        env=dict(env.values),
+        env_unknown=dict(env.unknown),
+        env_hidden=env.hidden,
+        env_origin={k: v for k, v in env.origin.items() if ".envFrom[" in v},
+        annotations={str(k): str(v) for k, v in (metadata.get("annotations") or {}).items()},
+        working_dir=str(container["workingDir"]) if container.get("workingDir") else None,
+        command=expand_words(_str_list(container.get("command")), env.values),
+        args=expand_words(_str_list(container.get("args")), env.values),
         prestop=_prestop(container, f"{cfield}.lifecycle.preStop"),
         probes=probes,
         min_ready_seconds=float(spec.get("minReadySeconds", 0)),
