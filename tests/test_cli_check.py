@@ -847,7 +847,7 @@ def test_container_min_propagation_wins_when_larger_than_the_preset(
     [
         (
             "f5",
-            "--lb 'f5': unknown preset 'f5'; use one of kube-proxy, serving, aws-alb, cloud "
+            "--lb 'f5': unknown preset 'f5'; use one of kube-proxy, serving, aws-alb, aws-nlb, gke-neg, cloud "
             "(options: NAME:interval=S,threshold=N,delay=S,sync=S)",
         ),
         (

@@ -24,6 +24,7 @@ from ..plan import DrainPlan
 from ..settings import SettingError
 from .app_config import GunicornView
 from .lb import LoadBalancer
+from .lb_detect import detect_load_balancer
 
 __all__ = ["ERROR", "WARNING", "Finding", "Pod", "make_pod"]
 
@@ -112,40 +113,17 @@ def make_pod(
     """Combine a workload, its Gunicorn config and the budget they make together.
 
     Propagation: ``min_propagation_seconds`` (``--min-propagation``) when given; else the
-    larger of the container's ``ZDT_MIN_PROPAGATION_SECONDS`` (if set) and what the
-    ``--lb`` preset needs; else the setting's default.
+    larger of the container's ``ZDT_MIN_PROPAGATION_SECONDS`` (if set) and what the load
+    balancer needs (``--lb``, else the slowest one the stream names: :mod:`.lb_detect`);
+    else the setting's default.
     """
     env = dict(workload.env)
+    if lb is None:
+        lb = detect_load_balancer(workload, docs)
     lb_explain = None
     if min_propagation_seconds is None:
-        min_propagation_seconds = _resolve_or_default("ZDT_MIN_PROPAGATION_SECONDS", env)
-        if lb is not None:
-            ready = workload.probes.get("readiness")
-            numbers = (
-                workload.prestop.seconds,
-                ready.period_seconds if ready else PROBE_DEFAULTS["periodSeconds"],
-                ready.failure_threshold if ready else PROBE_DEFAULTS["failureThreshold"],
-            )
-            needed = lb.propagation_seconds(*numbers)
-            own = min_propagation_seconds if "ZDT_MIN_PROPAGATION_SECONDS" in env else 0.0
-            if needed >= own:
-                min_propagation_seconds, lb_explain = needed, lb.explain(*numbers)
-    if view.plan is not None:
-        plan = view.plan
-    elif view.installed:  # install() deferred a setting error: the hooks refuse to start
-        plan = DrainPlan(
-            drain_seconds=settings.BY_NAME["ZDT_DRAIN_SECONDS"].default,
-            prestop_seconds=settings.BY_NAME["ZDT_PRESTOP_SECONDS"].default,
-            grace_period_seconds=None,
-            min_propagation_seconds=min_propagation_seconds,
-        )
-    else:  # no hooks: SIGTERM closes the listeners at once
-        plan = DrainPlan(
-            drain_seconds=0.0,
-            prestop_seconds=0.0,
-            grace_period_seconds=None,
-            min_propagation_seconds=min_propagation_seconds,
-        )
+        min_propagation_seconds, lb_explain = _propagation(workload, lb)
+    plan = model_plan(view, env, min_propagation_seconds)
     pod_budget = dataclasses.replace(
         plan.budget_for(view.cfg),
         prestop_seconds=workload.prestop.seconds,
@@ -165,4 +143,54 @@ def make_pod(
         lb=lb,
         lb_explain=lb_explain,
         autoscaler=autoscaler_for(workload, docs),
+    )
+
+
+def _propagation(workload: Workload, lb: LoadBalancer | None) -> tuple[float, str | None]:
+    """The propagation the budget covers, and the load balancer's reasons when it decided."""
+    env = workload.env
+    own = _resolve_or_default("ZDT_MIN_PROPAGATION_SECONDS", dict(env))
+    if lb is None:
+        return own, None
+    ready = workload.probes.get("readiness")
+    numbers = (
+        workload.prestop.seconds,
+        ready.period_seconds if ready else PROBE_DEFAULTS["periodSeconds"],
+        ready.failure_threshold if ready else PROBE_DEFAULTS["failureThreshold"],
+    )
+    needed = lb.propagation_seconds(*numbers)
+    if needed >= (own if "ZDT_MIN_PROPAGATION_SECONDS" in env else 0.0):
+        return needed, lb.explain(*numbers)
+    return own, None
+
+
+def model_plan(view: GunicornView, env: dict[str, str], min_propagation: float) -> DrainPlan:
+    """The plan the pod runs with; where Gunicorn refuses to start, the closest model of it.
+
+    ``install()`` could not use a setting (the ``startup`` rule reports the refusal): each
+    other setting is resolved as ``install()`` would (env > its arguments > default), so
+    the other rules see the pod's real ports and drain rather than the defaults.
+    No hooks: SIGTERM closes the listeners at once (no drain, no probe listener).
+    """
+    if view.plan is not None:
+        return view.plan
+    if view.install is None:
+        return DrainPlan(0.0, 0.0, None, min_propagation)
+    args = view.install.arguments
+
+    def value(name: str, argument: str | None = None) -> Any:
+        try:
+            return settings.resolve(name, args.get(argument or ""), environ=env)
+        except SettingError:
+            return settings.BY_NAME[name].default
+
+    return DrainPlan(
+        drain_seconds=value("ZDT_DRAIN_SECONDS", "drain_seconds"),
+        prestop_seconds=value("ZDT_PRESTOP_SECONDS", "prestop_seconds"),
+        grace_period_seconds=value("ZDT_GRACE_PERIOD_SECONDS", "grace_period_seconds"),
+        min_propagation_seconds=min_propagation,
+        probe_bind=value("ZDT_PROBE_BIND", "probe_bind"),
+        drain_max_seconds=value("ZDT_DRAIN_MAX_SECONDS", "drain_max_seconds"),
+        drain_quiet_seconds=value("ZDT_DRAIN_QUIET_SECONDS"),
+        probe_prefix=value("ZDT_PROBE_PREFIX"),
     )

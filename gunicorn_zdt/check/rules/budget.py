@@ -53,7 +53,7 @@ def rule_lb_deregistration(pod: Pod) -> Iterator[Finding]:
         yield pod.finding(
             "lb-deregistration",
             WARNING,
-            f"--lb {lb.name}",
+            lb.source or f"--lb {lb.name}",
             f"deregistration delay {fmt(lb.deregistration_delay_seconds)} < preStop "
             f"{fmt(b.prestop_seconds)} + drain {fmt(b.drain_seconds)} + graceful_timeout "
             f"{fmt(b.graceful_timeout)} = {fmt(deadline)}: the load balancer closes "
