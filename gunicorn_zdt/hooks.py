@@ -77,7 +77,8 @@ def install(
         errors.append(str(exc))
 
     grace = plan.grace_period_seconds if plan is not None else None
-    if plan is not None and grace is not None and "graceful_timeout" not in namespace:
+    derives = "graceful_timeout" not in namespace
+    if plan is not None and grace is not None and derives:
         derived = budget.derive_graceful_timeout(
             grace, plan.drain_cap_seconds, plan.prestop_seconds
         )
@@ -107,7 +108,9 @@ def install(
         "drain_max_seconds": drain_max_seconds,
         "probe_bind": probe_bind,
     }
-    stamp_installed(namespace, Installed(plan, errors, arguments))  # read by gunicorn-zdt check
+    stamp_installed(
+        namespace, Installed(plan, errors, arguments, derives)
+    )  # read by gunicorn-zdt check
 
 
 def _chain(

@@ -74,6 +74,8 @@ class Installed:
     plan: DrainPlan | None
     errors: Sequence[str]
     arguments: Mapping[str, Any]
+    #: The config left ``graceful_timeout`` to ``install()``, which derives it from the plan.
+    derives_graceful_timeout: bool = False
 
 
 def stamp_installed(namespace: MutableMapping[str, Any], record: Installed) -> None:

@@ -433,8 +433,9 @@ CASES: dict[str, Case] = {
             ),
         ),
         set_env("ZDT_CHECK_TIMEOUT_SECONDS", "1"),
-        f"Deployment/app: {C}.env[ZDT_CHECK_TIMEOUT_SECONDS]: warning[zdt-env]: set through "
-        "valueFrom: the check cannot see its value; write the value in the manifest",
+        f"Deployment/app: {C}.env[ZDT_CHECK_TIMEOUT_SECONDS]: warning[zdt-env]: its value "
+        "comes from ConfigMap/zdt, which is not in the input: the check cannot see it and "
+        "reads the config without it; pass that object too, or write the value in the manifest",
     ),
     "zdt-env-grace-missing": Case(
         "zdt-env",
@@ -1364,8 +1365,9 @@ CASES: dict[str, Case] = {
             ),
         ),
         both(set_env("ZDT_GRACE_PERIOD_SECONDS", "30"), gunicorn_args("--graceful-timeout 23")),
-        f"Deployment/app: {C}.env[ZDT_GRACE_PERIOD_SECONDS]: warning[zdt-env]: set through "
-        "valueFrom: the check cannot see its value; write the value in the manifest",
+        f"Deployment/app: {C}.env[ZDT_GRACE_PERIOD_SECONDS]: warning[zdt-env]: its value "
+        "comes from ConfigMap/zdt, which is not in the input: the check cannot see it and "
+        "reads the config without it; pass that object too, or write the value in the manifest",
     ),
     "listener-exposed-unnamed-port": Case(
         "listener-exposed",

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import settings
-from ..budget import Budget
+from ..budget import Budget, derive_graceful_timeout
 from ..k8s import PROBE_DEFAULTS, Document, Workload, autoscaler_for
 from ..plan import DrainPlan
 from ..settings import SettingError
@@ -124,8 +124,16 @@ def make_pod(
     if min_propagation_seconds is None:
         min_propagation_seconds, lb_explain = _propagation(workload, lb)
     plan = model_plan(view, env, min_propagation_seconds)
+    plan_budget = plan.budget_for(view.cfg)
+    if view.plan is None and view.install is not None and view.install.derives_graceful_timeout:
+        # install() refused before deriving graceful_timeout: model what it would derive
+        grace = plan.grace_period_seconds
+        if grace is not None:
+            derived = derive_graceful_timeout(grace, plan.drain_cap_seconds, plan.prestop_seconds)
+            if derived > 0:
+                plan_budget = dataclasses.replace(plan_budget, graceful_timeout=derived)
     pod_budget = dataclasses.replace(
-        plan.budget_for(view.cfg),
+        plan_budget,
         prestop_seconds=workload.prestop.seconds,
         grace_period_seconds=workload.grace_period_seconds,
         min_propagation_seconds=min_propagation_seconds,

@@ -19,6 +19,7 @@ from typing import Any
 from .commands import exec_sleep_seconds
 from .documents import WORKLOAD_KINDS, Document, ManifestError
 from .env import EnvSources, expand_words, resolve_env
+from .mesh import InjectedProxy, injected_proxies
 from .selectors import rolling_update_limits
 
 __all__ = [
@@ -62,6 +63,9 @@ class Probe:
     timeout_seconds: float = PROBE_DEFAULTS["timeoutSeconds"]
     success_threshold: int = PROBE_DEFAULTS["successThreshold"]
     failure_threshold: int = PROBE_DEFAULTS["failureThreshold"]
+    #: Probe-level terminationGracePeriodSeconds (liveness/startup, GA 1.28): the grace of
+    #: the restart this probe triggers; None: the pod's.
+    termination_grace_period_seconds: float | None = None
 
     @property
     def path_only(self) -> str | None:
@@ -119,6 +123,7 @@ class Neighbour:
     ports: tuple[int, ...]
     prestop: PreStop
     words: tuple[str, ...]  # command + args, as written
+    mesh: InjectedProxy | None = None  # a proxy the mesh injects (not in the manifest)
 
     @property
     def runs_with_the_app(self) -> bool:
@@ -216,11 +221,12 @@ def workloads(docs: Iterable[Document]) -> Iterator[Workload | ManifestError]:
     """
     docs = list(docs)
     sources = EnvSources.of(docs)
+    namespaces = {d.name: d.obj.get("metadata") or {} for d in docs if d.kind == "Namespace"}
     for doc in docs:
         if doc.kind not in WORKLOAD_KINDS:
             continue
         try:
-            yield _workload(doc, sources)
+            yield _workload(doc, sources, namespaces.get(doc.namespace or "default") or {})
         except ManifestError as exc:
             yield exc
         except (TypeError, ValueError, AttributeError, KeyError) as exc:
@@ -241,7 +247,7 @@ def _need(obj: Any, key: str, doc: Document, path: str, kind: type = dict) -> An
     return value
 
 
-def _workload(doc: Document, sources: EnvSources) -> Workload:
+def _workload(doc: Document, sources: EnvSources, namespace: Mapping[str, Any]) -> Workload:
     spec = _need(doc.obj, "spec", doc, "spec")
     template = _need(spec, "template", doc, "spec.template")
     pod = _need(template, "spec", doc, "spec.template.spec")
@@ -260,6 +266,14 @@ def _workload(doc: Document, sources: EnvSources) -> Workload:
         ports[str(port.get("name") or number)] = number
     env = resolve_env(container, doc.namespace, sources, cfield)
     metadata = template.get("metadata") or {}
+    annotations = _strings(metadata.get("annotations"))
+    proxies = injected_proxies(
+        labels,
+        annotations,
+        _strings(namespace.get("labels")),
+        _strings(namespace.get("annotations")),
+    )
+    neighbours += tuple(_proxy_neighbour(proxy) for proxy in proxies)
     probes = {
         kind: _probe(kind, container.get(f"{kind}Probe"), f"{cfield}.{kind}Probe")
         for kind in ("readiness", "liveness", "startup")
@@ -284,7 +298,7 @@ def _workload(doc: Document, sources: EnvSources) -> Workload:
         env_unknown=dict(env.unknown),
         env_hidden=env.hidden,
         env_origin={k: v for k, v in env.origin.items() if ".envFrom[" in v},
-        annotations={str(k): str(v) for k, v in (metadata.get("annotations") or {}).items()},
+        annotations=annotations,
         working_dir=str(container["workingDir"]) if container.get("workingDir") else None,
         command=expand_words(_str_list(container.get("command")), env.values),
         args=expand_words(_str_list(container.get("args")), env.values),
@@ -322,6 +336,17 @@ def _neighbours(pod: Mapping[str, Any], app: Mapping[str, Any]) -> tuple[Neighbo
             prestop = _prestop(c, f"{fld}.lifecycle.preStop")
             out.append(Neighbour(name, fld, role, ports, prestop, words))
     return tuple(out)
+
+
+def _strings(value: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, Mapping) else {}
+
+
+def _proxy_neighbour(proxy: InjectedProxy) -> Neighbour:
+    """An injected mesh proxy as a container: its drain as a preStop-like sleep."""
+    role = "sidecar" if proxy.native else "container"
+    stays = PreStop("sleep", proxy.stays_seconds, proxy.field) if proxy.stays_seconds else PreStop()
+    return Neighbour(proxy.name, proxy.field, role, (), stays, (), proxy)
 
 
 def _str_list(value: Any) -> list[str] | None:
@@ -365,6 +390,11 @@ def _probe(kind: str, raw: Any, fld: str) -> Probe | None:
         timeout_seconds=numbers["timeoutSeconds"],
         success_threshold=numbers["successThreshold"],
         failure_threshold=numbers["failureThreshold"],
+        termination_grace_period_seconds=(
+            None
+            if raw.get("terminationGracePeriodSeconds") is None
+            else float(raw["terminationGracePeriodSeconds"])
+        ),
     )
 
 

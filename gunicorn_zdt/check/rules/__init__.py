@@ -23,12 +23,13 @@ from .budget import (
     rule_keepalive,
     rule_lb_deregistration,
     rule_prestop_grace,
+    rule_probe_grace,
     rule_propagation,
     rule_worker_timeout,
 )
 from .containers import rule_port_clash, rule_prestop_exec_sleep, rule_sidecar
 from .env import rule_zdt_env
-from .gunicorn import rule_bind, rule_hooks, rule_pid1
+from .gunicorn import rule_bind, rule_hooks, rule_pid1, rule_startup
 from .probes import (
     rule_check_timeout,
     rule_liveness_target,
@@ -39,7 +40,13 @@ from .probes import (
     rule_startup_probe,
 )
 from .rollout import rule_max_unavailable, rule_pdb, rule_replicas
-from .routing import rule_listener_exposed, rule_service_port
+from .routing import (
+    rule_listener_exposed,
+    rule_not_ready_addresses,
+    rule_route_port,
+    rule_selector,
+    rule_service_port,
+)
 
 __all__ = ["RULES", "Rule", "check_pod"]
 
@@ -58,8 +65,10 @@ RULES: tuple[Rule, ...] = (
         "grace period < preStop + drain + graceful_timeout + margin",
     ),
     Rule("prestop-grace", rule_prestop_grace, "preStop sleep longer than the grace period"),
+    Rule("probe-grace", rule_probe_grace, "a probe's own grace period < P + D + G + margin"),
     Rule("propagation", rule_propagation, "preStop + drain < ZDT_MIN_PROPAGATION_SECONDS"),
     Rule("hooks", rule_hooks, "the Gunicorn config does not install the drain hooks"),
+    Rule("startup", rule_startup, "Gunicorn refuses to start: the runtime's own refusal"),
     Rule("zdt-env", rule_zdt_env, "ZDT_* env invalid, unknown, or disagreeing with the pod spec"),
     Rule("pid1", rule_pid1, "Gunicorn not PID 1, or a process-group SIGTERM"),
     Rule("bind", rule_bind, "Gunicorn's bind unreachable or not a container port"),
@@ -92,6 +101,13 @@ RULES: tuple[Rule, ...] = (
         rule_listener_exposed,
         "a Service or Ingress routes to the probe listener",
     ),
+    Rule("selector", rule_selector, "a Service, PDB or HPA that matches no pod template"),
+    Rule(
+        "not-ready-addresses",
+        rule_not_ready_addresses,
+        "publishNotReadyAddresses on a Service that carries traffic",
+    ),
+    Rule("route-port", rule_route_port, "an Ingress or HTTPRoute to a port its Service lacks"),
     Rule(
         "lb-deregistration",
         rule_lb_deregistration,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator
 
@@ -71,3 +72,25 @@ def rule_worker_timeout(pod: Pod) -> Iterator[Finding]:
 def rule_keepalive(pod: Pod) -> Iterator[Finding]:
     for p in _problems(pod, "keepalive"):
         yield pod.finding("keepalive", WARNING, "gunicorn.keepalive", p.message)
+
+
+def rule_probe_grace(pod: Pod) -> Iterator[Finding]:
+    """A liveness/startup probe's own terminationGracePeriodSeconds (GA 1.28): the grace of
+    the restart it triggers, which runs the same preStop, drain and graceful stop."""
+    for kind in ("liveness", "startup"):
+        probe = pod.workload.probes.get(kind)
+        grace = None if probe is None else probe.termination_grace_period_seconds
+        if probe is None or grace is None:
+            continue
+        restart = dataclasses.replace(pod.budget, grace_period_seconds=grace)
+        for p in restart.problems():
+            if p.kind != "grace-period":
+                continue
+            yield pod.finding(
+                "probe-grace",
+                ERROR,
+                f"{probe.field}.terminationGracePeriodSeconds",
+                f"{p.problem}: a {kind} restart SIGKILLs the requests still in flight; raise "
+                f"it to {fmt(math.ceil(p.numbers['required']))}, or remove it (the pod's "
+                f"{fmt(pod.workload.grace_period_seconds)} s then applies)",
+            )

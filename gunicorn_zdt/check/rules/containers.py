@@ -6,6 +6,13 @@ import math
 from collections.abc import Iterator, Sequence
 
 from ...budget import fmt
+from ...k8s.mesh import (
+    ISTIO_CONFIG,
+    ISTIO_NATIVE,
+    LINKERD_NATIVE,
+    LINKERD_WAIT,
+    InjectedProxy,
+)
 from ..pod import ERROR, WARNING, Finding, Pod
 
 
@@ -44,6 +51,9 @@ def rule_sidecar(pod: Pod) -> Iterator[Finding]:
     for n in pod.workload.neighbours:
         if n.role != "container":
             continue  # native sidecars stop after the app; init containers are done
+        if n.mesh is not None:
+            yield from _mesh_proxy(pod, n.mesh)
+            continue
         stays = n.prestop.seconds if n.prestop.sleeps else 0.0
         own = _own_drain_seconds(n.words)
         if max(stays, own or 0.0) >= deadline:
@@ -94,3 +104,39 @@ def rule_port_clash(pod: Pod) -> Iterator[Finding]:
                     "one network, so one of the two cannot bind it and probes or the Service "
                     "reach the wrong process; give it another port",
                 )
+
+
+def _mesh_proxy(pod: Pod, proxy: InjectedProxy) -> Iterator[Finding]:
+    """An injected proxy: its own drain setting against what the app needs of it."""
+    b = pod.budget
+    if proxy.exits_when_idle:  # stays while connections are open: covers the graceful stop
+        needed = b.prestop_seconds + b.drain_seconds
+        why = (
+            f"exits once no connection is open after {proxy.setting} {fmt(proxy.stays_seconds)}"
+            f" s, less than preStop + drain = {fmt(needed)} s: a quiet moment in the drain "
+            "takes the proxy away while new connections still arrive"
+        )
+    else:
+        needed = b.graceful_deadline_seconds
+        why = (
+            f"carries the app's traffic for {fmt(proxy.stays_seconds)} s after SIGTERM "
+            f"({proxy.setting}), less than Gunicorn's graceful deadline (preStop + drain + "
+            f"graceful_timeout = {fmt(needed)} s): the app's connections through it end "
+            "mid-drain"
+        )
+    if proxy.stays_seconds >= needed:
+        return
+    n = fmt(math.ceil(needed))
+    if proxy.mesh == "istio":
+        fix = (
+            f'set {proxy.setting.split(" ", 1)[1]}: "{n}s" in the {ISTIO_CONFIG} annotation, '
+            f'or {ISTIO_NATIVE}: "true" (a native sidecar stops after the app)'
+        )
+    else:
+        fix = f'set {LINKERD_WAIT}: "{n}", or {LINKERD_NATIVE}: "true"'
+    yield pod.finding(
+        "sidecar",
+        WARNING,
+        proxy.field,
+        f"{proxy.name} (injected by {proxy.mesh}) {why}; {fix}",
+    )

@@ -27,13 +27,22 @@ def rule_zdt_env(pod: Pod) -> Iterator[Finding]:
             settings.BY_NAME[name].parse(name, value)
         except SettingError as exc:
             yield pod.finding("zdt-env", ERROR, w.env_field(name), str(exc))
-    for name in sorted(n for n in w.env_indirect if n.startswith("ZDT_")):
+    for name in sorted(n for n in w.env_unknown if n.startswith("ZDT_")):
         yield pod.finding(
             "zdt-env",
             WARNING,
             w.env_field(name),
-            "set through valueFrom: the check cannot see its value; write the value in the "
-            "manifest",
+            f"its value comes from {w.env_unknown[name]}: the check cannot see it and reads "
+            "the config without it; pass that object too, or write the value in the manifest",
+        )
+    for ref in w.env_hidden:
+        yield pod.finding(
+            "zdt-env",
+            WARNING,
+            f"{w.container_field}.envFrom[{ref}]",
+            f"{ref} is not in the input: the check cannot see the values it sets (ZDT_*, "
+            "PORT, GUNICORN_CMD_ARGS) and reads the config without them; pass it too (e.g. "
+            "render the whole chart or kustomization into one stream)",
         )
     plan = view.plan
     if plan is None:
@@ -41,7 +50,7 @@ def rule_zdt_env(pod: Pod) -> Iterator[Finding]:
     grace = w.grace_period_seconds
     fld = w.env_field("ZDT_GRACE_PERIOD_SECONDS")
     if plan.grace_period_seconds is None:
-        if "ZDT_GRACE_PERIOD_SECONDS" not in w.env_indirect:
+        if "ZDT_GRACE_PERIOD_SECONDS" not in w.env_indirect and not w.env_hidden:
             yield pod.finding(
                 "zdt-env",
                 WARNING,
@@ -55,9 +64,10 @@ def rule_zdt_env(pod: Pod) -> Iterator[Finding]:
             "zdt-env",
             ERROR,
             fld,
-            f"ZDT_GRACE_PERIOD_SECONDS {fmt(plan.grace_period_seconds)} != "
-            f"terminationGracePeriodSeconds {fmt(grace)}: Gunicorn derives graceful_timeout "
-            f'for the wrong grace period; set it to "{fmt(grace)}"',
+            f"{_named(pod, 'ZDT_GRACE_PERIOD_SECONDS', 'grace_period_seconds')} "
+            f"{fmt(plan.grace_period_seconds)} != terminationGracePeriodSeconds {fmt(grace)}: "
+            "Gunicorn derives graceful_timeout for the wrong grace period; "
+            f"{_set(pod, 'ZDT_GRACE_PERIOD_SECONDS', 'grace_period_seconds', grace)}",
         )
     prestop = w.prestop.seconds
     if plan.prestop_seconds != prestop:
@@ -65,7 +75,32 @@ def rule_zdt_env(pod: Pod) -> Iterator[Finding]:
             "zdt-env",
             ERROR,
             w.env_field("ZDT_PRESTOP_SECONDS"),
-            f"ZDT_PRESTOP_SECONDS {fmt(plan.prestop_seconds)} != preStop sleep {fmt(prestop)}"
-            f" ({w.prestop.field}): Gunicorn derives graceful_timeout for the wrong preStop; "
-            f'set it to "{fmt(prestop)}"',
+            f"{_named(pod, 'ZDT_PRESTOP_SECONDS', 'prestop_seconds')} "
+            f"{fmt(plan.prestop_seconds)} != preStop sleep {fmt(prestop)} ({w.prestop.field}): "
+            "Gunicorn derives graceful_timeout for the wrong preStop; "
+            f"{_set(pod, 'ZDT_PRESTOP_SECONDS', 'prestop_seconds', prestop)}",
         )
+
+
+def _from_install(pod: Pod, name: str, argument: str) -> bool:
+    """The value came from an ``install(...)`` argument (the env, which wins, lacks it)."""
+    install = pod.view.install
+    if name in pod.workload.env or install is None:
+        return False
+    return install.arguments.get(argument) is not None
+
+
+def _named(pod: Pod, name: str, argument: str) -> str:
+    """The setting that gave the value: the env variable, or the ``install()`` argument."""
+    if _from_install(pod, name, argument):
+        return f"install({argument}=...) in {pod.view.location}"
+    return name
+
+
+def _set(pod: Pod, name: str, argument: str, value: float) -> str:
+    if _from_install(pod, name, argument):
+        return (
+            f"pass {argument}={fmt(value)} to install(), or set {name}: "
+            f'"{fmt(value)}" (the env wins over the argument)'
+        )
+    return f'set it to "{fmt(value)}"'

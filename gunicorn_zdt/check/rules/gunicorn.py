@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from ... import settings
 from ...k8s.commands import SHELLS, python_runs_gunicorn, tini_process_group
+from ...settings import SettingError
 from ..pod import ERROR, WARNING, Finding, Pod
 
 
@@ -125,3 +127,37 @@ def rule_bind(pod: Pod) -> Iterator[Finding]:
             f"declare containerPort: {pod.app_port} (name: http) or set PORT to the "
             "declared port",
         )
+
+
+def rule_startup(pod: Pod) -> Iterator[Finding]:
+    """Every reason Gunicorn will refuse to start, in the runtime's own words.
+
+    The lines come from :func:`gunicorn_zdt.refusals.startup_refusals`, the code
+    ``on_starting`` raises from. Two are left to the rule that already prints the same
+    numbers: a budget that does not fit (``grace-period``/``prestop-grace``, with the
+    manifest's grace period) and a ``ZDT_*`` value that does not parse (``zdt-env``).
+    """
+    w = pod.workload
+    for refusal in pod.view.refusals():
+        if refusal.kind == "budget" and any(p.severity == ERROR for p in pod.budget.problems()):
+            continue
+        if refusal.kind == "setting" and refusal.line in _unparsable_env_lines(pod):
+            continue
+        fld = (
+            w.env_field(refusal.setting)
+            if refusal.setting.startswith("ZDT_")
+            else "gunicorn.config"
+        )
+        yield pod.finding("startup", ERROR, fld, refusal.line)
+
+
+def _unparsable_env_lines(pod: Pod) -> set[str]:
+    """The refusal lines of ``ZDT_*`` values the manifest sets and the zdt-env rule reports."""
+    out = set()
+    for name, value in pod.workload.env.items():
+        if name in settings.BY_NAME:
+            try:
+                settings.BY_NAME[name].parse(name, value)
+            except SettingError as exc:
+                out.add(f"gunicorn-zdt: {exc}")
+    return out
