@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from gunicorn_zdt import cli
-from gunicorn_zdt.rules import RULES
+from gunicorn_zdt.check.rules import RULES
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = Path(__file__).resolve().parent / "manifests"
@@ -847,7 +847,7 @@ def test_container_min_propagation_wins_when_larger_than_the_preset(
     [
         (
             "f5",
-            "--lb 'f5': unknown preset 'f5'; use one of kube-proxy, serving, aws-alb, cloud "
+            "--lb 'f5': unknown preset 'f5'; use one of kube-proxy, serving, aws-alb, aws-nlb, gke-neg, cloud "
             "(options: NAME:interval=S,threshold=N,delay=S,sync=S)",
         ),
         (

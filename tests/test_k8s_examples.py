@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gunicorn_zdt import app_config, cli
-from gunicorn_zdt.rules import RULES
+from gunicorn_zdt import cli
+from gunicorn_zdt.check import app_config
+from gunicorn_zdt.check.rules import RULES
+from gunicorn_zdt.k8s import gunicorn_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "k8s"
@@ -114,7 +116,7 @@ def test_shipped_numbers_follow_the_budget(monkeypatch: pytest.MonkeyPatch) -> N
     pod = _deployment()["spec"]["template"]["spec"]
     container = pod["containers"][0]
     env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
-    view = app_config.load(app_config.gunicorn_argv(container["command"], None) or [], env)
+    view = app_config.load(gunicorn_argv(container["command"], None) or [], env)
     assert pod["terminationGracePeriodSeconds"] == 40
     window = (
         env["ZDT_DRAIN_SECONDS"],

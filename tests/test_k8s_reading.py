@@ -4,7 +4,7 @@ What the rules and the drill believe about a pod comes from here: Kubernetes' de
 (core/v1 and apps/v1), IntOrString scaling as the Deployment controller rounds it, label
 selectors as the API server matches them, and the one-line errors for input that is not a
 workload. The expected values come from the Kubernetes API reference and controller code
-named in k8s.py, not from running this module.
+named in gunicorn_zdt/k8s/, not from running this module.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from gunicorn_zdt import k8s
 from gunicorn_zdt.k8s import (
     Document,
     ManifestError,
@@ -33,6 +32,7 @@ from gunicorn_zdt.k8s import (
     skipped_kinds,
     workloads,
 )
+from gunicorn_zdt.k8s import workload as k8s
 
 # --- IntOrString ------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ The Gunicorn config is tests/manifests/gunicorn.conf.py, as in test_cli_check.py
 The cases run below the command line, in memory: ``cli.analyse_documents`` (what ``check``
 does once the files are read) on the edited objects, then ``check_pod``. Gunicorn loads each
 distinct (command, env) once per process, when this module is imported, because a config
-load costs about 20 ms and these tables are the mutation run's tests of rules.py and k8s.py
+load costs about 20 ms and these tables are the mutation run's tests of gunicorn_zdt/check/ and gunicorn_zdt/k8s/
 (pyproject.toml [tool.mutmut]): mutmut forks every mutant's run from a process that has
 imported this module. test_cli_check.py runs ``gunicorn-zdt check`` itself on files, and
 :func:`test_the_command_prints_the_same_lines` pins that the command prints these lines.
@@ -25,11 +25,12 @@ from typing import Any
 import pytest
 import yaml
 
-from gunicorn_zdt import app_config, cli
-from gunicorn_zdt import lb as lb_presets
-from gunicorn_zdt.app_config import GunicornView
-from gunicorn_zdt.k8s import Document, Workload, workloads
-from gunicorn_zdt.rules import check_pod
+from gunicorn_zdt import cli
+from gunicorn_zdt.check import app_config
+from gunicorn_zdt.check import lb as lb_presets
+from gunicorn_zdt.check.app_config import GunicornView
+from gunicorn_zdt.check.rules import check_pod
+from gunicorn_zdt.k8s import Document, Workload, gunicorn_argv, workloads
 
 MANIFESTS = Path(__file__).resolve().parent / "manifests"
 CONF = str(MANIFESTS / "gunicorn.conf.py")
@@ -432,8 +433,9 @@ CASES: dict[str, Case] = {
             ),
         ),
         set_env("ZDT_CHECK_TIMEOUT_SECONDS", "1"),
-        f"Deployment/app: {C}.env[ZDT_CHECK_TIMEOUT_SECONDS]: warning[zdt-env]: set through "
-        "valueFrom: the check cannot see its value; write the value in the manifest",
+        f"Deployment/app: {C}.env[ZDT_CHECK_TIMEOUT_SECONDS]: warning[zdt-env]: its value "
+        "comes from ConfigMap/zdt, which is not in the input: the check cannot see it and "
+        "reads the config without it; pass that object too, or write the value in the manifest",
     ),
     "zdt-env-grace-missing": Case(
         "zdt-env",
@@ -1363,8 +1365,9 @@ CASES: dict[str, Case] = {
             ),
         ),
         both(set_env("ZDT_GRACE_PERIOD_SECONDS", "30"), gunicorn_args("--graceful-timeout 23")),
-        f"Deployment/app: {C}.env[ZDT_GRACE_PERIOD_SECONDS]: warning[zdt-env]: set through "
-        "valueFrom: the check cannot see its value; write the value in the manifest",
+        f"Deployment/app: {C}.env[ZDT_GRACE_PERIOD_SECONDS]: warning[zdt-env]: its value "
+        "comes from ConfigMap/zdt, which is not in the input: the check cannot see it and "
+        "reads the config without it; pass that object too, or write the value in the manifest",
     ),
     "listener-exposed-unnamed-port": Case(
         "listener-exposed",
@@ -1621,7 +1624,7 @@ def test_the_command_prints_the_same_lines(
 
 
 def test_every_rule_has_a_message_case() -> None:
-    from gunicorn_zdt.rules import RULES
+    from gunicorn_zdt.check.rules import RULES
 
     covered = {case.rule for case in CASES.values()} | {"hooks"}  # test_cli_check covers hooks
     assert {rule.id for rule in RULES} - covered == set()
@@ -1737,7 +1740,7 @@ def _load_every_view() -> None:
     for edit, config in needs:
         for w in workloads([Document(SOURCE, obj) for obj in edited(edit)]):
             if isinstance(w, Workload):
-                cached_load(app_config.gunicorn_argv(w.command, w.args) or [], w.env, config)
+                cached_load(gunicorn_argv(w.command, w.args) or [], w.env, config)
 
 
 _load_every_view()

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from gunicorn_zdt import rules
-from gunicorn_zdt.k8s import Document
+from gunicorn_zdt.check.rules import containers, routing
+from gunicorn_zdt.k8s import Document, commands
 
 
 def ingress(spec: Any) -> Document:
@@ -127,7 +127,7 @@ def backend(name: str, port: dict[str, Any]) -> dict[str, Any]:
     ],
 )
 def test_route_backends(doc: Document, backends: list[tuple[str, Any, Any]]) -> None:
-    assert list(rules._route_backends(doc)) == backends
+    assert list(routing._route_backends(doc)) == backends
 
 
 @pytest.mark.parametrize(
@@ -148,7 +148,7 @@ def test_route_backends(doc: Document, backends: list[tuple[str, Any, Any]]) -> 
     ],
 )
 def test_own_drain_seconds(words: list[str], seconds: float | None) -> None:
-    assert rules._own_drain_seconds(words) == seconds
+    assert containers._own_drain_seconds(words) == seconds
 
 
 @pytest.mark.parametrize(
@@ -168,7 +168,7 @@ def test_own_drain_seconds(words: list[str], seconds: float | None) -> None:
     ],
 )
 def test_python_runs_gunicorn(words: list[str], runs: bool) -> None:
-    assert rules._python_runs_gunicorn(words) is runs
+    assert commands.python_runs_gunicorn(words) is runs
 
 
 @pytest.mark.parametrize(
@@ -188,4 +188,4 @@ def test_python_runs_gunicorn(words: list[str], runs: bool) -> None:
     ],
 )
 def test_tini_process_group(options: set[str], group: bool) -> None:
-    assert rules._tini_process_group(options) is group
+    assert commands.tini_process_group(options) is group

@@ -416,7 +416,7 @@ def test_budget_for_counts_prestop_the_drain_maximum_and_propagation(
         "graceful stop begins is cut; lower timeout or raise graceful_timeout (and the grace "
         "period with it)",
         "preStop 1 + drain 4 < propagation 6: new connections may still arrive after the "
-        "listeners close; raise ZDT_DRAIN_SECONDS or add a preStop sleep",
+        "listeners close; raise ZDT_DRAIN_MAX_SECONDS or add a preStop sleep",
     ]
     assert (
         3,

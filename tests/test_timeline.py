@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from gunicorn_zdt import cli
+from gunicorn_zdt.check.timeline import render_svg, render_text, slack_text
 from gunicorn_zdt.core.budget import Budget
-from gunicorn_zdt.timeline import render_svg, render_text, slack_text
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = str(ROOT / "tests" / "manifests" / "gunicorn.conf.py")

@@ -12,11 +12,37 @@ examples and the README all call this module, so they cannot disagree. Stdlib on
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 #: Seconds kept free between Gunicorn's graceful deadline and the kubelet's SIGKILL:
 #: the master's 0.1 s reap loop, SIGKILL of stragglers, ``on_exit`` and process exit.
 MARGIN_SECONDS = 2.0
+
+
+ERROR = "error"
+WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One timing problem as data: which rule, the setting that decides, the numbers.
+
+    ``message`` is the one line both the runtime (``on_starting``) and ``gunicorn-zdt
+    check`` print; ``problem`` and ``fix`` are its two halves, for a renderer that
+    explains the numbers its own way (the checker's load balancer presets).
+    """
+
+    kind: str  # grace-period | prestop-grace | worker-timeout | propagation | keepalive
+    severity: str  # error | warning
+    setting: str  # the setting that decides, e.g. ZDT_DRAIN_MAX_SECONDS
+    numbers: Mapping[str, float]
+    problem: str
+    fix: str
+
+    @property
+    def message(self) -> str:
+        return f"{self.problem}; {self.fix}"
 
 
 def fmt(seconds: float) -> str:
@@ -75,69 +101,119 @@ class Budget:
             f"= {fmt(self.required_grace_seconds)}"
         )
 
+    def problems(self) -> list[Problem]:
+        """Every timing problem as data: errors first (each loses requests for sure), then
+        warnings (they may, under some traffic). ``errors()``/``warnings()`` are their texts."""
+        return [
+            p
+            for p in (
+                self._grace_problem(),
+                self._prestop_problem(),
+                self._worker_timeout_problem(),
+                self._propagation_problem(),
+                self._keepalive_problem(),
+            )
+            if p is not None
+        ]
+
     def errors(self) -> list[str]:
         """Timings that lose requests for sure; each message names the setting and the fix."""
-        out = []
-        slack = self.slack_seconds
-        if slack is not None and slack < 0:
-            fitting = derive_graceful_timeout(
-                self.grace_period_seconds or 0,
-                self.drain_seconds,
-                self.prestop_seconds,
-                self.margin_seconds,
-            )
-            lower = (
-                f" or lower graceful_timeout to {fitting}"
-                if fitting > 0
-                else " (drain and preStop alone leave no room for graceful_timeout)"
-            )
-            out.append(
-                f"terminationGracePeriodSeconds {fmt(self.grace_period_seconds or 0)} < "
-                f"{self.sum_text()}; raise it to {fmt(math.ceil(self.required_grace_seconds))}"
-                f"{lower}, so the kubelet's SIGKILL cannot cut a request"
-            )
-        if (
-            self.grace_period_seconds is not None
-            and self.prestop_seconds > self.grace_period_seconds
-        ):
-            out.append(
-                f"preStop {fmt(self.prestop_seconds)} > terminationGracePeriodSeconds "
-                f"{fmt(self.grace_period_seconds)}; the pod is killed before SIGTERM is even "
-                "sent: shorten preStop or raise the grace period"
-            )
-        return out
+        return [p.message for p in self.problems() if p.severity == ERROR]
 
     def warnings(self) -> list[str]:
         """Timings that may lose requests under some traffic."""
-        out = []
-        if self.worker_timeout is not None and self.graceful_timeout < self.worker_timeout:
-            out.append(
-                f"graceful_timeout {fmt(self.graceful_timeout)} < timeout "
-                f"{fmt(self.worker_timeout)}: a request that runs longer than "
-                f"{fmt(self.graceful_timeout)} s when the graceful stop begins is cut; lower "
-                "timeout or raise graceful_timeout (and the grace period with it)"
-            )
-        if (
-            self.min_propagation_seconds is not None
-            and self.prestop_seconds + self.drain_seconds < self.min_propagation_seconds
-        ):
-            out.append(
-                f"preStop {fmt(self.prestop_seconds)} + drain {fmt(self.drain_seconds)} < "
-                f"propagation {fmt(self.min_propagation_seconds)}: new connections may still "
-                "arrive after the listeners close; raise ZDT_DRAIN_SECONDS or add a preStop sleep"
-            )
-        if (
-            self.keepalive_seconds is not None
-            and self.keepalive_seconds > 0
-            and self.drain_seconds > 0
-            and self.drain_seconds <= self.keepalive_seconds
-        ):
-            out.append(
-                f"drain {fmt(self.drain_seconds)} <= keepalive {fmt(self.keepalive_seconds)}: "
-                "idle keep-alive connections may outlive the drain and be closed while a "
-                "client reuses them; keep keepalive below the drain delay"
-            )
-        return out
+        return [p.message for p in self.problems() if p.severity == WARNING]
+
+    @property
+    def drain_setting(self) -> str:
+        """The setting that decides the drain this budget counts: the maximum when it adapts."""
+        low = self.drain_min_seconds
+        if low is not None and low < self.drain_seconds:
+            return "ZDT_DRAIN_MAX_SECONDS"
+        return "ZDT_DRAIN_SECONDS"
+
+    def _grace_problem(self) -> Problem | None:
+        slack = self.slack_seconds
+        if slack is None or slack >= 0:
+            return None
+        grace = self.grace_period_seconds or 0
+        fitting = derive_graceful_timeout(
+            grace, self.drain_seconds, self.prestop_seconds, self.margin_seconds
+        )
+        lower = (
+            f" or lower graceful_timeout to {fitting}"
+            if fitting > 0
+            else " (drain and preStop alone leave no room for graceful_timeout)"
+        )
+        required = math.ceil(self.required_grace_seconds)
+        return Problem(
+            "grace-period",
+            ERROR,
+            "terminationGracePeriodSeconds",
+            {"grace": grace, "required": self.required_grace_seconds, "fitting": fitting},
+            f"terminationGracePeriodSeconds {fmt(grace)} < {self.sum_text()}",
+            f"raise it to {fmt(required)}{lower}, so the kubelet's SIGKILL cannot cut a request",
+        )
+
+    def _prestop_problem(self) -> Problem | None:
+        grace = self.grace_period_seconds
+        if grace is None or self.prestop_seconds <= grace:
+            return None
+        return Problem(
+            "prestop-grace",
+            ERROR,
+            "preStop",
+            {"prestop": self.prestop_seconds, "grace": grace},
+            f"preStop {fmt(self.prestop_seconds)} > terminationGracePeriodSeconds {fmt(grace)}",
+            "the pod is killed before SIGTERM is even sent: shorten preStop or raise the "
+            "grace period",
+        )
+
+    def _worker_timeout_problem(self) -> Problem | None:
+        if self.worker_timeout is None or self.graceful_timeout >= self.worker_timeout:
+            return None
+        g = fmt(self.graceful_timeout)
+        return Problem(
+            "worker-timeout",
+            WARNING,
+            "timeout",
+            {"graceful_timeout": self.graceful_timeout, "timeout": self.worker_timeout},
+            f"graceful_timeout {g} < timeout {fmt(self.worker_timeout)}: a request that runs "
+            f"longer than {g} s when the graceful stop begins is cut",
+            "lower timeout or raise graceful_timeout (and the grace period with it)",
+        )
+
+    def _propagation_problem(self) -> Problem | None:
+        needed = self.min_propagation_seconds
+        covered = self.prestop_seconds + self.drain_seconds
+        if needed is None or covered >= needed:
+            return None
+        return Problem(
+            "propagation",
+            WARNING,
+            self.drain_setting,
+            {"prestop": self.prestop_seconds, "drain": self.drain_seconds, "propagation": needed},
+            f"preStop {fmt(self.prestop_seconds)} + drain {fmt(self.drain_seconds)} < "
+            f"propagation {fmt(needed)}: new connections may still arrive after the listeners "
+            "close",
+            f"raise {self.drain_setting} or add a preStop sleep",
+        )
+
+    def _keepalive_problem(self) -> Problem | None:
+        keepalive = self.keepalive_seconds
+        if not keepalive or keepalive <= 0 or self.drain_seconds <= 0:
+            return None
+        if self.drain_seconds > keepalive:
+            return None
+        return Problem(
+            "keepalive",
+            WARNING,
+            "keepalive",
+            {"drain": self.drain_seconds, "keepalive": keepalive},
+            f"drain {fmt(self.drain_seconds)} <= keepalive {fmt(keepalive)}: idle keep-alive "
+            "connections may outlive the drain and be closed while a client reuses them",
+            "keep keepalive below the drain delay",
+        )
 
     def timeline(self) -> list[tuple[float, str]]:
         """(seconds after pod deletion, event), in order."""

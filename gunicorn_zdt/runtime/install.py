@@ -33,6 +33,13 @@ from typing import Any
 
 from ..core import budget, settings
 from ..core.plan import DrainPlan, keeps_alive
+from ..core.refusals import (
+    HOOK_NAMES,
+    Installed,
+    integration_problem,
+    stamp_installed,
+    startup_refusals,
+)
 from ..core.settings import SettingError
 from . import context, phase, stacks, state
 from .probe_server import ProbeConfig
@@ -40,18 +47,6 @@ from .surface import Arbiter, Request, Worker, missing_surface
 from .termination import Termination
 
 __all__ = ["HOOK_NAMES", "install", "integration_problem"]
-
-#: The Gunicorn hooks that ``install`` adds (chaining any you already have).
-HOOK_NAMES = (
-    "on_starting",
-    "when_ready",
-    "pre_fork",
-    "post_fork",
-    "post_worker_init",
-    "pre_request",
-    "post_request",
-    "on_exit",
-)
 
 #: Worker classes whose requests ignore ``req.must_close`` (keep-alive not closed while draining).
 _MUST_CLOSE_UNSUPPORTED = ("gevent_pywsgi", "geventwebsocket", "uvicorn", "asgi")
@@ -89,7 +84,8 @@ def install(
         errors.append(str(exc))
 
     grace = plan.grace_period_seconds if plan is not None else None
-    if plan is not None and grace is not None and "graceful_timeout" not in namespace:
+    derives = "graceful_timeout" not in namespace
+    if plan is not None and grace is not None and derives:
         derived = budget.derive_graceful_timeout(
             grace, plan.drain_cap_seconds, plan.prestop_seconds
         )
@@ -112,30 +108,16 @@ def install(
         if name == "pre_request" and theirs is None:
             theirs = _gunicorn_default_pre_request
         namespace[name] = _chain(name, hook, theirs, errors)
-
-
-def integration_problem(cfg: Any) -> str | None:
-    """None when every hook Gunicorn will call is ours (or chained through ours).
-
-    A hook defined after ``install(globals())`` replaces ours: the drain, or the closing
-    of keep-alive connections, is then silently off. Also used by ``gunicorn-zdt check``.
-    """
-    replaced = [
-        name for name in HOOK_NAMES if not getattr(getattr(cfg, name, None), "zdt_hook", False)
-    ]
-    if not replaced:
-        return None
-    if len(replaced) == len(HOOK_NAMES):
-        return (
-            "gunicorn-zdt: the Gunicorn config does not call install(globals()) (or every "
-            "hook was redefined after it): add `from gunicorn_zdt.hooks import install` and "
-            "`install(globals())` as its last line"
-        )
-    return (
-        f"gunicorn-zdt: Gunicorn hook(s) {', '.join(replaced)} defined after "
-        "install(globals()) replaced ours, which turns the drain off; define your hooks "
-        "before install(globals()) (it chains them) and call it last"
-    )
+    arguments = {
+        "drain_seconds": drain_seconds,
+        "grace_period_seconds": grace_period_seconds,
+        "prestop_seconds": prestop_seconds,
+        "drain_max_seconds": drain_max_seconds,
+        "probe_bind": probe_bind,
+    }
+    stamp_installed(
+        namespace, Installed(plan, errors, arguments, derives)
+    )  # read by gunicorn-zdt check
 
 
 def _chain(
@@ -193,19 +175,12 @@ def _arity(func: Callable[..., Any]) -> int:
 def _on_starting_hook(plan: DrainPlan | None, errors: list[str]) -> Callable[[Any], None]:
     def on_starting(server: Arbiter) -> None:
         """Master, before listeners: refuse a config that would drain wrong or cut requests."""
-        problem = missing_surface(server) or integration_problem(server.cfg)
+        refusals = startup_refusals(server.cfg, plan, errors)  # gunicorn-zdt check's too
+        problem = missing_surface(server) or (refusals[0].line if refusals else None)
         if problem:
             raise RuntimeError(problem)
-        if errors:
-            raise RuntimeError(f"gunicorn-zdt: {errors[0]}")
         assert plan is not None
         plan_budget = plan.budget_for(server.cfg)
-        budget_errors = plan_budget.errors()
-        if budget_errors:
-            raise RuntimeError(
-                f"gunicorn-zdt: {budget_errors[0]} (grace period from ZDT_GRACE_PERIOD_SECONDS, "
-                "preStop from ZDT_PRESTOP_SECONDS, drain from ZDT_DRAIN_MAX_SECONDS: the longest drain)"
-            )
         for warning in plan_budget.warnings():
             server.log.warning("gunicorn-zdt: %s", warning)
         worker_class = str(server.cfg.worker_class_str).lower()
@@ -216,7 +191,6 @@ def _on_starting_hook(plan: DrainPlan | None, errors: list[str]) -> Callable[[An
                 server.cfg.worker_class_str,
             )
         if plan.probe_bind is not None:  # bind now: a taken port stops the start, one line
-            _refuse_heartbeat_timeout_below_idle_interval(plan, server.cfg)
             context.create().listener.bind(*plan.probe_bind)
         grace = plan.grace_period_seconds
         server.log.info(
@@ -232,26 +206,7 @@ def _on_starting_hook(plan: DrainPlan | None, errors: list[str]) -> Callable[[An
             else f"{budget.fmt(grace)} s (slack {budget.fmt(plan_budget.slack_seconds or 0)} s)",
         )
 
-    # What install() resolved, for `gunicorn-zdt check` (it loads configs with Gunicorn's loader).
-    on_starting.zdt_plan = plan  # type: ignore[attr-defined]
-    on_starting.zdt_error = errors[0] if errors else None  # type: ignore[attr-defined]
     return on_starting
-
-
-def _refuse_heartbeat_timeout_below_idle_interval(plan: DrainPlan, cfg: Any) -> None:
-    """An idle sync worker reports only every ``timeout / 2`` s (its select() timeout);
-    a shorter heartbeat limit would fail liveness on an idle pod and get it restarted."""
-    limit = plan.heartbeat_timeout_seconds
-    if limit is None or keeps_alive(cfg) or not cfg.timeout:
-        return
-    interval = cfg.timeout / 2
-    if limit <= interval:
-        raise RuntimeError(
-            f"gunicorn-zdt: ZDT_HEARTBEAT_TIMEOUT_SECONDS={budget.fmt(limit)} <= timeout/2 = "
-            f"{budget.fmt(interval)}: an idle sync worker reports its heartbeat only every "
-            f"timeout/2 s, so liveness would fail on an idle pod; raise it above "
-            f"{budget.fmt(interval)} (or unset it: default timeout {budget.fmt(cfg.timeout)})"
-        )
 
 
 def _when_ready_hook(plan: DrainPlan | None, rt: context.Runtime) -> Callable[[Any], None]:

@@ -1,46 +1,36 @@
-"""Read Kubernetes manifests and extract what the termination budget depends on.
+"""A Deployment's or StatefulSet's pod, reduced to what decides whether requests drop.
 
-Input: files, folders (their ``*.yaml``/``*.yml``/``*.json`` files, not subfolders),
-multi-document YAML, ``kind: List`` objects, and ``-`` for standard input (e.g.
-``kubectl kustomize k8s/ | gunicorn-zdt check -``). Output: :class:`Document` objects
-and, for each Deployment or StatefulSet, a :class:`Workload` with the pod's grace
-period, preStop, probes, ports, literal env and command, the rolling-update strategy and
-minReadySeconds, Kubernetes defaults applied, and every other container of the pod
-(:class:`Neighbour`: plain containers, native sidecars, init containers), because they
-all receive SIGTERM at the moment the pod is deleted. ``gunicorn-zdt check``/``timeline``
-and the drill (``gunicorn_zdt.drill.manifest``) all read workloads through here.
-
-Problems with the input itself are raised as :class:`ManifestError` with a one-line
-message; nothing here knows about Gunicorn or the rules. Needs PyYAML.
+For each Deployment or StatefulSet, a :class:`Workload` with the pod's grace period,
+preStop, probes, ports, env (resolved as the kubelet resolves it, :mod:`.env`) and
+command, the rolling-update strategy and minReadySeconds, Kubernetes defaults applied,
+and every other container of the pod (:class:`Neighbour`: plain containers, native
+sidecars, init containers, mesh proxies injected by annotation), because they all receive
+SIGTERM at the moment the pod is deleted. ``gunicorn-zdt check``/``timeline`` and the
+drill (``gunicorn_zdt.drill.manifest``) all read workloads through here.
 """
 
 from __future__ import annotations
 
 import shlex
-import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-import yaml
+from .commands import exec_sleep_seconds
+from .documents import WORKLOAD_KINDS, Document, ManifestError
+from .env import EnvSources, expand_words, resolve_env
+from .mesh import InjectedProxy, injected_proxies
+from .selectors import rolling_update_limits
 
 __all__ = [
-    "WORKLOAD_KINDS",
-    "Document",
-    "ManifestError",
+    "PROBE_DEFAULTS",
     "Neighbour",
     "PreStop",
     "Probe",
     "Workload",
-    "autoscaler_for",
-    "label_selector_matches",
-    "read_documents",
-    "resolve_int_or_percent",
-    "rolling_update_limits",
-    "skipped_kinds",
     "workloads",
 ]
+
 
 #: Kubernetes defaults (core/v1 types.go): the numbers a probe has when a field is left out.
 PROBE_DEFAULTS = {
@@ -54,202 +44,6 @@ DEFAULT_GRACE_PERIOD_SECONDS = 30
 #: apps/v1 defaults (apps/v1 defaults.go).
 DEFAULT_MAX_SURGE = DEFAULT_MAX_UNAVAILABLE = "25%"
 DEFAULT_PROGRESS_DEADLINE_SECONDS = 600
-MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
-#: Workload kinds whose pods the check reads (both replace pods one by one on an update).
-WORKLOAD_KINDS = ("Deployment", "StatefulSet")
-#: Kinds read next to the workloads, or harmless to the termination: no note when skipped.
-READ_KINDS = frozenset(
-    {
-        "Service",
-        "PodDisruptionBudget",
-        "HorizontalPodAutoscaler",
-        "Ingress",
-        "HTTPRoute",
-        "ConfigMap",
-        "Secret",
-        "ServiceAccount",
-        "NetworkPolicy",
-        "Namespace",
-        "Role",
-        "RoleBinding",
-        "ClusterRole",
-        "ClusterRoleBinding",
-        "PersistentVolumeClaim",
-        "IngressClass",
-        "Gateway",
-        "GatewayClass",
-        "ServiceMonitor",
-        "PodMonitor",
-        "Kustomization",
-    }
-)
-STDIN_NAME = "<stdin>"
-
-
-class ManifestError(Exception):
-    """The input cannot be read as Kubernetes objects; ``str()`` is the one-line report."""
-
-
-@dataclass(frozen=True)
-class Document:
-    """One Kubernetes object and where it came from."""
-
-    source: str
-    obj: Mapping[str, Any]
-
-    @property
-    def kind(self) -> str:
-        return str(self.obj.get("kind") or "")
-
-    @property
-    def name(self) -> str:
-        metadata = self.obj.get("metadata")
-        name = metadata.get("name") if isinstance(metadata, Mapping) else None
-        return str(name) if name else "<unnamed>"
-
-    @property
-    def namespace(self) -> str | None:
-        metadata = self.obj.get("metadata")
-        ns = metadata.get("namespace") if isinstance(metadata, Mapping) else None
-        return str(ns) if ns else None
-
-    @property
-    def ref(self) -> str:
-        return f"{self.kind or '<no kind>'}/{self.name}"
-
-
-def read_documents(
-    paths: Iterable[str], stdin: IO[str] | None = None
-) -> tuple[list[Document], list[str]]:
-    """Every object in ``paths``; plus one error line per path that could not be read."""
-    docs: list[Document] = []
-    errors: list[str] = []
-    for raw in paths:
-        try:
-            if raw == "-":
-                text = (stdin or sys.stdin).read()
-                docs.extend(parse_documents(text, STDIN_NAME))
-                continue
-            path = Path(raw)
-            if path.is_dir():
-                files = sorted(p for p in path.iterdir() if p.suffix in MANIFEST_SUFFIXES)
-                if not files:
-                    raise ManifestError(
-                        f"{raw}: no *.yaml, *.yml or *.json file in this folder; "
-                        "pass the folder that holds your Deployment"
-                    )
-            elif path.exists():
-                files = [path]
-            else:
-                raise ManifestError(f"{raw}: no such file or folder")
-            for file in files:
-                try:
-                    text = file.read_text(encoding="utf-8")
-                except UnicodeDecodeError as exc:
-                    raise ManifestError(
-                        f"{file}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
-                        f"{exc.start}); pass a YAML or JSON manifest"
-                    ) from None
-                except OSError as exc:
-                    raise ManifestError(f"{file}: cannot read: {exc}") from None
-                docs.extend(parse_documents(text, str(file)))
-        except ManifestError as exc:
-            errors.append(str(exc))
-    return docs, errors
-
-
-def parse_documents(text: str, source: str) -> list[Document]:
-    """The objects of a (multi-document) YAML or JSON text; ``kind: List`` is flattened."""
-    try:
-        loaded = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as exc:
-        where = ""
-        mark = getattr(exc, "problem_mark", None)
-        if mark is not None:
-            where = f" at line {mark.line + 1}, column {mark.column + 1}"
-        problem = getattr(exc, "problem", None) or type(exc).__name__
-        raise ManifestError(
-            f"{source}: not valid YAML{where}: {problem}; fix the syntax "
-            "(or render templates first, e.g. kubectl kustomize DIR | gunicorn-zdt check -)"
-        ) from None
-    out: list[Document] = []
-    for index, obj in enumerate(loaded, start=1):
-        if not isinstance(obj, Mapping) or "kind" not in obj:
-            raise ManifestError(
-                f"{source}: document {index} is not a Kubernetes object (no kind); "
-                "pass only manifests, one object per YAML document"
-            )
-        if obj.get("kind") == "List" and isinstance(obj.get("items"), list):
-            out.extend(Document(source, item) for item in obj["items"] if isinstance(item, Mapping))
-        else:
-            out.append(Document(source, obj))
-    return out
-
-
-def resolve_int_or_percent(value: int | str, total: int, *, round_up: bool) -> int:
-    """Kubernetes' IntOrString scaling: ``"25%"`` of ``total``, rounded as the controller does."""
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a number or percentage")
-    if isinstance(value, int):
-        return value
-    text = str(value).strip()
-    if text.endswith("%"):
-        percent = int(text[:-1])
-        scaled, remainder = divmod(percent * total, 100)
-        return scaled + (1 if round_up and remainder else 0)
-    return int(text)
-
-
-def rolling_update_limits(
-    replicas: int, max_surge: int | str, max_unavailable: int | str
-) -> tuple[int, int]:
-    """Absolute (maxSurge, maxUnavailable) as the Deployment controller resolves them.
-
-    Surge rounds up, unavailable down, and when both come to 0 unavailable becomes 1
-    (deploymentutil.ResolveFenceposts). Raises ValueError for a negative or malformed value.
-    """
-    resolved = []
-    for name, value, round_up in (
-        ("maxSurge", max_surge, True),
-        ("maxUnavailable", max_unavailable, False),
-    ):
-        try:
-            number = resolve_int_or_percent(value, replicas, round_up=round_up)
-        except ValueError:
-            raise ValueError(
-                f"{name} {value!r} is not a number or percentage; use e.g. 1 or '25%'"
-            ) from None
-        if number < 0:
-            raise ValueError(f"{name} {value!r} must not be negative")
-        resolved.append(number)
-    surge, unavailable = resolved
-    if surge == 0 and unavailable == 0:
-        unavailable = 1
-    return surge, unavailable
-
-
-def label_selector_matches(selector: Any, labels: Mapping[str, str]) -> bool:
-    """A LabelSelector (matchLabels + matchExpressions) against a pod's labels."""
-    if not isinstance(selector, Mapping):
-        return False
-    match_labels = selector.get("matchLabels") or {}
-    expressions = selector.get("matchExpressions") or []
-    if not match_labels and not expressions:
-        return True  # policy/v1: an empty selector selects every pod
-    if any(labels.get(k) != str(v) for k, v in match_labels.items()):
-        return False
-    for expr in expressions:
-        key, op = expr.get("key"), expr.get("operator")
-        values = [str(v) for v in expr.get("values") or []]
-        ok = {
-            "In": key in labels and labels[key] in values,
-            "NotIn": key not in labels or labels[key] not in values,
-            "Exists": key in labels,
-            "DoesNotExist": key not in labels,
-        }.get(op, False)
-        if not ok:
-            return False
-    return True
 
 
 @dataclass(frozen=True)
@@ -269,6 +63,9 @@ class Probe:
     timeout_seconds: float = PROBE_DEFAULTS["timeoutSeconds"]
     success_threshold: int = PROBE_DEFAULTS["successThreshold"]
     failure_threshold: int = PROBE_DEFAULTS["failureThreshold"]
+    #: Probe-level terminationGracePeriodSeconds (liveness/startup, GA 1.28): the grace of
+    #: the restart this probe triggers; None: the pod's.
+    termination_grace_period_seconds: float | None = None
 
     @property
     def path_only(self) -> str | None:
@@ -326,6 +123,7 @@ class Neighbour:
     ports: tuple[int, ...]
     prestop: PreStop
     words: tuple[str, ...]  # command + args, as written
+    mesh: InjectedProxy | None = None  # a proxy the mesh injects (not in the manifest)
 
     @property
     def runs_with_the_app(self) -> bool:
@@ -345,8 +143,8 @@ class Workload:
     container_name: str
     container_field: str
     ports: Mapping[str, int]  # name (or str(port) when unnamed) -> containerPort
-    env: Mapping[str, str]  # literal values only
-    env_indirect: frozenset[str]  # names set through valueFrom
+    env: Mapping[str, str]  # every value known from the stream (k8s.env.resolve_env)
+    env_unknown: Mapping[str, str]  # name -> where its value would come from
     command: list[str] | None
     args: list[str] | None
     prestop: PreStop
@@ -356,6 +154,16 @@ class Workload:
     replicas_set: bool = True  # spec.replicas written in the manifest (not defaulted)
     neighbours: tuple[Neighbour, ...] = ()
     pod_management_policy: str = "OrderedReady"  # StatefulSet only
+    #: envFrom sources not in the input (any name may come from them): ``ConfigMap/name``
+    env_hidden: tuple[str, ...] = ()
+    env_origin: Mapping[str, str] = field(default_factory=dict)  # name -> manifest field
+    annotations: Mapping[str, str] = field(default_factory=dict)  # the pod template's
+    working_dir: str | None = None  # the app container's workingDir
+
+    @property
+    def env_indirect(self) -> frozenset[str]:
+        """Names whose value the check cannot see (a valueFrom it cannot resolve)."""
+        return frozenset(self.env_unknown)
 
     @property
     def source(self) -> str:
@@ -388,7 +196,8 @@ class Workload:
         return self.doc.ref
 
     def env_field(self, name: str) -> str:
-        return f"{self.container_field}.env[{name}]"
+        """Where ``name`` is set (an ``envFrom`` entry when it comes from one)."""
+        return self.env_origin.get(name) or f"{self.container_field}.env[{name}]"
 
     @property
     def container_ports(self) -> list[int]:
@@ -406,12 +215,18 @@ class Workload:
 
 
 def workloads(docs: Iterable[Document]) -> Iterator[Workload | ManifestError]:
-    """A Workload per Deployment or StatefulSet; a ManifestError (one line) for a broken one."""
+    """A Workload per Deployment or StatefulSet; a ManifestError (one line) for a broken one.
+
+    Env values come from the ConfigMaps and Secrets among ``docs`` (:mod:`.env`).
+    """
+    docs = list(docs)
+    sources = EnvSources.of(docs)
+    namespaces = {d.name: d.obj.get("metadata") or {} for d in docs if d.kind == "Namespace"}
     for doc in docs:
         if doc.kind not in WORKLOAD_KINDS:
             continue
         try:
-            yield _workload(doc)
+            yield _workload(doc, sources, namespaces.get(doc.namespace or "default") or {})
         except ManifestError as exc:
             yield exc
         except (TypeError, ValueError, AttributeError, KeyError) as exc:
@@ -419,45 +234,6 @@ def workloads(docs: Iterable[Document]) -> Iterator[Workload | ManifestError]:
                 f"{doc.source}: {doc.ref}: cannot read this {doc.kind} ({exc}); "
                 "check it with kubectl apply --dry-run=client"
             )
-
-
-def skipped_kinds(docs: Iterable[Document]) -> list[str]:
-    """One note per object of a kind the check neither reads nor knows to be harmless."""
-    return [
-        f"{doc.source}: {doc.ref}: skipped: the check does not read {doc.kind or 'objects without a kind'}"
-        for doc in docs
-        if doc.kind not in WORKLOAD_KINDS and doc.kind not in READ_KINDS
-    ]
-
-
-def autoscaler_for(workload: Workload, docs: Iterable[Document]) -> Document | None:
-    """The HorizontalPodAutoscaler whose scaleTargetRef is this workload, if one is in the stream.
-
-    Its ``spec.minReplicas`` (the fewest pods a node drain can meet) must be a whole number
-    >= 1 when given, as the API server requires; anything else is a ManifestError.
-    """
-    for doc in docs:
-        if doc.kind != "HorizontalPodAutoscaler" or doc.namespace != workload.doc.namespace:
-            continue
-        spec = doc.obj.get("spec")
-        if not isinstance(spec, Mapping):
-            continue
-        target = spec.get("scaleTargetRef")
-        if (
-            isinstance(target, Mapping)
-            and target.get("kind") == workload.kind
-            and target.get("name") == workload.doc.name
-        ):
-            least = spec.get("minReplicas")  # None: the API server's default, 1
-            if least is not None and (
-                isinstance(least, bool) or not isinstance(least, int) or least < 1
-            ):
-                raise ManifestError(
-                    f"{doc.source}: {doc.ref}: spec.minReplicas: {least!r} is not a whole "
-                    "number >= 1; write it as a number, e.g. minReplicas: 2"
-                )
-            return doc
-    return None
 
 
 def _need(obj: Any, key: str, doc: Document, path: str, kind: type = dict) -> Any:
@@ -471,7 +247,7 @@ def _need(obj: Any, key: str, doc: Document, path: str, kind: type = dict) -> An
     return value
 
 
-def _workload(doc: Document) -> Workload:
+def _workload(doc: Document, sources: EnvSources, namespace: Mapping[str, Any]) -> Workload:
     spec = _need(doc.obj, "spec", doc, "spec")
     template = _need(spec, "template", doc, "spec.template")
     pod = _need(template, "spec", doc, "spec.template.spec")
@@ -488,14 +264,16 @@ def _workload(doc: Document) -> Workload:
     for port in container.get("ports") or []:
         number = int(port["containerPort"])
         ports[str(port.get("name") or number)] = number
-    env: dict[str, str] = {}
-    indirect: set[str] = set()
-    for var in container.get("env") or []:
-        name = str(var.get("name"))
-        if "valueFrom" in var:
-            indirect.add(name)
-        else:
-            env[name] = "" if var.get("value") is None else str(var.get("value"))
+    env = resolve_env(container, doc.namespace, sources, cfield)
+    metadata = template.get("metadata") or {}
+    annotations = _strings(metadata.get("annotations"))
+    proxies = injected_proxies(
+        labels,
+        annotations,
+        _strings(namespace.get("labels")),
+        _strings(namespace.get("annotations")),
+    )
+    neighbours += tuple(_proxy_neighbour(proxy) for proxy in proxies)
     probes = {
         kind: _probe(kind, container.get(f"{kind}Probe"), f"{cfield}.{kind}Probe")
         for kind in ("readiness", "liveness", "startup")
@@ -516,10 +294,14 @@ def _workload(doc: Document) -> Workload:
         container_name=cname,
         container_field=cfield,
         ports=ports,
-        env=env,
-        env_indirect=frozenset(indirect),
-        command=_str_list(container.get("command")),
-        args=_str_list(container.get("args")),
+        env=dict(env.values),
+        env_unknown=dict(env.unknown),
+        env_hidden=env.hidden,
+        env_origin={k: v for k, v in env.origin.items() if ".envFrom[" in v},
+        annotations=annotations,
+        working_dir=str(container["workingDir"]) if container.get("workingDir") else None,
+        command=expand_words(_str_list(container.get("command")), env.values),
+        args=expand_words(_str_list(container.get("args")), env.values),
         prestop=_prestop(container, f"{cfield}.lifecycle.preStop"),
         probes=probes,
         min_ready_seconds=float(spec.get("minReadySeconds", 0)),
@@ -554,6 +336,17 @@ def _neighbours(pod: Mapping[str, Any], app: Mapping[str, Any]) -> tuple[Neighbo
             prestop = _prestop(c, f"{fld}.lifecycle.preStop")
             out.append(Neighbour(name, fld, role, ports, prestop, words))
     return tuple(out)
+
+
+def _strings(value: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, Mapping) else {}
+
+
+def _proxy_neighbour(proxy: InjectedProxy) -> Neighbour:
+    """An injected mesh proxy as a container: its drain as a preStop-like sleep."""
+    role = "sidecar" if proxy.native else "container"
+    stays = PreStop("sleep", proxy.stays_seconds, proxy.field) if proxy.stays_seconds else PreStop()
+    return Neighbour(proxy.name, proxy.field, role, (), stays, (), proxy)
 
 
 def _str_list(value: Any) -> list[str] | None:
@@ -597,6 +390,11 @@ def _probe(kind: str, raw: Any, fld: str) -> Probe | None:
         timeout_seconds=numbers["timeoutSeconds"],
         success_threshold=numbers["successThreshold"],
         failure_threshold=numbers["failureThreshold"],
+        termination_grace_period_seconds=(
+            None
+            if raw.get("terminationGracePeriodSeconds") is None
+            else float(raw["terminationGracePeriodSeconds"])
+        ),
     )
 
 
@@ -616,22 +414,3 @@ def _prestop(container: Mapping[str, Any], fld: str) -> PreStop:
         action = hook["httpGet"] if isinstance(hook["httpGet"], Mapping) else {}
         return PreStop("httpGet", 0.0, fld, path=str(action.get("path", "/")))
     return PreStop(None, 0.0, fld)
-
-
-def exec_sleep_seconds(command: list[str]) -> float | None:
-    """``["sleep", "5"]`` or ``["/bin/sh", "-c", "sleep 5"]`` -> 5.0; anything else -> None."""
-    words = command
-    if len(command) >= 3 and Path(command[0]).name in SHELLS and command[1] == "-c":
-        try:
-            words = shlex.split(command[2])
-        except ValueError:
-            return None
-    if len(words) == 2 and Path(words[0]).name == "sleep":
-        try:
-            return float(words[1].rstrip("s"))
-        except ValueError:
-            return None
-    return None
-
-
-SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh", "busybox"})

@@ -9,7 +9,7 @@ import math
 from collections.abc import Sequence
 from xml.sax.saxutils import escape
 
-from .core.budget import Budget, fmt
+from ..core.budget import Budget, fmt
 
 __all__ = ["render_svg", "render_text", "slack_text"]
 

@@ -4,9 +4,15 @@ Gunicorn's own loader runs (``gunicorn.app.base.Application.load_config``): the
 container's command line, ``GUNICORN_CMD_ARGS`` and the config file, with Gunicorn's
 priority (CLI > ``GUNICORN_CMD_ARGS`` > file). While it runs, ``os.environ`` is the
 container's literal env (``ZDT_*``, ``PORT``, ``WEB_CONCURRENCY``, ...) laid over the
-caller's environment without those names, so a config that calls
-``gunicorn_zdt.hooks.install(globals())`` derives ``graceful_timeout`` exactly as in
-the pod. The working directory is not changed (``--chdir`` is ignored).
+While it runs, ``os.environ`` is exactly the container's environment
+(:func:`pod_environ`): the env the manifest resolves to (ConfigMaps and Secrets of the
+stream included), over the image's env given with ``--env``, over what every container
+has (:data:`CONTAINER_BASE_ENV`), and never the caller's, so a variable exported in the
+shell that runs ``check`` cannot change what the config computes. A config that calls
+``gunicorn_zdt.hooks.install(globals())`` then derives ``graceful_timeout`` exactly as in
+the pod. The working directory is not changed (``--chdir`` is ignored); a config path
+under the container's ``workingDir`` is read relative to the current directory
+(:func:`local_config_path`).
 """
 
 from __future__ import annotations
@@ -14,26 +20,30 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import shlex
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import Application
 from gunicorn.util import parse_address
 
-from .core.plan import DrainPlan
-from .k8s import SHELLS
+from ..core.plan import DrainPlan
+from ..core.refusals import Installed, Refusal, installed_in, startup_refusals
+from ..k8s.commands import gunicorn_argv
 
-__all__ = ["ConfigLoadError", "GunicornView", "gunicorn_argv", "load"]
+__all__ = ["ConfigLoadError", "GunicornView", "gunicorn_argv", "load", "local_config_path"]
 
-#: Modules that read the environment when imported: loaded afresh for every pod.
-ENV_READING_MODULES = ("gunicorn_zdt.conf",)
+#: What a container's environment holds before the manifest's env: the OCI default PATH
+#: (Docker/containerd set it when the image sets none) and HOME of root. The image's own
+#: ENV lines are not in the manifest: pass them with ``--env NAME=VALUE``.
+CONTAINER_BASE_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME": "/root",
+}
 
-#: Names a container's env replaces wholesale while the config loads (the caller's
-#: values for them must not leak into the pod's view).
+#: Names a container's env replaces wholesale (kept for the timeline without a manifest,
+#: which reads them from this shell).
 POD_ONLY_ENV = ("PORT", "WEB_CONCURRENCY", "GUNICORN_CMD_ARGS")
 
 
@@ -47,9 +57,27 @@ class GunicornView:
 
     cfg: Any  # gunicorn.config.Config
     location: str | None  # -c value in effect
-    installed: bool  # the config called gunicorn_zdt.hooks.install
-    plan: DrainPlan | None
-    plan_error: str | None
+    install: Installed | None  # what install() resolved, None: the config never called it
+
+    @property
+    def installed(self) -> bool:
+        """The config called ``gunicorn_zdt.hooks.install``."""
+        return self.install is not None
+
+    @property
+    def plan(self) -> DrainPlan | None:
+        return None if self.install is None else self.install.plan
+
+    @property
+    def plan_error(self) -> str | None:
+        errors = () if self.install is None else self.install.errors
+        return errors[0] if errors else None
+
+    def refusals(self) -> list[Refusal]:
+        """Why Gunicorn will refuse to start with this config: the runtime's own code."""
+        if self.install is None:
+            return []  # no hooks of ours: Gunicorn starts, without a drain (rule hooks)
+        return startup_refusals(self.cfg, self.install.plan, self.install.errors)
 
     @property
     def tcp_binds(self) -> list[tuple[str, int]]:
@@ -59,29 +87,6 @@ class GunicornView:
             if isinstance(parsed, tuple):
                 out.append((str(parsed[0]), int(parsed[1])))
         return out
-
-
-def gunicorn_argv(command: list[str] | None, args: list[str] | None) -> list[str] | None:
-    """Gunicorn's own arguments in a container's command + args; None when it is not there.
-
-    Handles ``gunicorn ...``, ``python -m gunicorn ...``, wrappers (``tini -- gunicorn``)
-    and shell form (``sh -c "exec gunicorn ..."``).
-    """
-    words = [*(command or []), *(args or [])]
-    if len(words) >= 3 and Path(words[0]).name in SHELLS and words[1] == "-c":
-        try:
-            words = shlex.split(words[2])
-        except ValueError:
-            return None
-    for i, word in enumerate(words):
-        if Path(word).name == "gunicorn" or (word == "gunicorn" and i > 0 and words[i - 1] == "-m"):
-            rest = words[i + 1 :]
-            # the end of a shell command line: gunicorn ... && other / ; other
-            for j, token in enumerate(rest):
-                if token in {"&&", "||", ";", "|"}:
-                    return rest[:j]
-            return rest
-    return None
 
 
 class _PodApplication(Application):
@@ -111,12 +116,12 @@ class _PodApplication(Application):
 
 @contextlib.contextmanager
 def pod_environ(env: Mapping[str, str]) -> Iterator[None]:
-    """``os.environ`` as the container sees it (for our names), restored afterwards."""
+    """``os.environ`` is the container's: :data:`CONTAINER_BASE_ENV` and ``env``, nothing
+    of the caller's; restored afterwards."""
     saved = dict(os.environ)
     try:
-        for name in list(os.environ):
-            if name.startswith("ZDT_") or name in POD_ONLY_ENV:
-                del os.environ[name]
+        os.environ.clear()
+        os.environ.update(CONTAINER_BASE_ENV)
         os.environ.update(env)
         yield
     finally:
@@ -131,7 +136,7 @@ def load(argv: list[str], env: Mapping[str, str], config: str | None = None) -> 
         argv += ["-c", config]
     captured = io.StringIO()
     saved_modules = dict(sys.modules)
-    for name in ENV_READING_MODULES:
+    for name in _env_reading_modules(argv):
         sys.modules.pop(name, None)
     try:
         with (
@@ -151,8 +156,35 @@ def load(argv: list[str], env: Mapping[str, str], config: str | None = None) -> 
             del sys.modules[name]
         sys.modules.update(saved_modules)
     cfg = app.cfg
-    installed, plan, error = _installed_plan(cfg)
-    return GunicornView(cfg, cfg.config, installed, plan, error)
+    return GunicornView(cfg, cfg.config, installed_in(cfg))
+
+
+def _env_reading_modules(argv: list[str]) -> list[str]:
+    """Modules to import afresh for this pod: they read the environment when imported.
+
+    The ``python:MODULE`` config named on the command line, and every module already
+    imported that ran ``install(globals())`` (e.g. the ready-made ``python:`` config a
+    config file star-imports): a pod is a fresh process, so they read its env again.
+    """
+    config = _config_in(argv) or ""
+    names = [config.removeprefix("python:")] if config.startswith("python:") else []
+    for name, module in list(sys.modules.items()):
+        namespace = getattr(module, "__dict__", None)
+        if isinstance(namespace, dict) and installed_in(namespace) is not None:
+            names.append(name)
+    return names
+
+
+def local_config_path(config: str, working_dir: str | None) -> str:
+    """The container's config path as a path here: ``/app/conf.py`` with ``workingDir:
+    /app`` is ``conf.py`` in the current directory (standing in for the image's tree),
+    when the absolute path does not exist on this machine."""
+    if config.startswith("python:") or not os.path.isabs(config) or os.path.exists(config):
+        return config
+    root = (working_dir or "").rstrip("/")
+    if root and config.startswith(root + "/"):
+        return config[len(root) + 1 :]
+    return config
 
 
 def _one_line(exc: BaseException, output: str, argv: list[str]) -> str:
@@ -178,11 +210,3 @@ def _config_in(argv: list[str]) -> str | None:
         elif word.startswith("--config="):
             found = word.split("=", 1)[1]
     return found
-
-
-def _installed_plan(cfg: Any) -> tuple[bool, DrainPlan | None, str | None]:
-    """What ``install()`` resolved (explicit arguments included), from its ``on_starting`` hook."""
-    hook = cfg.on_starting
-    if not hasattr(hook, "zdt_plan"):
-        return False, None, None
-    return True, hook.zdt_plan, hook.zdt_error

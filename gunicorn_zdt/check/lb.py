@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from .core.budget import fmt
+from ..core.budget import fmt
 
 __all__ = ["PRESETS", "LoadBalancer", "LoadBalancerError", "parse"]
 
@@ -46,6 +46,13 @@ class LoadBalancer:
     interval_seconds: float = 0.0
     threshold: int = 0
     deregistration_delay_seconds: float | None = None
+    #: Where it was found when not given with ``--lb`` (``Ingress/web``): lb_detect.py.
+    source: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How a finding names it: ``--lb NAME``, or the object that says so."""
+        return f"{self.name} ({self.source})" if self.source else f"--lb {self.name}"
 
     def propagation_seconds(
         self, prestop_seconds: float, readiness_period_seconds: float, readiness_failures: int
@@ -64,23 +71,26 @@ class LoadBalancer:
         """Where the propagation comes from, for the finding's text."""
         if self.routing == "serving":
             return (
-                f"--lb {self.name}: preStop {fmt(prestop_seconds)} + readiness "
+                f"{self.label}: preStop {fmt(prestop_seconds)} + readiness "
                 f"{fmt(readiness_period_seconds)} s x {readiness_failures} + sync "
                 f"{fmt(self.sync_seconds)}"
             )
         if self.routing == "health-check":
             return (
-                f"--lb {self.name}: health check {fmt(self.interval_seconds)} s x "
+                f"{self.label}: health check {fmt(self.interval_seconds)} s x "
                 f"{self.threshold} + sync {fmt(self.sync_seconds)}"
             )
-        return f"--lb {self.name}: sync {fmt(self.sync_seconds)}"
+        return f"{self.label}: sync {fmt(self.sync_seconds)}"
 
-    def fix(self, uncovered_seconds: float) -> str:
-        """What to change when preStop + drain falls ``uncovered_seconds`` short."""
+    def fix(self, uncovered_seconds: float, drain_setting: str = "ZDT_DRAIN_SECONDS") -> str:
+        """What to change when preStop + drain falls ``uncovered_seconds`` short.
+
+        ``drain_setting``: the setting the budget's drain comes from (the maximum when the
+        drain adapts: ``ZDT_DRAIN_MAX_SECONDS``)."""
         more = fmt(math.ceil(uncovered_seconds))
         if self.routing == "serving":
             return (
-                f"raise ZDT_DRAIN_SECONDS by {more} or lower the readiness probe's "
+                f"raise {drain_setting} by {more} or lower the readiness probe's "
                 "periodSeconds x failureThreshold (a preStop sleep does not help: the pod "
                 "stays ready while it sleeps)"
             )
@@ -90,7 +100,7 @@ class LoadBalancer:
                 "ZDT_PRESTOP_SECONDS and the grace period with it), or lower the load "
                 "balancer's health-check interval x unhealthy threshold"
             )
-        return f"raise ZDT_DRAIN_SECONDS by {more} or add a native preStop sleep"
+        return f"raise {drain_setting} by {more} or add a native preStop sleep"
 
 
 #: The presets; ``docs/k8s.md`` gives each number's source.
@@ -110,6 +120,19 @@ PRESETS: dict[str, LoadBalancer] = {
         threshold=2,
         deregistration_delay_seconds=300.0,
     ),
+    # AWS Load Balancer Controller, Service of type LoadBalancer with NLB IP targets:
+    # aws-load-balancer-healthcheck-interval 10, -unhealthy-threshold 3; delay 300.
+    "aws-nlb": LoadBalancer(
+        "aws-nlb",
+        "health-check",
+        interval_seconds=10.0,
+        threshold=3,
+        deregistration_delay_seconds=300.0,
+    ),
+    # GKE container-native load balancing (NEG): a Google Cloud health check of the pod
+    # IPs, gcloud's defaults check-interval 5 s, unhealthy-threshold 2; connection
+    # draining (BackendConfig drainingTimeoutSec) off by default.
+    "gke-neg": LoadBalancer("gke-neg", "health-check", interval_seconds=5.0, threshold=2),
     # Any load balancer that health-checks pods: give interval, threshold and delay.
     "cloud": LoadBalancer("cloud", "health-check", interval_seconds=10.0, threshold=3),
 }
