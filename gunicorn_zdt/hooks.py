@@ -80,7 +80,13 @@ def install(
     errors: list[str] = []
     try:
         plan: DrainPlan | None = DrainPlan.resolve(
-            drain_seconds, grace_period_seconds, prestop_seconds, drain_max_seconds, probe_bind
+            drain_seconds,
+            grace_period_seconds,
+            prestop_seconds,
+            drain_max_seconds,
+            probe_bind,
+            worker_timeout=namespace.get("timeout"),
+            graceful_timeout=namespace.get("graceful_timeout"),
         )
         settings.validate_environment()
     except SettingError as exc:
@@ -220,7 +226,7 @@ def _on_starting_hook(plan: DrainPlan | None, errors: list[str]) -> Callable[[An
         grace = plan.grace_period_seconds
         server.log.info(
             "gunicorn-zdt: drain %s s to %s s (quiet %s s), graceful_timeout %s s, preStop %s s, "
-            "grace period %s",
+            "grace period %s; drain maximum %s",
             budget.fmt(plan.drain_seconds),
             budget.fmt(plan.drain_cap_seconds),
             budget.fmt(plan.drain_quiet_seconds),
@@ -229,6 +235,7 @@ def _on_starting_hook(plan: DrainPlan | None, errors: list[str]) -> Callable[[An
             "unknown (set ZDT_GRACE_PERIOD_SECONDS)"
             if grace is None
             else f"{budget.fmt(grace)} s (slack {budget.fmt(plan_budget.slack_seconds or 0)} s)",
+            plan.drain_max_reason or "set by ZDT_DRAIN_MAX_SECONDS",
         )
 
     # What install() resolved, for `gunicorn-zdt check` (it loads configs with Gunicorn's loader).
