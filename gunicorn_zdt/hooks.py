@@ -294,8 +294,8 @@ def _take_over_sigterm(server: Arbiter, plan: DrainPlan, rt: runtime.Runtime) ->
     def hand_over(reason: str) -> None:
         ending.stop_begins(reason)
         server.log.info(
-            "gunicorn-zdt: graceful stop begins after %.2f s of drain (%s): listeners closed, "
-            "workers have graceful_timeout %s s to finish in-flight requests",
+            "gunicorn-zdt: drain ended after %.2f s (%s); graceful stop begins: listeners "
+            "closed, workers have graceful_timeout %s s to finish in-flight requests",
             time.monotonic() - shared.drain_started,
             reason,
             budget.fmt(server.cfg.graceful_timeout),
@@ -329,10 +329,16 @@ def _take_over_sigterm(server: Arbiter, plan: DrainPlan, rt: runtime.Runtime) ->
             hand_over(ending.reason)
 
     def kill_workers(sig: int) -> None:
-        if sig == signal.SIGKILL and shared.phase == state.Phase.STOPPING:
+        stopping = shared.phase == state.Phase.STOPPING
+        if sig == signal.SIGKILL and stopping:
             ending.workers_killed()  # graceful_timeout expired: name what is cut
+        if sig == signal.SIGTERM and stopping and ending.hold_workers_for_backlog():
+            return  # reap_workers tells them once the queued connections are served
+        if sig != signal.SIGTERM and ending.held_sigterm:
+            ending.held_sigterm = False  # a quick stop or SIGKILL overrides the hold
+            ending.refuse_new_connections()
         tell_workers(sig)
-        if sig == signal.SIGTERM and shared.phase == state.Phase.STOPPING:
+        if sig == signal.SIGTERM and stopping:
             ending.refuse_new_connections()  # every worker was told to stop: refuse late SYNs
 
     def kill_worker(pid: int, sig: int) -> None:
@@ -342,6 +348,8 @@ def _take_over_sigterm(server: Arbiter, plan: DrainPlan, rt: runtime.Runtime) ->
 
     def reap_workers() -> None:
         reap()
+        if ending.release_workers():  # the queued connections were served
+            kill_workers(signal.SIGTERM)
         ending.before_graceful_timeout()  # stop() calls us every 0.1 s while it waits
 
     # Gunicorn looks these up on the instance when it calls them.

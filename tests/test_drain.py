@@ -63,7 +63,7 @@ def test_ready_is_503_on_every_worker_after_sigterm_while_traffic_is_served(
     took = time.monotonic() - sigterm_at
     assert drain <= took < drain + 10, took
     server.wait_for_log(
-        r"gunicorn-zdt: graceful stop begins after [\d.]+ s of drain \(minimum reached and quiet\)"
+        r"gunicorn-zdt: drain ended after [\d.]+ s \(minimum reached and quiet\); graceful stop begins"
     )
 
 
