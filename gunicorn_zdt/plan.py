@@ -128,10 +128,12 @@ def choose_maximum(
     ``timeout``) are counted, so the derived ``graceful_timeout`` never drops below
     ``timeout``; when that leaves less than the minimum, the drain is fixed at its minimum.
     Unknown: :data:`DEFAULT_DRAIN_MAX_SECONDS`. Never below the minimum, never above the
-    longest duration a setting accepts.
+    longest duration a setting accepts; a minimum of 0 keeps the drain off.
     """
     low = plan.drain_seconds
     grace = plan.grace_period_seconds
+    if low == 0:
+        return 0.0, "0: ZDT_DRAIN_SECONDS=0 turns the drain off"
     if grace is None:
         return max(low, DEFAULT_DRAIN_MAX_SECONDS), (
             f"default {budget.fmt(DEFAULT_DRAIN_MAX_SECONDS)} s: the grace period is unknown "

@@ -174,7 +174,7 @@ SETTINGS: tuple[Setting, ...] = (
         "the 2 s margin and a graceful_timeout covering Gunicorn's timeout are counted (the "
         "config's graceful_timeout, if it sets one), so the derived graceful_timeout never "
         "drops below timeout; where that is less than ZDT_DRAIN_SECONDS, the drain is fixed "
-        "at it. Without a grace period: 15. The timing budget (grace period, derived "
+        "at it. Without a grace period: 15. ZDT_DRAIN_SECONDS=0: 0 (no drain). The timing budget (grace period, derived "
         "graceful_timeout, `gunicorn-zdt check`) counts this maximum.",
     ),
     Setting(
