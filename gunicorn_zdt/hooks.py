@@ -21,7 +21,6 @@ deadline), so workers keep being reaped, respawned and timed out during the drai
 
 from __future__ import annotations
 
-import errno
 import inspect
 import os
 import signal
@@ -34,6 +33,7 @@ from typing import Any
 from . import budget, phase, runtime, settings, stacks, state
 from .plan import DrainPlan, keeps_alive
 from .probe_server import ProbeConfig
+from .quiet_stop import tolerate_listener_shutdown
 from .settings import SettingError
 from .surface import Arbiter, Request, Worker, missing_surface
 from .termination import Termination
@@ -401,20 +401,7 @@ def _post_worker_init_hook(rt: runtime.Runtime) -> Callable[[Any], None]:
         phase.attach_worker(lambda: not worker.alive)
         if rt.worker_slot is not None and stacks.arm():
             rt.state.arm_dump(rt.worker_slot)
-        accept = getattr(worker, "accept", None)
-        if accept is None:
-            return
-
-        def accept_until_shutdown(*args: Any) -> Any:
-            try:
-                return accept(*args)
-            except OSError as exc:  # the master shut the listener down: we are stopping
-                if exc.errno == errno.EINVAL and rt.state.phase == state.Phase.STOPPING:
-                    worker.alive = False
-                    return None
-                raise
-
-        worker.accept = accept_until_shutdown  # type: ignore[attr-defined]
+        tolerate_listener_shutdown(worker, lambda: rt.state.phase == state.Phase.STOPPING)
 
     return post_worker_init
 
