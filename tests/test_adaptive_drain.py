@@ -24,10 +24,17 @@ from tests.support import request, require_worker_class
 
 WORKER_CLASSES = ["sync", "gthread", "gevent"]
 WINDOW = {"ZDT_DRAIN_SECONDS": "1", "ZDT_DRAIN_QUIET_SECONDS": "1", "ZDT_DRAIN_MAX_SECONDS": "6"}
+# The quiet period differs from the minimum, so a window that mixes them up shows.
+EXTENDING = {
+    "ZDT_DRAIN_SECONDS": "2",
+    "ZDT_DRAIN_QUIET_SECONDS": "0.5",
+    "ZDT_DRAIN_MAX_SECONDS": "8",
+}
 REPORT = re.compile(
     r"termination report: drain ([\d.]+) s \(([^)]+)\); (\d+) request\(s\) arrived while "
-    r"draining, last new connection (none|[\d.]+ s) after SIGTERM; (\d+) connection\(s\) "
-    r"closed by the drain; (\d+) in flight when the graceful stop began, (\d+) cut"
+    r"draining, last new connection (none|[\d.]+ s) after SIGTERM; (\d+) keep-alive "
+    r"connection\(s\) from before SIGTERM closed by the drain; (\d+) in flight when the "
+    r"graceful stop began, (\d+) cut"
 )
 
 
@@ -66,23 +73,31 @@ def test_traffic_after_the_minimum_extends_the_drain_until_it_goes_quiet(
     gunicorn, worker_class: str
 ) -> None:
     require_worker_class(worker_class)
-    server = gunicorn(config=_config(worker_class), env=WINDOW).start()
+    server = gunicorn(config=_config(worker_class), env=EXTENDING).start()
+    kept = server.connect()  # a keep-alive connection from before SIGTERM
+    assert request(server.port, "/work?ms=0", conn=kept).status == 200
     sigterm_at = time.monotonic()
     server.signal(signal.SIGTERM)
     server.wait_for_log("SIGTERM: draining")  # the flip happened: what we send now counts
-    sent = _send_until(server.port, "/work?ms=0", sigterm_at + 2.5)
+    # Reused within keepalive (1 s): the drain closes it after this response (not sync:
+    # it closes every connection itself, so http.client opened a new one).
+    assert request(server.port, "/work?ms=0", conn=kept).status == 200
+    kept.close()
+    sent = _send_until(server.port, "/work?ms=0", sigterm_at + 3.0)
     assert server.wait_exit(20) == 0
     report = _report(server)
     last_sent = sent[-1] - sigterm_at
     assert report["reason"] == drain.QUIET
     # The master counts from its own SIGTERM, a moment after the test's clock: the last
-    # arrival it saw is the last one sent (0.15 s apart; the first was ~2.3 s earlier).
+    # arrival it saw is the last one sent (0.15 s apart; the first was ~2.8 s earlier).
     assert report["last"] is not None and abs(report["last"] - last_sent) < 0.5, (report, last_sent)
-    # Ends after the quiet period following the last arrival, and not much later (a tick
-    # plus margin; without the quiet rule it would run to the 6 s maximum).
-    assert report["last"] + 1.0 <= report["drain"] < report["last"] + 1.0 + 1.0, report
-    assert report["arrived"] == len(sent), (report, len(sent))
-    assert report["closed"] >= len(sent)
+    # Ends after the quiet period (0.5 s, not the 2 s minimum) following the last arrival,
+    # and not much later (a tick plus margin; without the quiet rule: the 8 s maximum).
+    assert report["last"] + 0.5 <= report["drain"] < report["last"] + 0.5 + 0.7, report
+    # Both counters count traffic only (probes excluded): every request sent after SIGTERM,
+    # and the one keep-alive connection from before it that the drain closed.
+    assert report["arrived"] == len(sent) + 1, (report, len(sent))
+    assert report["closed"] == (0 if worker_class == "sync" else 1), report
     assert report["cut"] == 0
 
 
@@ -181,6 +196,63 @@ def test_sync_workers_all_busy_a_request_queued_during_the_drain_is_served_not_r
     assert report["drain"] > 1.5, report  # held past the minimum by the queued connection
 
 
+@pytest.mark.parametrize(
+    "window",
+    [
+        pytest.param({"ZDT_DRAIN_MAX_SECONDS": "1.5"}, id="fixed-window"),
+        pytest.param({"ZDT_GRACE_PERIOD_SECONDS": "13"}, id="default-window"),
+    ],
+)
+def test_sync_workers_all_busy_a_request_queued_when_the_drain_ends_is_served(
+    gunicorn, window: dict[str, str]
+) -> None:
+    """gunicorn #3397: a connection queued in the listen backlog when the drain ends was
+    reset when the last worker exited. Now the workers serve the queue before they stop."""
+    server = gunicorn(
+        config=_config("sync", 'workers = 1\nloglevel = "debug"\ntimeout = 5\n'),
+        env={"ZDT_DRAIN_SECONDS": "1.5", **window},
+    ).start()
+    with ThreadPoolExecutor(2) as pool:
+        busy = pool.submit(request, server.port, "/work?ms=4000")
+        server.wait_for_log(r"\] GET /work")  # Gunicorn's pre_request debug line: it is in
+        server.signal(signal.SIGTERM)
+        server.wait_for_log("SIGTERM: draining")
+        queued = pool.submit(request, server.port, "/work?ms=0")
+        if "ZDT_DRAIN_MAX_SECONDS" in window:  # ends while the queued one still waits
+            server.wait_for_log(r"1 connection\(s\) wait in the listen backlog")
+        assert busy.result(10).status == 200
+        assert queued.result(10).status == 200  # served, never reset
+    assert server.wait_exit(20) == 0
+    report = _report(server)
+    assert report["cut"] == 0
+    assert "Traceback" not in server.log()
+
+
+def test_with_only_the_minimum_and_the_grace_period_traffic_after_the_minimum_is_served(
+    gunicorn,
+) -> None:
+    """No ZDT_DRAIN_MAX_SECONDS: the maximum is derived (grace 14 - margin 2 - timeout 5 =
+    7), graceful_timeout stays 5 = timeout, and traffic past the minimum is served."""
+    server = gunicorn(
+        config=_config("gthread", "timeout = 5\n"),
+        env={"ZDT_DRAIN_SECONDS": "1", "ZDT_GRACE_PERIOD_SECONDS": "14"},
+    ).start()
+    server.wait_for_log(
+        r"drain 1 s to 7 s \(quiet 2 s\), graceful_timeout 5 s, preStop 0 s, grace period "
+        r"14 s \(slack 0 s\); drain maximum derived: grace period 14 - preStop 0 - margin 2 - "
+        r"timeout 5"
+    )
+    sigterm_at = time.monotonic()
+    server.signal(signal.SIGTERM)
+    server.wait_for_log("SIGTERM: draining")
+    sent = _send_until(server.port, "/work?ms=0", sigterm_at + 3.0)  # each asserts 200
+    assert server.wait_exit(20) == 0
+    report = _report(server)
+    assert report["reason"] == drain.QUIET
+    assert report["drain"] >= 3.0, report  # past the 1 s minimum, while traffic came
+    assert report["arrived"] == len(sent)
+
+
 def _refused_within(port: int, seconds: float) -> float:
     started = time.monotonic()
     sock = socket.socket()
@@ -218,14 +290,14 @@ def test_a_connection_after_the_drain_is_refused_at_once_while_in_flight_work_fi
     assert "Exception in worker process" not in server.log()
 
 
-def test_without_a_maximum_the_drain_is_fixed_and_ignores_the_quiet_period(
+def test_a_maximum_equal_to_the_minimum_is_a_fixed_drain_that_ignores_the_quiet_period(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Unset ZDT_DRAIN_MAX_SECONDS keeps earlier releases' budget: max = min."""
+    """A maximum equal to the minimum: a fixed drain, whatever the quiet period."""
     for name in ("ZDT_DRAIN_SECONDS", "ZDT_DRAIN_QUIET_SECONDS", "ZDT_DRAIN_MAX_SECONDS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ZDT_DRAIN_QUIET_SECONDS", "10")
-    plan = DrainPlan.resolve(drain_seconds=4)
+    plan = DrainPlan.resolve(drain_seconds=4, drain_max_seconds=4)
     assert (plan.drain_seconds, plan.drain_cap_seconds) == (4, 4)
     monkeypatch.setenv("ZDT_DRAIN_MAX_SECONDS", "8")
     with pytest.raises(SettingError, match="ZDT_DRAIN_QUIET_SECONDS=10 > ZDT_DRAIN_MAX_SECONDS=8"):

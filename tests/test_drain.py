@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import threading
@@ -63,7 +64,7 @@ def test_ready_is_503_on_every_worker_after_sigterm_while_traffic_is_served(
     took = time.monotonic() - sigterm_at
     assert drain <= took < drain + 10, took
     server.wait_for_log(
-        r"gunicorn-zdt: graceful stop begins after [\d.]+ s of drain \(minimum reached and quiet\)"
+        r"gunicorn-zdt: drain ended after [\d.]+ s \(minimum reached and quiet\); graceful stop begins"
     )
 
 
@@ -100,7 +101,7 @@ def test_second_sigterm_ends_the_drain_at_once(gunicorn) -> None:
     server.signal(signal.SIGTERM)
     assert server.wait_exit(10) == 0
     assert time.monotonic() - second < 5
-    assert "of drain (second signal)" in server.log()
+    assert "s (second signal); graceful stop begins" in server.log()
 
 
 def test_sigint_during_drain_is_gunicorns_quick_shutdown(gunicorn) -> None:
@@ -118,7 +119,7 @@ def test_drain_zero_is_plain_gunicorn_graceful_stop(gunicorn) -> None:
     server = gunicorn(config=_config("sync"), env={"ZDT_DRAIN_SECONDS": "0"}).start()
     server.signal(signal.SIGTERM)
     assert server.wait_exit(10) == 0
-    assert "of drain (drain off: its maximum is 0)" in server.log()
+    assert "s (drain off: its maximum is 0); graceful stop begins" in server.log()
 
 
 def test_worker_killed_during_drain_is_replaced_and_reports_draining(gunicorn) -> None:
@@ -206,8 +207,12 @@ def test_sighup_during_drain_does_not_undo_it(gunicorn) -> None:
 
 def test_usr2_reexec_starts_a_new_master_that_is_ready(gunicorn, tmp_path) -> None:
     pidfile = tmp_path / "master.pid"
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        probe_port = free.getsockname()[1]
     server = gunicorn(
-        config=_config("sync", f"pidfile = {str(pidfile)!r}\n"), env={"ZDT_DRAIN_SECONDS": "1"}
+        config=_config("sync", f"pidfile = {str(pidfile)!r}\n"),
+        env={"ZDT_DRAIN_SECONDS": "1", "ZDT_PROBE_BIND": f"127.0.0.1:{probe_port}"},
     ).start()
     wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), 10, "pidfile")
     server.signal(signal.SIGUSR2)
@@ -220,10 +225,13 @@ def test_usr2_reexec_starts_a_new_master_that_is_ready(gunicorn, tmp_path) -> No
 
     child = wait_until(new_master, 20, "a new master from USR2", server.log)
     server.wait_for_log(r"Booting worker", count=4)
-    # The new master is a child of the old one, beside its workers.
-    old_workers = [pid for pid in server.wait_workers(3) if pid != child]
+    # The new master is a child of the old one, beside its workers and probe listener.
+    listeners = server.wait_for_log(r"probe listener at \S+ \(pid (\d+)\)", count=2)
+    old_workers = [pid for pid in server.wait_workers(4) if pid not in (child, int(listeners[0]))]
     new_workers = wait_until(
-        lambda: w if len(w := children(child)) == 2 else [], 15, "the new master's workers"
+        lambda: w if len(w := [p for p in children(child) if p != int(listeners[1])]) == 2 else [],
+        15,
+        "the new master's workers",
     )
     # The new generation is not ready until its first checks ran: wait for that on its own
     # (the old workers paused, so only the new ones accept) ...
@@ -238,6 +246,10 @@ def test_usr2_reexec_starts_a_new_master_that_is_ready(gunicorn, tmp_path) -> No
     assert server.wait_exit(30) == 0
     os.kill(child, 0)  # still alive
     assert request(server.port, "/healthz/ready").status == 200
+    # The new master took over the probe port its predecessor listened on (SO_REUSEPORT
+    # for a USR2 successor only) and answers it alone now.
+    assert len(re.findall(rf"probe listener at http://127.0.0.1:{probe_port}/", server.log())) == 2
+    assert request(probe_port, "/healthz/ready").status == 200
     os.kill(child, signal.SIGINT)
 
 

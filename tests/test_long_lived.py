@@ -25,7 +25,7 @@ from tests.support import REPO, request, require_worker_class, wait_until
 
 WORKER_CLASSES = ["sync", "gthread", "gevent"]
 DRAIN = {"ZDT_DRAIN_SECONDS": "0.5"}
-STOP_BEGINS = re.compile(r"graceful stop begins after ([\d.]+) s of drain")
+STOP_BEGINS = re.compile(r"drain ended after ([\d.]+) s \([^)]+\); graceful stop begins")
 END_OF_CHUNKED_BODY = b"\r\n0\r\n\r\n"
 # faulthandler: `File "…/app.py", line 170 in work`; gevent's greenlet dump has a comma.
 HANDLER_FRAME = re.compile(r'File "[^"]*example_app/app\.py", line \d+,? in work\b')

@@ -73,10 +73,13 @@ def of_kind(docs: Docs, kind: str) -> dict[str, Any]:
 def set_env(name: str, value: str | None) -> Edit:
     """Set (or with None remove) one env entry of the container."""
 
+    # The cases mean a fixed drain: its maximum moves with its minimum.
+    names = {name, "ZDT_DRAIN_MAX_SECONDS"} if name == "ZDT_DRAIN_SECONDS" else {name}
+
     def edit(docs: Docs) -> None:
-        env = [e for e in container(docs)["env"] if e["name"] != name]
+        env = [e for e in container(docs)["env"] if e["name"] not in names]
         if value is not None:
-            env.append({"name": name, "value": value})
+            env += [{"name": n, "value": value} for n in sorted(names)]
         container(docs)["env"] = env
 
     return edit

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from gunicorn_zdt.core import settings
-from gunicorn_zdt.core.plan import DrainPlan
+from gunicorn_zdt.core.budget import derive_graceful_timeout
+from gunicorn_zdt.core.plan import DEFAULT_DRAIN_MAX_SECONDS, DrainPlan
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -314,7 +315,56 @@ def test_drain_plan_takes_install_arguments_when_the_environment_is_silent(
     assert (plan.drain_seconds, plan.grace_period_seconds, plan.prestop_seconds) == (4, 50, 1)
     assert (plan.drain_max_seconds, plan.drain_cap_seconds) == (10, 10)
     assert plan.probe_bind == ("127.0.0.1", 9100)
-    assert DrainPlan.resolve().drain_cap_seconds == 5.0  # no maximum: the drain is fixed
+    # No maximum and no grace period: the default maximum, saying why.
+    plan = DrainPlan.resolve()
+    assert plan.drain_cap_seconds == DEFAULT_DRAIN_MAX_SECONDS == 15.0
+    assert "the grace period is unknown" in plan.drain_max_reason
+
+
+@pytest.mark.parametrize(
+    ("env", "timeouts", "maximum", "graceful_timeout"),
+    [
+        # grace 40 - preStop 0 - margin 2 - timeout 20 = 18: graceful_timeout stays 20
+        ({"ZDT_GRACE_PERIOD_SECONDS": "40"}, {"worker_timeout": 20}, 18.0, 20),
+        # Gunicorn's default timeout 30 when the config sets none
+        ({"ZDT_GRACE_PERIOD_SECONDS": "60"}, {}, 28.0, 30),
+        # preStop counts; a config's own graceful_timeout is kept whole
+        (
+            {"ZDT_GRACE_PERIOD_SECONDS": "60", "ZDT_PRESTOP_SECONDS": "10"},
+            {"worker_timeout": 20, "graceful_timeout": 25},
+            23.0,
+            25,
+        ),
+        # a fractional remainder rounds down: graceful_timeout never drops below timeout
+        (
+            {"ZDT_GRACE_PERIOD_SECONDS": "40", "ZDT_PRESTOP_SECONDS": "0.5"},
+            {"worker_timeout": 20},
+            17.0,
+            20,
+        ),
+        # no room beyond the minimum (Kubernetes' default grace 30, timeout 30): fixed at 5
+        ({"ZDT_GRACE_PERIOD_SECONDS": "30"}, {"worker_timeout": 30}, 5.0, 23),
+        # no grace period: the default maximum; graceful_timeout is Gunicorn's
+        ({}, {"worker_timeout": 20}, 15.0, None),
+    ],
+)
+def test_unset_maximum_is_chosen_so_graceful_timeout_covers_timeout(
+    clean_env: pytest.MonkeyPatch,
+    env: dict[str, str],
+    timeouts: dict[str, float],
+    maximum: float,
+    graceful_timeout: int | None,
+) -> None:
+    for name, raw in env.items():
+        clean_env.setenv(name, raw)
+    plan = DrainPlan.resolve(**timeouts)  # type: ignore[arg-type]
+    assert plan.drain_cap_seconds == maximum, plan.drain_max_reason
+    assert plan.drain_max_reason
+    if plan.grace_period_seconds is not None and "graceful_timeout" not in timeouts:
+        derived = derive_graceful_timeout(
+            plan.grace_period_seconds, plan.drain_cap_seconds, plan.prestop_seconds
+        )
+        assert derived == graceful_timeout
 
 
 @pytest.mark.parametrize(
@@ -391,6 +441,7 @@ KEEPALIVE_WARNING = (
 def test_keepalive_warning_only_for_workers_that_keep_connections(
     clean_env: pytest.MonkeyPatch, worker_class: str, warns: bool
 ) -> None:
+    clean_env.setenv("ZDT_DRAIN_MAX_SECONDS", "5")  # a fixed 5 s drain
     budget = DrainPlan.resolve().budget_for(_Cfg(worker_class))
     assert (KEEPALIVE_WARNING in budget.warnings()) is warns
 

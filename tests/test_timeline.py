@@ -60,8 +60,8 @@ def test_without_manifest_uses_config_and_shell_env(
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"{CONF}: termination timeline (seconds after the pod is deleted)"
     assert out[-1] == (
-        "  slack 0 s = terminationGracePeriodSeconds 30 - (preStop 0 + drain 5 + "
-        "graceful_timeout 23 + margin 2 = 30)"
+        "  slack 0 s = terminationGracePeriodSeconds 30 - (preStop 0 + drain 8 + "
+        "graceful_timeout 20 + margin 2 = 30)"
     )
 
 

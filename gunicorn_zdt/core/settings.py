@@ -169,8 +169,12 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         _optional_seconds,
         "gunicorn",
-        "The drain never runs longer than this, traffic or not. Unset: ZDT_DRAIN_SECONDS (a "
-        "fixed drain, as in earlier releases; k8s/deployment.yaml sets 15). The timing budget (grace period, derived "
+        "The drain never runs longer than this, traffic or not. Unset: chosen at start-up "
+        "and logged. With ZDT_GRACE_PERIOD_SECONDS, all the grace period leaves once preStop, "
+        "the 2 s margin and a graceful_timeout covering Gunicorn's timeout are counted (the "
+        "config's graceful_timeout, if it sets one), so the derived graceful_timeout never "
+        "drops below timeout; where that is less than ZDT_DRAIN_SECONDS, the drain is fixed "
+        "at it. Without a grace period: 15. ZDT_DRAIN_SECONDS=0: 0 (no drain). The timing budget (grace period, derived "
         "graceful_timeout, `gunicorn-zdt check`) counts this maximum.",
     ),
     Setting(

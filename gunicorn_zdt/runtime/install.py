@@ -21,7 +21,6 @@ deadline), so workers keep being reaped, respawned and timed out during the drai
 
 from __future__ import annotations
 
-import errno
 import inspect
 import os
 import signal
@@ -43,6 +42,7 @@ from ..core.refusals import (
 from ..core.settings import SettingError
 from . import context, phase, stacks, state
 from .probe_server import ProbeConfig
+from .quiet_stop import tolerate_listener_shutdown
 from .surface import Arbiter, Request, Worker, missing_surface
 from .termination import Termination
 
@@ -76,7 +76,13 @@ def install(
     errors: list[str] = []
     try:
         plan: DrainPlan | None = DrainPlan.resolve(
-            drain_seconds, grace_period_seconds, prestop_seconds, drain_max_seconds, probe_bind
+            drain_seconds,
+            grace_period_seconds,
+            prestop_seconds,
+            drain_max_seconds,
+            probe_bind,
+            worker_timeout=namespace.get("timeout"),
+            graceful_timeout=namespace.get("graceful_timeout"),
         )
         settings.validate_environment()
     except SettingError as exc:
@@ -195,7 +201,7 @@ def _on_starting_hook(plan: DrainPlan | None, errors: list[str]) -> Callable[[An
         grace = plan.grace_period_seconds
         server.log.info(
             "gunicorn-zdt: drain %s s to %s s (quiet %s s), graceful_timeout %s s, preStop %s s, "
-            "grace period %s",
+            "grace period %s; drain maximum %s",
             budget.fmt(plan.drain_seconds),
             budget.fmt(plan.drain_cap_seconds),
             budget.fmt(plan.drain_quiet_seconds),
@@ -204,6 +210,7 @@ def _on_starting_hook(plan: DrainPlan | None, errors: list[str]) -> Callable[[An
             "unknown (set ZDT_GRACE_PERIOD_SECONDS)"
             if grace is None
             else f"{budget.fmt(grace)} s (slack {budget.fmt(plan_budget.slack_seconds or 0)} s)",
+            plan.drain_max_reason or "set by ZDT_DRAIN_MAX_SECONDS",
         )
 
     return on_starting
@@ -243,8 +250,8 @@ def _take_over_sigterm(server: Arbiter, plan: DrainPlan, rt: context.Runtime) ->
     def hand_over(reason: str) -> None:
         ending.stop_begins(reason)
         server.log.info(
-            "gunicorn-zdt: graceful stop begins after %.2f s of drain (%s): listeners closed, "
-            "workers have graceful_timeout %s s to finish in-flight requests",
+            "gunicorn-zdt: drain ended after %.2f s (%s); graceful stop begins: listeners "
+            "closed, workers have graceful_timeout %s s to finish in-flight requests",
             time.monotonic() - shared.drain_started,
             reason,
             budget.fmt(server.cfg.graceful_timeout),
@@ -278,10 +285,16 @@ def _take_over_sigterm(server: Arbiter, plan: DrainPlan, rt: context.Runtime) ->
             hand_over(ending.reason)
 
     def kill_workers(sig: int) -> None:
-        if sig == signal.SIGKILL and shared.phase == state.Phase.STOPPING:
+        stopping = shared.phase == state.Phase.STOPPING
+        if sig == signal.SIGKILL and stopping:
             ending.workers_killed()  # graceful_timeout expired: name what is cut
+        if sig == signal.SIGTERM and stopping and ending.hold_workers_for_backlog():
+            return  # reap_workers tells them once the queued connections are served
+        if sig != signal.SIGTERM and ending.held_sigterm:
+            ending.held_sigterm = False  # a quick stop or SIGKILL overrides the hold
+            ending.refuse_new_connections()
         tell_workers(sig)
-        if sig == signal.SIGTERM and shared.phase == state.Phase.STOPPING:
+        if sig == signal.SIGTERM and stopping:
             ending.refuse_new_connections()  # every worker was told to stop: refuse late SYNs
 
     def kill_worker(pid: int, sig: int) -> None:
@@ -291,6 +304,8 @@ def _take_over_sigterm(server: Arbiter, plan: DrainPlan, rt: context.Runtime) ->
 
     def reap_workers() -> None:
         reap()
+        if ending.release_workers():  # the queued connections were served
+            kill_workers(signal.SIGTERM)
         ending.before_graceful_timeout()  # stop() calls us every 0.1 s while it waits
 
     # Gunicorn looks these up on the instance when it calls them.
@@ -342,20 +357,7 @@ def _post_worker_init_hook(rt: context.Runtime) -> Callable[[Any], None]:
         phase.attach_worker(lambda: not worker.alive)
         if rt.worker_slot is not None and stacks.arm():
             rt.state.arm_dump(rt.worker_slot)
-        accept = getattr(worker, "accept", None)
-        if accept is None:
-            return
-
-        def accept_until_shutdown(*args: Any) -> Any:
-            try:
-                return accept(*args)
-            except OSError as exc:  # the master shut the listener down: we are stopping
-                if exc.errno == errno.EINVAL and rt.state.phase == state.Phase.STOPPING:
-                    worker.alive = False
-                    return None
-                raise
-
-        worker.accept = accept_until_shutdown  # type: ignore[attr-defined]
+        tolerate_listener_shutdown(worker, lambda: rt.state.phase == state.Phase.STOPPING)
 
     return post_worker_init
 

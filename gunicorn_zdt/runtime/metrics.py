@@ -149,12 +149,13 @@ class SharedStateCollector(Collector):
         )
         yield CounterMetricFamily(
             f"{PREFIX}drain_requests_arrived",
-            "Requests (probes excluded) that arrived after SIGTERM.",
+            "Requests (probes and health checks excluded) that arrived after SIGTERM.",
             value=pod.arrived_while_draining,
         )
         yield CounterMetricFamily(
             f"{PREFIX}drain_connections_closed",
-            "Connections closed after their response because the pod was draining.",
+            "Keep-alive connections opened before SIGTERM that the drain closed after a "
+            "response (probes excluded).",
             value=pod.closed_by_drain,
         )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import os
 import select
 import signal
@@ -26,12 +27,18 @@ _MASTER_SIGNALS: tuple[str, ...] = ("SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "S
 _MASTER_SIGNALS += ("SIGUSR2", "SIGTTIN", "SIGTTOU", "SIGWINCH")
 
 
-def bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int, *, successor: bool = False) -> socket.socket:
     """The listening socket, made in the master before the fork (so errors stop the start).
 
-    ``SO_REUSEPORT`` lets a USR2 generation bind the same port while the old one drains.
+    ``SO_REUSEPORT`` lets a USR2 generation (``successor``) bind the same port while the old
+    one drains. Anyone else finds the port taken, as Gunicorn's own listeners are: a socket
+    without ``SO_REUSEPORT`` is bound first, to test it (EADDRINUSE when another listens).
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if port and not successor:
+        with socket.socket(family, socket.SOCK_STREAM) as test:
+            test.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            test.bind((host, port))  # OSError(EADDRINUSE): another process listens there
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -44,6 +51,14 @@ def bind(host: str, port: int) -> socket.socket:
         raise
     sock.setblocking(False)
     return sock
+
+
+def _usr2_successor() -> bool:
+    """This master was exec'd by the master it replaces (SIGUSR2): it may share the port.
+
+    Gunicorn passes the old master's pid in ``GUNICORN_PID`` to the new one, its child.
+    """
+    return os.environ.get("GUNICORN_PID", "") == str(os.getppid())
 
 
 def spawn(sock: socket.socket, shared: state.SharedState, config: ProbeConfig) -> int:
@@ -118,11 +133,14 @@ class ListenerProcess:
         if self.sock is not None or self.pid:
             return
         try:
-            self.sock = bind(host, port)
+            self.sock = bind(host, port, successor=_usr2_successor())
         except OSError as exc:
+            taken = exc.errno == errno.EADDRINUSE
             raise RuntimeError(
                 f"gunicorn-zdt: ZDT_PROBE_BIND={host}:{port}: cannot listen there "
-                f"({exc.strerror or exc}); pick a free port, e.g. ZDT_PROBE_BIND=0.0.0.0:8081"
+                f"({exc.strerror or exc}"
+                f"{': another process listens on it' if taken else ''}); pick a free port, "
+                "e.g. ZDT_PROBE_BIND=0.0.0.0:8082, or stop the other server"
             ) from None
         # The port actually bound: with port 0 a respawn must come back on the same one.
         self._address = (host, int(self.sock.getsockname()[1]))
@@ -166,7 +184,7 @@ class ListenerProcess:
         if now < self._respawn_at:
             return
         try:
-            self.sock = bind(*self._address)
+            self.sock = bind(*self._address, successor=_usr2_successor())
         except OSError as exc:
             self._respawn_at = now + self._backoff
             log.warning("gunicorn-zdt: probe listener not respawned yet: %s", exc)

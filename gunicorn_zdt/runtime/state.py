@@ -167,15 +167,16 @@ class SharedState:
 
         ``traffic``: not a probe or load balancer health check. A traffic request on a new
         connection while draining is the evidence that the cluster still routes to the pod.
+        Both drain counters count traffic only: probes arrive on a terminating pod anyway.
         """
         base = _slot_at(index) + _EVIDENCE
         last, served, arrived, in_flight, closed = _EVIDENCE_LAYOUT.unpack_from(self._map, base)
-        if draining:
-            closed += 1  # must_close: this connection ends after its response
-            if traffic:
-                arrived += 1
-                if new_connection:
-                    last = time.monotonic()
+        if draining and traffic:
+            arrived += 1
+            if new_connection:
+                last = time.monotonic()
+            else:  # a later request on a connection: opened before SIGTERM (the drain
+                closed += 1  # closes each one after a response), must_close ends it now
         _EVIDENCE_LAYOUT.pack_into(self._map, base, last, served, arrived, in_flight + 1, closed)
 
     def request_finished(self, index: int) -> None:

@@ -16,6 +16,7 @@ with ``ZDT_REPORT_JSON``, one JSON object), then one line per request that was c
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -37,6 +38,23 @@ _DUMP_LEAD_SECONDS = 1.0  # ask for stacks this long before graceful_timeout (at
 # struct tcp_info: 8 one-byte fields, then u32 rto, ato, snd_mss, rcv_mss, unacked: on a
 # listening socket Linux reports the accept queue's length in tcpi_unacked.
 _TCPI_UNACKED = 24
+# A classic BPF socket filter of one instruction, "ret 0" (BPF_RET | BPF_K, k=0): attached to a
+# listening socket it drops every SYN (the client retries), while connections already in
+# the accept queue are sockets of their own and are served as usual.
+_SO_ATTACH_FILTER = getattr(socket, "SO_ATTACH_FILTER", 26)
+_DROP_EVERY_PACKET = struct.pack("<HBBI", 0x06, 0, 0, 0)
+_FLUSH_SHARE = 0.5  # the queued connections may use at most this share of graceful_timeout
+
+
+def drop_new_connections(sock: socket.socket) -> bool:
+    """Make ``sock`` drop every new SYN, leaving its accept queue to be served (Linux)."""
+    code = ctypes.create_string_buffer(_DROP_EVERY_PACKET)
+    program = struct.pack("@HP", 1, ctypes.addressof(code))  # struct sock_fprog
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, program)  # the kernel copies it
+    except OSError:
+        return False
+    return True
 
 
 def listen_backlog(sock: socket.socket) -> int:
@@ -77,6 +95,7 @@ class Termination:
         self.reason: str | None = None  # why the drain ended, once it did
         self.in_flight_at_stop = 0
         self.stacks_asked = False  # once per termination, before graceful_timeout
+        self.held_sigterm = False  # the workers' SIGTERM waits for the accept queue
         self.cut: list[Cut] = []  # killed while serving, since SIGTERM
         self.untracked_cut = 0  # cut requests the slots had no room to name
         # Our own handle on each listening socket: Gunicorn closes its copies at the stop,
@@ -102,12 +121,17 @@ class Termination:
         )
 
     def _tick(self, signum: int, frame: Any) -> None:
-        """SIGALRM in the master: when the evidence says so, wake the loop with SIGTERM."""
+        """SIGALRM in the master: when the evidence says so, wake the loop.
+
+        With SIGCHLD, not SIGTERM: Gunicorn would log a second "Handling signal: term",
+        which reads like the second SIGTERM that cuts a drain short. SIGCHLD only makes
+        it reap (logged at debug level); the loop's next ``murder_workers`` hands over.
+        """
         if self.reason is None:
             self.reason = self.due()
         if self.reason is not None:
             signal.setitimer(signal.ITIMER_REAL, 0)
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGCHLD)
 
     def end_reason(self) -> str:
         """Master loop, SIGTERM while draining: ours (the drain is over) or a second signal."""
@@ -120,6 +144,46 @@ class Termination:
         self.shared.begin_stop()
 
     # -- late connections ---------------------------------------------------------------
+
+    def hold_workers_for_backlog(self) -> bool:
+        """Gunicorn is about to tell the workers to stop: True to hold that back.
+
+        A connection the kernel already queued (every worker busy) would be reset when the
+        last worker exits (gunicorn #3397), whatever the drain's length. So while the queue
+        holds any, new SYNs are dropped (clients retry, and are refused once the listeners
+        shut) and the workers keep accepting; :meth:`release_workers` tells them to stop once
+        the queue is empty, or when half of ``graceful_timeout`` is spent.
+        """
+        if getattr(self.server, "reexec_pid", 0) or not self.listeners:
+            return False
+        queued = sum(listen_backlog(s) for s in self.listeners)
+        if not queued or not all(drop_new_connections(s) for s in self.listeners):
+            return False
+        self.held_sigterm = True
+        self.server.log.info(
+            "gunicorn-zdt: %s connection(s) wait in the listen backlog: new connections are "
+            "dropped (clients retry), the workers serve the queued ones, then stop",
+            queued,
+        )
+        return True
+
+    def release_workers(self) -> bool:
+        """Each pass of the graceful-stop loop while held: True once the workers may stop."""
+        if not self.held_sigterm:
+            return False
+        limit = float(self.server.cfg.graceful_timeout) * _FLUSH_SHARE
+        queued = sum(listen_backlog(s) for s in self.listeners)
+        if queued and time.monotonic() < self.shared.stop_started + limit:
+            return False
+        self.held_sigterm = False
+        if queued:
+            self.server.log.warning(
+                "gunicorn-zdt: %s queued connection(s) not served within %.1f s (half of "
+                "graceful_timeout): the workers stop now and the kernel resets them",
+                queued,
+                limit,
+            )
+        return True
 
     def refuse_new_connections(self) -> None:
         """Right after Gunicorn told its workers to stop: no process accepts any more.
@@ -232,9 +296,9 @@ class Termination:
         log = self.server.log
         log.info(
             "gunicorn-zdt: termination report: drain %s s (%s); %s request(s) arrived while "
-            "draining, last new connection %s after SIGTERM; %s connection(s) closed by the "
-            "drain; %s in flight when the graceful stop began, %s cut at graceful_timeout; "
-            "exit %s s after SIGTERM",
+            "draining, last new connection %s after SIGTERM; %s keep-alive connection(s) from "
+            "before SIGTERM closed by the drain; %s in flight when the graceful stop began, %s "
+            "cut at graceful_timeout; exit %s s after SIGTERM",
             budget.fmt(fields["drain_seconds"]),
             fields["drain_ended_by"],
             fields["arrived_while_draining"],

@@ -141,11 +141,33 @@ def test_taken_probe_port_stops_the_start_with_one_line(gunicorn):
         server = gunicorn(env={"ZDT_PROBE_BIND": f"127.0.0.1:{port}"}).start(wait_ready=False)
         assert server.wait_exit(20) == 1
     errors = [x for x in server.log().splitlines() if x.startswith("Error: ")]
-    assert errors == [
-        f"Error: gunicorn-zdt: ZDT_PROBE_BIND=127.0.0.1:{port}: cannot listen there (Address "
-        "already in use); pick a free port, e.g. ZDT_PROBE_BIND=0.0.0.0:8081"
-    ]
+    assert errors == [_taken_line(port)]
     assert "Traceback" not in server.log()
+
+
+def _taken_line(port: int) -> str:
+    return (
+        f"Error: gunicorn-zdt: ZDT_PROBE_BIND=127.0.0.1:{port}: cannot listen there (Address "
+        "already in use: another process listens on it); pick a free port, e.g. "
+        "ZDT_PROBE_BIND=0.0.0.0:8082, or stop the other server"
+    )
+
+
+def test_second_server_with_the_same_probe_bind_is_refused_not_sharing_the_port(gunicorn):
+    """The listener sets SO_REUSEPORT for its USR2 successor; another server must not join
+    it (probes would be answered by either pod at random)."""
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    env = {"ZDT_PROBE_BIND": f"127.0.0.1:{port}"}
+    first = gunicorn(env=env).start()
+    second = gunicorn(env=env).start(wait_ready=False)
+    assert second.wait_exit(20) == 1
+    errors = [x for x in second.log().splitlines() if x.startswith("Error: ")]
+    assert errors == [_taken_line(port)]
+    assert "Traceback" not in second.log()
+    assert status(port, "/healthz/ready") == 200  # the first one's listener, still alone
+    assert first.proc is not None and first.proc.poll() is None
 
 
 @pytest.mark.parametrize(
