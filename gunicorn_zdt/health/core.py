@@ -1,6 +1,6 @@
 """Framework-neutral probes: a request's method, path and query string in, status and JSON out.
 
-The Flask extension (:mod:`gunicorn_zdt.probes`), the ASGI middleware
+The Flask extension (:mod:`gunicorn_zdt.flask.extension`), the ASGI middleware
 (:mod:`gunicorn_zdt.asgi`), the WSGI middleware (:mod:`gunicorn_zdt.wsgi`) and the Django
 middleware (:mod:`gunicorn_zdt.django`) answer ``live``, ``ready`` and ``startup`` under
 ``ZDT_PROBE_PREFIX`` with the same bodies as the probe listener, because every one of them
@@ -29,7 +29,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qs
 
 from .. import readiness, runtime, settings
-from ..checks import CheckFunc, CheckRegistry, CheckResult
+from .checks import CheckFunc, CheckRegistry, CheckResult
 
 __all__ = ["HealthChecks", "probes"]
 
