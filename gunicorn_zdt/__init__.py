@@ -30,6 +30,7 @@ _PUBLIC = {
     "integration_problem": "gunicorn_zdt.runtime.install",
     "stopping": "gunicorn_zdt.runtime.phase",
     "wait_stopping": "gunicorn_zdt.runtime.phase",
+    "wait_stopping_async": "gunicorn_zdt.runtime.phase",
     "Probes": "gunicorn_zdt.probes",
     "sqlalchemy_ping": "gunicorn_zdt.checks",
 }

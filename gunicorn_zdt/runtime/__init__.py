@@ -20,14 +20,16 @@ itself is ``gunicorn_zdt.phase.phase``: a name here would shadow the module).
 
 from .context import Runtime, current, pod_state
 from .install import install, integration_problem
-from .phase import stopping, wait_stopping
+from .phase import current_request, stopping, wait_stopping, wait_stopping_async
 
 __all__ = [
     "Runtime",
     "current",
+    "current_request",
     "install",
     "integration_problem",
     "pod_state",
     "stopping",
     "wait_stopping",
+    "wait_stopping_async",
 ]

@@ -41,6 +41,7 @@ class Runtime:
         self.listener = ListenerProcess()
         self.worker_slot: int | None = None  # set in each worker by post_fork
         self.evidence_lock = threading.Lock()  # serialises a worker's evidence writes
+        self.serving_entries: dict[int, int] = {}  # worker: id(req) -> its serving entry
         self.termination: Any = None  # master: the Termination, from when_ready on
         self._slot_owners: dict[int, Any] = {}  # master: slot -> Gunicorn worker object
         self._sources: list[tuple[VerdictSource, float]] = []

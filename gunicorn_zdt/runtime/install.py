@@ -49,7 +49,9 @@ from .termination import Termination
 __all__ = ["HOOK_NAMES", "install", "integration_problem"]
 
 #: Worker classes whose requests ignore ``req.must_close`` (keep-alive not closed while draining).
-_MUST_CLOSE_UNSUPPORTED = ("gevent_pywsgi", "geventwebsocket", "uvicorn", "asgi")
+#: Gunicorn's own ``asgi`` worker honours it; uvicorn-worker never calls pre_request at all
+#: (the ASGI middleware, gunicorn_zdt.asgi, closes keep-alive there instead).
+_MUST_CLOSE_UNSUPPORTED = ("gevent_pywsgi", "geventwebsocket")
 _WORKER_BOOT_ERROR = 3  # Gunicorn's exit code for "worker failed to boot": the master halts
 
 
@@ -353,6 +355,10 @@ def _post_worker_init_hook(rt: context.Runtime) -> Callable[[Any], None]:
     def post_worker_init(worker: Worker) -> None:
         """Worker, app loaded: start publishing readiness; tolerate the listener's shutdown;
         dump stacks on request (after Gunicorn reset its signals); phase() sees exits."""
+        if _is_asgi_worker(worker):  # probes, evidence, quiet stop: gunicorn_zdt.asgi
+            from ..asgi.wiring import wire_worker
+
+            wire_worker(worker, rt)  # before the publisher: its first verdict has our checks
         rt.start_publisher()
         phase.attach_worker(lambda: not worker.alive)
         if rt.worker_slot is not None and stacks.arm():
@@ -360,6 +366,13 @@ def _post_worker_init_hook(rt: context.Runtime) -> Callable[[Any], None]:
         tolerate_listener_shutdown(worker, lambda: rt.state.phase == state.Phase.STOPPING)
 
     return post_worker_init
+
+
+def _is_asgi_worker(worker: Any) -> bool:
+    """uvicorn-worker or Gunicorn's own ``asgi`` worker (without importing either)."""
+    return any(
+        c.__module__.startswith(("uvicorn", "gunicorn.workers.gasgi")) for c in type(worker).__mro__
+    )
 
 
 def _spawn_probe_listener(server: Arbiter, plan: DrainPlan, rt: context.Runtime) -> None:
@@ -386,7 +399,10 @@ def _pre_request_hook(rt: context.Runtime, plan: DrainPlan | None) -> Callable[[
 
     def pre_request(worker: Worker, req: Request) -> None:
         """Worker, every request: while draining, close the connection after the response,
-        record whether traffic still arrives and what is served (shared memory, no I/O)."""
+        record whether traffic still arrives and what is served (shared memory, no I/O).
+
+        The serving entry is kept in ``rt.serving_entries`` by ``id(req)``, never on ``req``:
+        Gunicorn's ``asgi`` worker passes a request class with ``__slots__``."""
         draining = shared.draining
         if draining:
             req.must_close = True
@@ -398,7 +414,7 @@ def _pre_request_hook(rt: context.Runtime, plan: DrainPlan | None) -> Callable[[
         new_connection = getattr(req, "req_number", 1) == 1
         with rt.evidence_lock:
             shared.request_started(index, draining, traffic, new_connection)
-            req.zdt_entry = shared.serving_started(index, req.method, req.path)
+            rt.serving_entries[id(req)] = shared.serving_started(index, req.method, req.path)
 
     return pre_request
 
@@ -410,7 +426,7 @@ def _post_request_hook(rt: context.Runtime) -> Callable[[Any, Any, Any, Any], No
         if index is not None:
             with rt.evidence_lock:
                 rt.state.request_finished(index)
-                rt.state.serving_finished(index, getattr(req, "zdt_entry", -1))
+                rt.state.serving_finished(index, rt.serving_entries.pop(id(req), -1))
 
     return post_request
 

@@ -49,7 +49,7 @@ from typing import Any
 from . import context
 from .state import Phase
 
-__all__ = ["phase", "stopping", "wait_stopping"]
+__all__ = ["phase", "stopping", "wait_stopping", "wait_stopping_async"]
 
 UNMANAGED = "unmanaged"
 _POLL_SECONDS = 0.05  # one watcher per worker process reads the shared phase this often
@@ -88,6 +88,25 @@ def wait_stopping(timeout: float | None = None) -> bool:
         return True
     if not _watcher().wait(timeout):
         return False
+    _close_after_response()
+    return True
+
+
+async def wait_stopping_async(timeout: float | None = None) -> bool:
+    """:func:`wait_stopping` for ASGI apps: awaits without blocking the event loop.
+
+    Reads the shared phase every 50 ms (one ``asyncio.sleep`` per waiter, no thread).
+    Once True, the current request's connection is closed after its response.
+    """
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    while not _stopping_now():
+        if deadline is not None and loop.time() >= deadline:
+            return False
+        pause = _POLL_SECONDS if deadline is None else min(_POLL_SECONDS, deadline - loop.time())
+        await asyncio.sleep(max(pause, 0.0))
     _close_after_response()
     return True
 

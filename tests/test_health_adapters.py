@@ -1,0 +1,145 @@
+"""The framework-neutral probe core through its WSGI and ASGI adapters, without Gunicorn.
+
+Without the hooks each probe runs the process's own checks (through their cache); the
+answers must be the ones the Flask extension and the probe listener give (one decision,
+gunicorn_zdt.readiness). Tables: request to exact status and body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from gunicorn_zdt.asgi import ZdtMiddleware
+from gunicorn_zdt.health import HealthChecks
+from gunicorn_zdt.wsgi import ZdtWSGIMiddleware
+
+
+def _checks() -> HealthChecks:
+    checks = HealthChecks()
+    checks.add_check("good", lambda: True)
+    checks.add_check("bad", lambda: False)
+    return checks
+
+
+def _app_wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"app"]
+
+
+def _wsgi(method: str, target: str) -> tuple[int, Any]:
+    path, _, query = target.partition("?")
+    got: list[str] = []
+    app = ZdtWSGIMiddleware(_app_wsgi, _checks())
+    body = b"".join(
+        app(
+            {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query},
+            lambda status, headers: got.append(status),
+        )
+    )
+    status = int(got[0].split()[0])
+    return status, (json.loads(body) if body.startswith(b"{") else body.decode())
+
+
+async def _app_asgi(scope: Any, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"app"})
+
+
+async def _async_ok() -> bool:
+    await asyncio.sleep(0)
+    return True
+
+
+def _asgi(method: str, target: str) -> tuple[int, Any]:
+    path, _, query = target.partition("?")
+    checks = _checks()
+    checks.add_check("async", _async_ok)
+    app = ZdtMiddleware(_app_asgi, checks)
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": path, "query_string": query.encode()}
+    asyncio.run(app(scope, receive, send))
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return sent[0]["status"], (json.loads(body) if body.startswith(b"{") else body.decode())
+
+
+TABLE = [
+    ("GET", "/healthz/live", 200, {"status": "ok"}),
+    ("GET", "/healthz/ready", 503, {"status": "failed", "failed": ["bad"]}),
+    ("GET", "/healthz/ready?exclude=bad", 200, {"status": "ok"}),
+    ("GET", "/healthz/ready/good", 200, {"status": "ok"}),
+    ("GET", "/healthz/ready/nope", 404, {"status": "unknown check", "check": "nope"}),
+    ("GET", "/healthz/startup", 200, {"status": "ok"}),
+    ("POST", "/healthz/ready", 405, {"status": "method not allowed", "allow": ["GET", "HEAD"]}),
+    ("HEAD", "/healthz/live", 200, ""),
+    ("GET", "/healthz/other", 200, "app"),
+    ("GET", "/work", 200, "app"),
+]
+
+
+@pytest.mark.parametrize(("method", "target", "status", "body"), TABLE)
+def test_wsgi_middleware_answers_probes_and_passes_the_rest(
+    method: str, target: str, status: int, body: Any
+) -> None:
+    assert _wsgi(method, target) == (status, body)
+
+
+@pytest.mark.parametrize(("method", "target", "status", "body"), TABLE)
+def test_asgi_middleware_answers_probes_and_passes_the_rest(
+    method: str, target: str, status: int, body: Any
+) -> None:
+    assert _asgi(method, target) == (status, body)
+
+
+def test_asgi_coroutine_check_runs_on_the_apps_loop() -> None:
+    status, body = _asgi("GET", "/healthz/ready/async?verbose")
+    assert (status, body["checks"]["async"]["status"]) == (200, "ok")
+
+
+def test_verbose_withholds_reasons_and_lists_the_shutdown_check() -> None:
+    status, body = _wsgi("GET", "/healthz/ready?verbose")
+    assert status == 503
+    assert body["checks"] == {
+        "shutdown": {"status": "ok"},
+        "good": {"status": "ok", "seconds": body["checks"]["good"]["seconds"]},
+        "bad": {
+            "status": "failed",
+            "seconds": body["checks"]["bad"]["seconds"],
+            "reason": "reason withheld",
+        },
+    }
+
+
+def test_liveness_checks_are_refused_with_the_reason() -> None:
+    with pytest.raises(ValueError, match="cannot be added to liveness"):
+        HealthChecks().add_check("db", lambda: True, probe="live")  # type: ignore[arg-type]
+
+
+def test_django_middleware_answers_probes_first() -> None:
+    pytest.importorskip("django")
+    from django.conf import settings
+
+    if not settings.configured:
+        settings.configure(ALLOWED_HOSTS=["only.example"], DEBUG=False)
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from gunicorn_zdt.django import ProbesMiddleware
+
+    middleware = ProbesMiddleware(lambda request: HttpResponse(b"app"))
+    # Any Host: the kubelet probes the pod's IP, which ALLOWED_HOSTS rarely lists.
+    live = middleware(RequestFactory().get("/healthz/live", HTTP_HOST="10.1.2.3"))
+    assert (live.status_code, json.loads(live.content)) == (200, {"status": "ok"})
+    assert live["Cache-Control"] == "no-store"
+    other = middleware(RequestFactory().get("/work", HTTP_HOST="only.example"))
+    assert other.content == b"app"
