@@ -31,8 +31,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from .. import runtime
-from ..runtime import current_request
 from ..health.core import HealthChecks, probes
+from ..runtime import current_request
 
 __all__ = ["ZdtMiddleware"]
 
