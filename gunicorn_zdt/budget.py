@@ -18,6 +18,15 @@ from dataclasses import dataclass
 #: the master's 0.1 s reap loop, SIGKILL of stragglers, ``on_exit`` and process exit.
 MARGIN_SECONDS = 2.0
 
+#: The idle timeout of the pooling proxies most pods have in front: nginx's upstream
+#: ``keepalive_timeout`` (ingress-nginx's ``upstream-keepalive-timeout``) and the AWS ALB's
+#: idle timeout both default to 60 s. Gunicorn's ``keepalive`` must be longer, or Gunicorn
+#: closes an idle connection at the moment the proxy reuses it (a 502; a POST is lost).
+COMMON_PROXY_IDLE_SECONDS = 60.0
+#: The ready-made config's ``keepalive``: above COMMON_PROXY_IDLE_SECONDS by 15 s, so the
+#: proxy's close always comes first even when its timer fires late or a request is slow.
+SAFE_KEEPALIVE_SECONDS = 75
+
 
 def fmt(seconds: float) -> str:
     """``5.0`` -> ``"5"``, ``2.5`` -> ``"2.5"``: numbers as a person writes them."""
@@ -48,6 +57,9 @@ class Budget:
     worker_timeout: float | None = None
     min_propagation_seconds: float | None = None
     keepalive_seconds: float | None = None
+    #: The idle timeout of the proxy or load balancer that pools connections to the pod
+    #: (``check --lb``); None: unknown, compared with COMMON_PROXY_IDLE_SECONDS (a warning).
+    proxy_idle_seconds: float | None = None
     margin_seconds: float = MARGIN_SECONDS
     #: The drain's minimum when it adapts (``drain_seconds`` is then its maximum); None: fixed.
     drain_min_seconds: float | None = None
@@ -105,7 +117,32 @@ class Budget:
                 f"{fmt(self.grace_period_seconds)}; the pod is killed before SIGTERM is even "
                 "sent: shorten preStop or raise the grace period"
             )
+        if self.proxy_idle_seconds is not None:
+            problem = self.keepalive_problem(
+                self.proxy_idle_seconds, "the load balancer's idle timeout"
+            )
+            if problem:
+                out.append(problem)
         return out
+
+    def keepalive_problem(self, idle_seconds: float, whose: str) -> str | None:
+        """Gunicorn's ``keepalive`` at or below the idle timeout of what pools connections.
+
+        Whoever closes an idle connection first races the other side's next request on
+        it; the proxy must close first (the rule every proxy vendor gives), so Gunicorn's
+        keepalive must be longer. During the drain and at the graceful stop idle
+        connections are closed anyway (each response says ``Connection: close``; Gunicorn
+        closes the idle ones), so a long keepalive does not hold the stop.
+        """
+        keepalive = self.keepalive_seconds
+        if keepalive is None or keepalive <= 0 or keepalive > idle_seconds:
+            return None
+        return (
+            f"keepalive {fmt(keepalive)} <= {fmt(idle_seconds)}, {whose}: Gunicorn closes "
+            "idle connections first, and a request the proxy sends on one at that moment "
+            "fails (502; a POST is lost); raise keepalive above it, e.g. "
+            f"--keep-alive {fmt(math.ceil(idle_seconds) + 15)}"
+        )
 
     def warnings(self) -> list[str]:
         """Timings that may lose requests under some traffic."""
@@ -126,17 +163,14 @@ class Budget:
                 f"propagation {fmt(self.min_propagation_seconds)}: new connections may still "
                 "arrive after the listeners close; raise ZDT_DRAIN_SECONDS or add a preStop sleep"
             )
-        if (
-            self.keepalive_seconds is not None
-            and self.keepalive_seconds > 0
-            and self.drain_seconds > 0
-            and self.drain_seconds <= self.keepalive_seconds
-        ):
-            out.append(
-                f"drain {fmt(self.drain_seconds)} <= keepalive {fmt(self.keepalive_seconds)}: "
-                "idle keep-alive connections may outlive the drain and be closed while a "
-                "client reuses them; keep keepalive below the drain delay"
+        if self.proxy_idle_seconds is None:
+            problem = self.keepalive_problem(
+                COMMON_PROXY_IDLE_SECONDS,
+                "the idle timeout of the pooling proxies usually in front (nginx upstream "
+                "keepalive_timeout, AWS ALB)",
             )
+            if problem:
+                out.append(problem)
         return out
 
     def timeline(self) -> list[tuple[float, str]]:

@@ -38,6 +38,11 @@ class LoadBalancer:
       ``interval_seconds x threshold`` after deletion, plus ``sync_seconds``.
       ``deregistration_delay_seconds`` is how long it lets in-flight requests finish
       on a deregistered target before it closes their connections.
+
+    ``idle_seconds``: how long it keeps an idle pooled connection to a pod (its upstream
+    keep-alive / idle timeout); Gunicorn's ``keepalive`` must be longer, or Gunicorn's
+    close races the next request on it. None: it pools no connections (an L4 balancer)
+    or it is not known.
     """
 
     name: str
@@ -46,6 +51,7 @@ class LoadBalancer:
     interval_seconds: float = 0.0
     threshold: int = 0
     deregistration_delay_seconds: float | None = None
+    idle_seconds: float | None = None
 
     def propagation_seconds(
         self, prestop_seconds: float, readiness_period_seconds: float, readiness_failures: int
@@ -109,6 +115,17 @@ PRESETS: dict[str, LoadBalancer] = {
         interval_seconds=15.0,
         threshold=2,
         deregistration_delay_seconds=300.0,
+        idle_seconds=60.0,  # idle_timeout.timeout_seconds (load balancer attribute)
+    ),
+    # nginx with upstream keep-alive whose upstream list a controller rewrites from the
+    # endpoints (ingress-nginx and the like): kube-proxy's 3 s, upstream keepalive_timeout
+    # 60 s (ingress-nginx: upstream-keepalive-timeout).
+    "nginx": LoadBalancer("nginx", "endpoints", sync_seconds=3.0, idle_seconds=60.0),
+    # Google Cloud Application Load Balancers (GKE Ingress/Gateway with NEGs): health
+    # checks every 5 s, unhealthy after 2 (Compute Engine defaults); backend keep-alive
+    # fixed at 600 s.
+    "gcp": LoadBalancer(
+        "gcp", "health-check", interval_seconds=5.0, threshold=2, idle_seconds=600.0
     ),
     # Any load balancer that health-checks pods: give interval, threshold and delay.
     "cloud": LoadBalancer("cloud", "health-check", interval_seconds=10.0, threshold=3),
@@ -119,17 +136,18 @@ _KEYS = {
     "interval": "interval_seconds",
     "threshold": "threshold",
     "delay": "deregistration_delay_seconds",
+    "idle": "idle_seconds",
 }
 
 
 def parse(text: str) -> LoadBalancer:
-    """``aws-alb`` or ``cloud:interval=10,threshold=3,delay=60`` -> a LoadBalancer."""
+    """``aws-alb`` or ``cloud:interval=10,threshold=3,delay=60,idle=350`` -> a LoadBalancer."""
     name, _, options = text.partition(":")
     preset = PRESETS.get(name.strip())
     if preset is None:
         raise LoadBalancerError(
             f"--lb {text!r}: unknown preset {name!r}; use one of {', '.join(PRESETS)} "
-            "(options: NAME:interval=S,threshold=N,delay=S,sync=S)"
+            "(options: NAME:interval=S,threshold=N,delay=S,sync=S,idle=S)"
         )
     changes: dict[str, float | int] = {}
     for option in filter(None, (o.strip() for o in options.split(","))):
@@ -137,7 +155,7 @@ def parse(text: str) -> LoadBalancer:
         if key not in _KEYS:
             raise LoadBalancerError(
                 f"--lb {text!r}: unknown option {key!r}; use interval=S, threshold=N, "
-                "delay=S or sync=S"
+                "delay=S, sync=S or idle=S"
             )
         try:
             value = float(raw.removesuffix("s"))

@@ -159,6 +159,7 @@ def make_pod(
         prestop_seconds=workload.prestop.seconds,
         grace_period_seconds=workload.grace_period_seconds,
         min_propagation_seconds=min_propagation_seconds,
+        proxy_idle_seconds=lb.idle_seconds if lb is not None else None,
     )
     binds = view.tcp_binds
     return Pod(
@@ -185,6 +186,7 @@ def _only(b: Budget, **keep: bool) -> Budget:
         b,
         worker_timeout=b.worker_timeout if keep.get("worker_timeout") else None,
         keepalive_seconds=b.keepalive_seconds if keep.get("keepalive") else None,
+        proxy_idle_seconds=b.proxy_idle_seconds if keep.get("keepalive") else None,
         min_propagation_seconds=b.min_propagation_seconds if keep.get("propagation") else None,
         grace_period_seconds=b.grace_period_seconds if keep.get("grace") else None,
     )
@@ -245,6 +247,8 @@ def rule_worker_timeout(pod: Pod) -> Iterator[Finding]:
 
 
 def rule_keepalive(pod: Pod) -> Iterator[Finding]:
+    for message in _only(pod.budget, keepalive=True).errors():  # --lb: its idle timeout
+        yield pod.finding("keepalive", ERROR, "gunicorn.keepalive", message)
     for message in _only(pod.budget, keepalive=True).warnings():
         yield pod.finding("keepalive", WARNING, "gunicorn.keepalive", message)
 
@@ -1053,7 +1057,7 @@ RULES: tuple[Rule, ...] = (
     Rule("service-port", rule_service_port, "a Service targetPort that is not Gunicorn's port"),
     Rule("prestop-exec-sleep", rule_prestop_exec_sleep, "preStop exec sleep needs a sleep binary"),
     Rule("worker-timeout", rule_worker_timeout, "graceful_timeout < Gunicorn timeout"),
-    Rule("keepalive", rule_keepalive, "keepalive >= drain"),
+    Rule("keepalive", rule_keepalive, "keepalive <= the proxy's idle timeout"),
     Rule("replicas", rule_replicas, "one replica, or an HPA fighting spec.replicas"),
     Rule("sidecar", rule_sidecar, "a plain sidecar container that may exit mid-drain"),
     Rule(
