@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
-from . import budget, phase, runtime, settings, stacks, state
+from . import budget, idle_close, phase, runtime, settings, stacks, state
 from .plan import DrainPlan, keeps_alive
 from .probe_server import ProbeConfig
 from .settings import SettingError
@@ -384,6 +384,7 @@ def _post_worker_init_hook(rt: runtime.Runtime) -> Callable[[Any], None]:
         dump stacks on request (after Gunicorn reset its signals); phase() sees exits."""
         rt.start_publisher()
         phase.attach_worker(lambda: not worker.alive)
+        idle_close.track(worker)  # gevent: a stop closes idle keep-alive connections
         if rt.worker_slot is not None and stacks.arm():
             rt.state.arm_dump(rt.worker_slot)
         accept = getattr(worker, "accept", None)
@@ -433,6 +434,7 @@ def _pre_request_hook(rt: runtime.Runtime, plan: DrainPlan | None) -> Callable[[
         if draining:
             req.must_close = True
         phase.current_request.set(req)  # stopping() closes its connection after the response
+        idle_close.request_started()
         index = rt.worker_slot
         if index is None:
             return
@@ -448,6 +450,7 @@ def _pre_request_hook(rt: runtime.Runtime, plan: DrainPlan | None) -> Callable[[
 def _post_request_hook(rt: runtime.Runtime) -> Callable[[Any, Any, Any, Any], None]:
     def post_request(worker: Worker, req: Request, environ: Any, resp: Any) -> None:
         """Worker, after every response: one request fewer in flight, its entry free."""
+        idle_close.request_finished()
         index = rt.worker_slot
         if index is not None:
             with rt.evidence_lock:

@@ -1712,9 +1712,11 @@ def test_each_budget_rule_reports_only_its_own_message() -> None:
         f"{SOURCE}: Deployment/app: gunicorn.timeout: warning[worker-timeout]: graceful_timeout "
         "30 < timeout 40: a request that runs longer than 30 s when the graceful stop begins is "
         "cut; lower timeout or raise graceful_timeout (and the grace period with it)",
-        f"{SOURCE}: Deployment/app: gunicorn.keepalive: warning[keepalive]: drain 5 <= "
-        "keepalive 10: idle keep-alive connections may outlive the drain and be closed while a "
-        "client reuses them; keep keepalive below the drain delay",
+        f"{SOURCE}: Deployment/app: gunicorn.keepalive: warning[keepalive]: keepalive 10 <= "
+        "60, the idle timeout of the pooling proxies usually in front (nginx upstream "
+        "keepalive_timeout, AWS ALB): Gunicorn closes idle connections first, and a request "
+        "the proxy sends on one at that moment fails (502; a POST is lost); raise keepalive "
+        "above it, e.g. --keep-alive 75",
     ]
 
 
