@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 #: The oldest releases we claim to support (setup.cfg's lower bounds), tested in CI.
 OLDEST = [
-    "gunicorn==23.0.0",
+    "gunicorn==27.0.1",
     "flask==2.3.3",
     "werkzeug==2.3.8",
     "sqlalchemy==2.0.0",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from gunicorn_zdt.core.budget import SAFE_KEEPALIVE_SECONDS
 from gunicorn_zdt.hooks import install, integration_problem
 
 
@@ -35,8 +36,12 @@ def _positive_int(name: str, default: str) -> int:
 
 bind = [f"0.0.0.0:{_positive_int('PORT', '8080')}"]
 workers = _positive_int("WEB_CONCURRENCY", "2")
-# Idle keep-alive connections must time out well inside the drain delay (budget warning).
-keepalive = 2
+# Idle keep-alive connections outlive the proxy's: nginx and AWS ALB close theirs after
+# 60 s, so they close first and never race Gunicorn's close (README: "Keep-alive behind a
+# proxy"). Behind Google Cloud load balancers (600 s): GUNICORN_CMD_ARGS="--keep-alive 620".
+# The drain and the graceful stop close idle connections anyway: a long keepalive does
+# not hold the pod's stop.
+keepalive = SAFE_KEEPALIVE_SECONDS
 #: The probe listener's address: probe it (port 8081, named ``probes`` in k8s/) instead of
 #: the app's port, which answers only when a worker thread is free.
 PROBE_BIND = "0.0.0.0:8081"

@@ -126,29 +126,61 @@ def test_propagation_boundary(prestop: float, drain: float, warns: bool) -> None
 
 
 @pytest.mark.parametrize(
-    ("drain", "keepalive", "warns"),
+    ("keepalive", "warns"),
     [
-        (5, 4, False),  # keepalive below the drain: fine
-        (5, 5, True),  # equal: a connection idle for the whole drain may still be open
-        (5, 6, True),
-        (0, 5, False),  # no drain at all: nothing to outlive
-        (5, 0, False),  # keep-alive off
-        (1, 1, True),  # one second each: still equal
-        (0.5, 2, True),  # a sub-second drain is a drain
+        (2, True),  # Gunicorn's default: nginx and AWS ALB reuse connections idle for 2 s
+        (60, True),  # equal: both close at once and race
+        (60.5, False),  # longer: the proxy always closes first
+        (75, False),  # the ready-made config
+        (0, False),  # keep-alive off: nothing to race
     ],
 )
-def test_keepalive_boundary(drain: float, keepalive: float, warns: bool) -> None:
-    b = Budget(drain_seconds=drain, graceful_timeout=10, keepalive_seconds=keepalive)
+def test_keepalive_at_or_below_common_proxy_idle_timeout_warns(
+    keepalive: float, warns: bool
+) -> None:
+    b = Budget(drain_seconds=5, graceful_timeout=10, keepalive_seconds=keepalive)
     expected = (
         [
-            f"drain {drain} <= keepalive {keepalive}: idle keep-alive connections may outlive "
-            "the drain and be closed while a client reuses them; keep keepalive below the "
-            "drain delay"
+            f"keepalive {keepalive} <= 60, the idle timeout of the pooling proxies usually in "
+            "front (nginx upstream keepalive_timeout, AWS ALB): Gunicorn closes idle "
+            "connections first, and a request the proxy sends on one at that moment fails "
+            "(502; a POST is lost); raise keepalive above it, e.g. --keep-alive 75"
         ]
         if warns
         else []
     )
-    assert b.warnings() == expected
+    assert (b.warnings(), b.errors()) == (expected, [])
+
+
+@pytest.mark.parametrize(
+    ("keepalive", "idle", "error"),
+    [
+        (75, 600, True),  # the ready-made value behind a Google Cloud load balancer
+        (600, 600, True),
+        (620, 600, False),
+        (75, 60, False),
+        (2, 1, False),  # a proxy that retires connections after 1 s: it closes first
+        (0, 60, False),
+    ],
+)
+def test_keepalive_at_or_below_known_proxy_idle_timeout_is_an_error(
+    keepalive: float, idle: float, error: bool
+) -> None:
+    b = Budget(
+        drain_seconds=5, graceful_timeout=10, keepalive_seconds=keepalive, proxy_idle_seconds=idle
+    )
+    expected = (
+        [
+            f"keepalive {keepalive} <= {idle}, the load balancer's idle timeout: Gunicorn "
+            "closes idle connections first, and a request the proxy sends on one at that moment "
+            "fails (502; a POST is lost); raise keepalive above it, e.g. "
+            f"--keep-alive {idle + 15}"
+        ]
+        if error
+        else []
+    )
+    # A known idle timeout replaces the common one: no warning beside the error.
+    assert (b.errors(), b.warnings()) == (expected, [])
 
 
 def test_every_warning_is_off_when_its_input_is_unknown() -> None:

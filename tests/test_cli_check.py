@@ -51,9 +51,11 @@ CASES: dict[str, list[str]] = {
     ],
     "keepalive": [
         (
-            "{f}: Deployment/app: gunicorn.keepalive: warning[keepalive]: drain 5 <= "
-            "keepalive 5: idle keep-alive connections may outlive the drain and be "
-            "closed while a client reuses them; keep keepalive below the drain delay"
+            "{f}: Deployment/app: gunicorn.keepalive: warning[keepalive]: keepalive 5 <= 60, "
+            "the idle timeout of the pooling proxies usually in front (nginx upstream "
+            "keepalive_timeout, AWS ALB): Gunicorn closes idle connections first, and a request "
+            "the proxy sends on one at that moment fails (502; a POST is lost); raise keepalive "
+            "above it, e.g. --keep-alive 75"
         ),
     ],
     "liveness-target": [
@@ -847,13 +849,14 @@ def test_container_min_propagation_wins_when_larger_than_the_preset(
     [
         (
             "f5",
-            "--lb 'f5': unknown preset 'f5'; use one of kube-proxy, serving, aws-alb, aws-nlb, gke-neg, cloud "
-            "(options: NAME:interval=S,threshold=N,delay=S,sync=S)",
+            "--lb 'f5': unknown preset 'f5'; use one of kube-proxy, serving, aws-alb, nginx, "
+            "aws-nlb, gke-neg, cloud "
+            "(options: NAME:interval=S,threshold=N,delay=S,sync=S,idle=S)",
         ),
         (
             "cloud:period=5",
             "--lb 'cloud:period=5': unknown option 'period'; use interval=S, threshold=N, "
-            "delay=S or sync=S",
+            "delay=S, sync=S or idle=S",
         ),
         (
             "cloud:threshold=0",

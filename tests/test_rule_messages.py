@@ -397,11 +397,34 @@ CASES: dict[str, Case] = {
     ),
     "keepalive": Case(
         "keepalive",
-        gunicorn_args("--keep-alive 5"),
-        gunicorn_args("--keep-alive 4"),
-        "Deployment/app: gunicorn.keepalive: warning[keepalive]: drain 5 <= keepalive 5: idle "
-        "keep-alive connections may outlive the drain and be closed while a client reuses "
-        "them; keep keepalive below the drain delay",
+        gunicorn_args("--keep-alive 60"),
+        gunicorn_args("--keep-alive 61"),  # longer than nginx's and AWS ALB's 60 s: fine
+        "Deployment/app: gunicorn.keepalive: warning[keepalive]: keepalive 60 <= 60, the idle "
+        "timeout of the pooling proxies usually in front (nginx upstream keepalive_timeout, "
+        "AWS ALB): Gunicorn closes idle connections first, and a request the proxy sends on "
+        "one at that moment fails (502; a POST is lost); raise keepalive above it, e.g. "
+        "--keep-alive 75",
+    ),
+    "keepalive-lb": Case(
+        "keepalive",
+        gunicorn_args("--keep-alive 600"),
+        gunicorn_args("--keep-alive 601"),
+        "Deployment/app: gunicorn.keepalive: error[keepalive]: keepalive 600 <= 600, the load "
+        "balancer's idle timeout: Gunicorn closes idle connections first, and a request the "
+        "proxy sends on one at that moment fails (502; a POST is lost); raise keepalive above "
+        "it, e.g. --keep-alive 615",
+        lb="gke-neg",
+        allowed_when_passing=("propagation",),
+    ),
+    "keepalive-lb-option": Case(
+        "keepalive",
+        gunicorn_args("--keep-alive 75"),  # the ready-made value, behind a 350 s balancer
+        gunicorn_args("--keep-alive 351"),
+        "Deployment/app: gunicorn.keepalive: error[keepalive]: keepalive 75 <= 350, the load "
+        "balancer's idle timeout: Gunicorn closes idle connections first, and a request the "
+        "proxy sends on one at that moment fails (502; a POST is lost); raise keepalive above "
+        "it, e.g. --keep-alive 365",
+        lb="kube-proxy:idle=350",
     ),
     "zdt-env-unknown-with-hint": Case(
         "zdt-env",
@@ -700,14 +723,12 @@ CASES: dict[str, Case] = {
         both(
             set_env("ZDT_DRAIN_SECONDS", "1.5"),
             set_env("ZDT_MIN_PROPAGATION_SECONDS", "1"),
-            gunicorn_args("--keep-alive 1"),
             setter("readinessProbe.periodSeconds", 1),
             setter("readinessProbe.failureThreshold", 2),
         ),
         both(
             set_env("ZDT_DRAIN_SECONDS", "2"),
             set_env("ZDT_MIN_PROPAGATION_SECONDS", "1"),
-            gunicorn_args("--keep-alive 1"),
             setter("readinessProbe.periodSeconds", 1),
             setter("readinessProbe.failureThreshold", 2),
         ),
@@ -1697,9 +1718,11 @@ def test_each_budget_rule_reports_only_its_own_message() -> None:
         f"{SOURCE}: Deployment/app: gunicorn.timeout: warning[worker-timeout]: graceful_timeout "
         "30 < timeout 40: a request that runs longer than 30 s when the graceful stop begins is "
         "cut; lower timeout or raise graceful_timeout (and the grace period with it)",
-        f"{SOURCE}: Deployment/app: gunicorn.keepalive: warning[keepalive]: drain 5 <= "
-        "keepalive 10: idle keep-alive connections may outlive the drain and be closed while a "
-        "client reuses them; keep keepalive below the drain delay",
+        f"{SOURCE}: Deployment/app: gunicorn.keepalive: warning[keepalive]: keepalive 10 <= "
+        "60, the idle timeout of the pooling proxies usually in front (nginx upstream "
+        "keepalive_timeout, AWS ALB): Gunicorn closes idle connections first, and a request "
+        "the proxy sends on one at that moment fails (502; a POST is lost); raise keepalive "
+        "above it, e.g. --keep-alive 75",
     ]
 
 

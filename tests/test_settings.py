@@ -423,8 +423,10 @@ class _Cfg:
 
 
 KEEPALIVE_WARNING = (
-    "drain 5 <= keepalive 10: idle keep-alive connections may outlive the drain and be closed "
-    "while a client reuses them; keep keepalive below the drain delay"
+    "keepalive 10 <= 60, the idle timeout of the pooling proxies usually in front (nginx "
+    "upstream keepalive_timeout, AWS ALB): Gunicorn closes idle connections first, and a "
+    "request the proxy sends on one at that moment fails (502; a POST is lost); raise "
+    "keepalive above it, e.g. --keep-alive 75"
 )
 
 

@@ -38,6 +38,11 @@ class LoadBalancer:
       ``interval_seconds x threshold`` after deletion, plus ``sync_seconds``.
       ``deregistration_delay_seconds`` is how long it lets in-flight requests finish
       on a deregistered target before it closes their connections.
+
+    ``idle_seconds``: how long it keeps an idle pooled connection to a pod (its upstream
+    keep-alive / idle timeout); Gunicorn's ``keepalive`` must be longer, or Gunicorn's
+    close races the next request on it. None: it pools no connections (an L4 balancer)
+    or it is not known.
     """
 
     name: str
@@ -48,6 +53,8 @@ class LoadBalancer:
     deregistration_delay_seconds: float | None = None
     #: Where it was found when not given with ``--lb`` (``Ingress/web``): lb_detect.py.
     source: str | None = None
+    #: Its idle timeout for pooled connections to the pod: Gunicorn's keepalive must be longer.
+    idle_seconds: float | None = None
 
     @property
     def label(self) -> str:
@@ -119,7 +126,12 @@ PRESETS: dict[str, LoadBalancer] = {
         interval_seconds=15.0,
         threshold=2,
         deregistration_delay_seconds=300.0,
+        idle_seconds=60.0,  # idle_timeout.timeout_seconds (load balancer attribute)
     ),
+    # nginx with upstream keep-alive whose upstream list a controller rewrites from the
+    # endpoints (ingress-nginx and the like): kube-proxy's 3 s, upstream keepalive_timeout
+    # 60 s (ingress-nginx: upstream-keepalive-timeout).
+    "nginx": LoadBalancer("nginx", "endpoints", sync_seconds=3.0, idle_seconds=60.0),
     # AWS Load Balancer Controller, Service of type LoadBalancer with NLB IP targets:
     # aws-load-balancer-healthcheck-interval 10, -unhealthy-threshold 3; delay 300.
     "aws-nlb": LoadBalancer(
@@ -132,7 +144,10 @@ PRESETS: dict[str, LoadBalancer] = {
     # GKE container-native load balancing (NEG): a Google Cloud health check of the pod
     # IPs, gcloud's defaults check-interval 5 s, unhealthy-threshold 2; connection
     # draining (BackendConfig drainingTimeoutSec) off by default.
-    "gke-neg": LoadBalancer("gke-neg", "health-check", interval_seconds=5.0, threshold=2),
+    # Google Cloud Application Load Balancers keep backend connections 600 s (fixed).
+    "gke-neg": LoadBalancer(
+        "gke-neg", "health-check", interval_seconds=5.0, threshold=2, idle_seconds=600.0
+    ),
     # Any load balancer that health-checks pods: give interval, threshold and delay.
     "cloud": LoadBalancer("cloud", "health-check", interval_seconds=10.0, threshold=3),
 }
@@ -142,17 +157,18 @@ _KEYS = {
     "interval": "interval_seconds",
     "threshold": "threshold",
     "delay": "deregistration_delay_seconds",
+    "idle": "idle_seconds",
 }
 
 
 def parse(text: str) -> LoadBalancer:
-    """``aws-alb`` or ``cloud:interval=10,threshold=3,delay=60`` -> a LoadBalancer."""
+    """``aws-alb`` or ``cloud:interval=10,threshold=3,delay=60,idle=350`` -> a LoadBalancer."""
     name, _, options = text.partition(":")
     preset = PRESETS.get(name.strip())
     if preset is None:
         raise LoadBalancerError(
             f"--lb {text!r}: unknown preset {name!r}; use one of {', '.join(PRESETS)} "
-            "(options: NAME:interval=S,threshold=N,delay=S,sync=S)"
+            "(options: NAME:interval=S,threshold=N,delay=S,sync=S,idle=S)"
         )
     changes: dict[str, float | int] = {}
     for option in filter(None, (o.strip() for o in options.split(","))):
@@ -160,7 +176,7 @@ def parse(text: str) -> LoadBalancer:
         if key not in _KEYS:
             raise LoadBalancerError(
                 f"--lb {text!r}: unknown option {key!r}; use interval=S, threshold=N, "
-                "delay=S or sync=S"
+                "delay=S, sync=S or idle=S"
             )
         try:
             value = float(raw.removesuffix("s"))

@@ -137,6 +137,7 @@ def make_pod(
         prestop_seconds=workload.prestop.seconds,
         grace_period_seconds=workload.grace_period_seconds,
         min_propagation_seconds=min_propagation_seconds,
+        proxy_idle_seconds=lb.idle_seconds if lb is not None else None,
     )
     binds = view.tcp_binds
     return Pod(

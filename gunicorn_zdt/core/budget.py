@@ -19,6 +19,15 @@ from dataclasses import dataclass
 #: the master's 0.1 s reap loop, SIGKILL of stragglers, ``on_exit`` and process exit.
 MARGIN_SECONDS = 2.0
 
+#: The idle timeout of the pooling proxies most pods have in front: nginx's upstream
+#: ``keepalive_timeout`` (ingress-nginx's ``upstream-keepalive-timeout``) and the AWS ALB's
+#: idle timeout both default to 60 s. Gunicorn's ``keepalive`` must be longer, or Gunicorn
+#: closes an idle connection at the moment the proxy reuses it (a 502; a POST is lost).
+COMMON_PROXY_IDLE_SECONDS = 60.0
+#: The ready-made config's ``keepalive``: above COMMON_PROXY_IDLE_SECONDS by 15 s, so the
+#: proxy's close always comes first even when its timer fires late or a request is slow.
+SAFE_KEEPALIVE_SECONDS = 75
+
 
 ERROR = "error"
 WARNING = "warning"
@@ -74,6 +83,9 @@ class Budget:
     worker_timeout: float | None = None
     min_propagation_seconds: float | None = None
     keepalive_seconds: float | None = None
+    #: The idle timeout of the proxy or load balancer that pools connections to the pod
+    #: (``check --lb``); None: unknown, compared with COMMON_PROXY_IDLE_SECONDS (a warning).
+    proxy_idle_seconds: float | None = None
     margin_seconds: float = MARGIN_SECONDS
     #: The drain's minimum when it adapts (``drain_seconds`` is then its maximum); None: fixed.
     drain_min_seconds: float | None = None
@@ -200,19 +212,36 @@ class Budget:
         )
 
     def _keepalive_problem(self) -> Problem | None:
+        """Gunicorn's ``keepalive`` at or below the idle timeout of what pools connections.
+
+        Whoever closes an idle connection first races the other side's next request on it;
+        the proxy must close first (the rule every proxy vendor gives), so Gunicorn's
+        keepalive must be longer. During the drain and at the graceful stop idle
+        connections are closed anyway (each response says ``Connection: close``; Gunicorn
+        closes the idle ones), so a long keepalive does not hold the stop. Known idle
+        timeout (``--lb``): an error; unknown: a warning against the common 60 s.
+        """
         keepalive = self.keepalive_seconds
-        if not keepalive or keepalive <= 0 or self.drain_seconds <= 0:
+        known = self.proxy_idle_seconds is not None
+        idle = self.proxy_idle_seconds if known else COMMON_PROXY_IDLE_SECONDS
+        assert idle is not None
+        if keepalive is None or keepalive <= 0 or keepalive > idle:
             return None
-        if self.drain_seconds > keepalive:
-            return None
+        whose = (
+            "the load balancer's idle timeout"
+            if known
+            else "the idle timeout of the pooling proxies usually in front (nginx upstream "
+            "keepalive_timeout, AWS ALB)"
+        )
         return Problem(
             "keepalive",
-            WARNING,
+            ERROR if known else WARNING,
             "keepalive",
-            {"drain": self.drain_seconds, "keepalive": keepalive},
-            f"drain {fmt(self.drain_seconds)} <= keepalive {fmt(keepalive)}: idle keep-alive "
-            "connections may outlive the drain and be closed while a client reuses them",
-            "keep keepalive below the drain delay",
+            {"keepalive": keepalive, "idle": idle},
+            f"keepalive {fmt(keepalive)} <= {fmt(idle)}, {whose}: Gunicorn closes idle "
+            "connections first, and a request the proxy sends on one at that moment fails "
+            "(502; a POST is lost)",
+            f"raise keepalive above it, e.g. --keep-alive {fmt(math.ceil(idle) + 15)}",
         )
 
     def timeline(self) -> list[tuple[float, str]]:

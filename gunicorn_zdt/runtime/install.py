@@ -40,7 +40,7 @@ from ..core.refusals import (
     startup_refusals,
 )
 from ..core.settings import SettingError
-from . import context, phase, stacks, state
+from . import context, idle_close, phase, stacks, state
 from .probe_server import ProbeConfig
 from .quiet_stop import tolerate_listener_shutdown
 from .surface import Arbiter, Request, Worker, missing_surface
@@ -361,6 +361,7 @@ def _post_worker_init_hook(rt: context.Runtime) -> Callable[[Any], None]:
             wire_worker(worker, rt)  # before the publisher: its first verdict has our checks
         rt.start_publisher()
         phase.attach_worker(lambda: not worker.alive)
+        idle_close.track(worker)  # gevent: a stop closes idle keep-alive connections
         if rt.worker_slot is not None and stacks.arm():
             rt.state.arm_dump(rt.worker_slot)
         tolerate_listener_shutdown(worker, lambda: rt.state.phase == state.Phase.STOPPING)
@@ -407,6 +408,7 @@ def _pre_request_hook(rt: context.Runtime, plan: DrainPlan | None) -> Callable[[
         if draining:
             req.must_close = True
         phase.current_request.set(req)  # stopping() closes its connection after the response
+        idle_close.request_started()
         index = rt.worker_slot
         if index is None:
             return
@@ -422,6 +424,7 @@ def _pre_request_hook(rt: context.Runtime, plan: DrainPlan | None) -> Callable[[
 def _post_request_hook(rt: context.Runtime) -> Callable[[Any, Any, Any, Any], None]:
     def post_request(worker: Worker, req: Request, environ: Any, resp: Any) -> None:
         """Worker, after every response: one request fewer in flight, its entry free."""
+        idle_close.request_finished()
         index = rt.worker_slot
         if index is not None:
             with rt.evidence_lock:

@@ -88,7 +88,7 @@ RULES: tuple[Rule, ...] = (
     Rule("service-port", rule_service_port, "a Service targetPort that is not Gunicorn's port"),
     Rule("prestop-exec-sleep", rule_prestop_exec_sleep, "preStop exec sleep needs a sleep binary"),
     Rule("worker-timeout", rule_worker_timeout, "graceful_timeout < Gunicorn timeout"),
-    Rule("keepalive", rule_keepalive, "keepalive >= drain"),
+    Rule("keepalive", rule_keepalive, "keepalive <= the proxy's idle timeout"),
     Rule("replicas", rule_replicas, "one replica, or an HPA fighting spec.replicas"),
     Rule("sidecar", rule_sidecar, "a plain sidecar container that may exit mid-drain"),
     Rule(

@@ -70,8 +70,8 @@ def rule_worker_timeout(pod: Pod) -> Iterator[Finding]:
 
 
 def rule_keepalive(pod: Pod) -> Iterator[Finding]:
-    for p in _problems(pod, "keepalive"):
-        yield pod.finding("keepalive", WARNING, "gunicorn.keepalive", p.message)
+    for p in _problems(pod, "keepalive"):  # an error where --lb knows the idle timeout
+        yield pod.finding("keepalive", p.severity, "gunicorn.keepalive", p.message)
 
 
 def rule_probe_grace(pod: Pod) -> Iterator[Finding]:
