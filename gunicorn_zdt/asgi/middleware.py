@@ -114,7 +114,11 @@ class ZdtMiddleware:
     ) -> None:
         draining = shared.draining
         path = scope.get("path", "")
-        traffic = path not in _health_check_paths()
+        # As in pre_request: nothing under the probe prefix, nor a load balancer's health
+        # check path, is evidence that the cluster still routes traffic here.
+        traffic = (
+            not path.startswith(self.checks.prefix + "/") and path not in _health_check_paths()
+        )
         with rt.evidence_lock:  # the loop's thread only: never contended for long
             shared.request_started(index, draining, traffic, self._new_connection(scope))
             entry = shared.serving_started(index, scope.get("method", "GET"), path)
