@@ -143,8 +143,8 @@ class ZdtMiddleware:
 
     def _new_connection(self, scope: Scope) -> bool:
         client = scope.get("client")
-        if not client:
-            return True
+        if not client or not client[1]:  # unknown, or rewritten by proxy headers (port 0):
+            return True  # during the drain each connection closes after one response anyway
         key = tuple(client)
         seen = self._seen
         if key in seen:
