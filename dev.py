@@ -103,6 +103,22 @@ EXTRA_APPS: dict[str, tuple[str, str]] = {
         "probes.add_check('db', sqlalchemy_ping(sqlalchemy.create_engine('sqlite://')))\n",
     ),
     "postgres": ("sync", "import psycopg2  # noqa: F401\n"),
+    "django": (
+        "sync",
+        "from gunicorn_zdt.django import ProbesMiddleware, django_db_ping  # noqa\n",
+    ),
+    # An ASGI app instead of the Flask one: install() wraps it, so /healthz/ready answers.
+    "asgi": (
+        "uvicorn_worker.UvicornWorker",
+        "async def app(scope, receive, send):\n"
+        "    if scope['type'] == 'lifespan':\n"
+        "        while (m := await receive())['type'] != 'lifespan.shutdown':\n"
+        "            await send({'type': m['type'] + '.complete'})\n"
+        "        await send({'type': 'lifespan.shutdown.complete'})\n"
+        "        return\n"
+        "    await send({'type': 'http.response.start', 'status': 404, 'headers': []})\n"
+        "    await send({'type': 'http.response.body', 'body': b''})\n",
+    ),
 }
 EXTRA_APP = """\
 from flask import Flask

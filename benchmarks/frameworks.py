@@ -74,7 +74,7 @@ def run_one(stack: str, variant: str, service: str, rep: int, args: argparse.Nam
 
 
 def table(rows: list[dict]) -> str:
-    head = ["stack", "worker class", "service", "runs", "requests", "failed (plain)",
+    head = ["stack", "worker class", "service", "runs", "requests (plain / zdt)", "failed (plain)",
             "failed (gunicorn-zdt)", "lost writes (plain / zdt)", "failures by class (plain)"]  # fmt: skip
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
@@ -128,7 +128,7 @@ def main() -> int:
     md = [
         "# Other frameworks: failures with and without gunicorn-zdt, side by side",
         "",
-        f"Reproduce: `python benchmarks/frameworks.py {argv}`".replace(" `", "`"),
+        "Reproduce: `" + f"python benchmarks/frameworks.py {argv}".strip() + "`",
         "",
         f"One run of the script ({elapsed:.0f} s, time scale {args.time_scale:g}, "
         f"{args.repetitions} repetition(s), {args.rollouts} rollout(s) each). Each row: the "

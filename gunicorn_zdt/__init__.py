@@ -4,7 +4,10 @@ The public face (everything else is private to the package):
 
 * ``install(globals())`` as the last line of a Gunicorn config, or the ready-made config
   ``gunicorn -c python:gunicorn_zdt.conf`` (also ``from gunicorn_zdt.conf import *``);
-* ``Probes(app)`` and ``sqlalchemy_ping(engine)`` for a Flask app;
+* ``Probes(app)`` and ``sqlalchemy_ping(engine)`` for a Flask app; for other frameworks
+  ``gunicorn_zdt.health.probes`` holds the checks, Django adds
+  ``gunicorn_zdt.django.ProbesMiddleware``, any WSGI app ``gunicorn_zdt.wsgi.ZdtWSGIMiddleware``,
+  and ASGI apps need nothing (``install`` wraps them in ``gunicorn_zdt.asgi.ZdtMiddleware``);
 * ``stopping()``, ``wait_stopping()`` (and ``gunicorn_zdt.phase``) to end long-lived
   responses in time.
 
@@ -12,9 +15,10 @@ Names are imported on first use, so a Gunicorn config that imports ``install`` d
 load Flask, and a Flask app that imports ``Probes`` does not load the tools.
 
 Rooms: :mod:`.core` (pure: settings, budget, drain plan, readiness decision),
-:mod:`.runtime` (inside Gunicorn), the Flask adapter (:mod:`.probes`, :mod:`.checks`),
-and the offline tools: :mod:`.cli` (``gunicorn-zdt check``/``drill``), the checker and
-:mod:`.drill`.
+:mod:`.runtime` (inside Gunicorn), the framework adapters over one probe core
+(:mod:`.health`, :mod:`.flask`, :mod:`.django`, :mod:`.asgi`, :mod:`.wsgi`), and the
+offline tools: :mod:`.cli` (``gunicorn-zdt check``/``drill``), :mod:`.k8s`, :mod:`.check`
+and :mod:`.drill`.
 """
 
 from __future__ import annotations

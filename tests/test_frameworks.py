@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
@@ -182,6 +183,29 @@ def test_liveness_never_fails_on_an_idle_pod_with_a_short_heartbeat_limit(
         statuses.append(request(probe_port, "/healthz/live").status)
         time.sleep(0.25)  # the kubelet's polling, faster
     assert set(statuses) == {200}, statuses
+
+
+@pytest.mark.parametrize("stack", STACKS, ids=IDS)
+def test_a_request_longer_than_graceful_timeout_is_named_as_cut(gunicorn, stack: Stack) -> None:
+    """The serving table names what graceful_timeout cuts, for every worker class (the
+    ASGI middleware publishes it under uvicorn-worker, which calls no request hook)."""
+    probe_port = _free_port()
+    env = {"ZDT_DRAIN_SECONDS": "1", "ZDT_PROBE_BIND": f"127.0.0.1:{probe_port}"}
+    server = _start(gunicorn, stack, env, "graceful_timeout = 2\n")
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(request, server.port, "/work?ms=9000", timeout=20)
+
+        def in_flight() -> bool:
+            metrics = request(probe_port, "/metrics").body.decode()
+            return bool(re.search(r"^gunicorn_zdt_requests_in_flight 1(\.0)?$", metrics, re.M))
+
+        wait_until(in_flight, 10, "the slow request in flight", server.log)
+        server.signal(signal.SIGTERM)
+        assert server.wait_exit(20) == 0
+        with pytest.raises(OSError):  # cut with its worker
+            slow.result(10)
+    log = server.log()
+    assert re.search(r"cut at graceful_timeout: GET /work after [\d.]+ s \(worker \d+\)", log), log
 
 
 # -- Django's database check ----------------------------------------------------------

@@ -143,3 +143,12 @@ def test_django_middleware_answers_probes_first() -> None:
     assert live["Cache-Control"] == "no-store"
     other = middleware(RequestFactory().get("/work", HTTP_HOST="only.example"))
     assert other.content == b"app"
+
+
+def test_asgi_new_connection_is_a_client_address_not_seen_before() -> None:
+    """ASGI has no connection id: a kept-alive connection keeps its client port; a proxy-
+    headers rewrite (port 0) or no client at all counts every request as new."""
+    seen = ZdtMiddleware(_app_asgi, HealthChecks())._new_connection
+    calls = [("10.0.0.1", 40000), ("10.0.0.1", 40000), ("10.0.0.1", 40001), ("10.0.0.2", 0)]
+    calls += [("10.0.0.2", 0), None]
+    assert [seen({"client": c}) for c in calls] == [True, False, True, True, True, True]

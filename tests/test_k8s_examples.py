@@ -25,6 +25,9 @@ VARIANTS = ("prestop-sleep", "native-sidecar")
 OBJECT_FILES = sorted(
     p for p in [*K8S.glob("*.yaml"), *K8S.glob("variants/*.yaml")] if p.name != "kustomization.yaml"
 )
+#: The other frameworks' examples (Django, FastAPI): the same shape, their own folders.
+EXAMPLE_DIRS = ("example_django/k8s", "example_fastapi/k8s")
+EXAMPLE_OBJECT_FILES = sorted(p for d in EXAMPLE_DIRS for p in (ROOT / d).glob("*.yaml"))
 
 
 def _deployment(path: Path = K8S / "deployment.yaml") -> dict:
@@ -39,7 +42,7 @@ def _deployment(path: Path = K8S / "deployment.yaml") -> dict:
 def test_manifests_validate_strictly_against_official_schemas(version: str) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "kubernetes_validate", "--strict", "-k", version]
-        + [str(p) for p in OBJECT_FILES],
+        + [str(p) for p in [*OBJECT_FILES, *EXAMPLE_OBJECT_FILES]],
         capture_output=True,
         text=True,
         timeout=120,
@@ -47,7 +50,7 @@ def test_manifests_validate_strictly_against_official_schemas(version: str) -> N
     assert done.returncode == 0, done.stdout + done.stderr
     # a kind without a schema is only a WARN with exit 0: require a pass for each object
     passed = [line for line in done.stdout.splitlines() if line.startswith("INFO")]
-    assert len(passed) == len(OBJECT_FILES), done.stdout
+    assert len(passed) == len(OBJECT_FILES) + len(EXAMPLE_OBJECT_FILES), done.stdout
 
 
 def test_kustomization_lists_every_object_file() -> None:
@@ -62,8 +65,9 @@ def test_kustomization_lists_every_object_file() -> None:
     [
         ["k8s"],
         *[[f"k8s/variants/{v}.yaml", "k8s/service.yaml", "k8s/pdb.yaml"] for v in VARIANTS],
+        *[[d] for d in EXAMPLE_DIRS],
     ],
-    ids=["k8s", *VARIANTS],
+    ids=["k8s", *VARIANTS, *EXAMPLE_DIRS],
 )
 def test_shipped_manifests_pass_the_check_strictly(
     paths: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch

@@ -115,7 +115,11 @@ class ZdtMiddleware:
     ) -> None:
         draining = shared.draining
         path = scope.get("path", "")
-        traffic = path not in _health_check_paths()
+        # As in pre_request: nothing under the probe prefix, nor a load balancer's health
+        # check path, is evidence that the cluster still routes traffic here.
+        traffic = (
+            not path.startswith(self.checks.prefix + "/") and path not in _health_check_paths()
+        )
         with rt.evidence_lock:  # the loop's thread only: never contended for long
             shared.request_started(index, draining, traffic, self._new_connection(scope))
             entry = shared.serving_started(index, scope.get("method", "GET"), path)
@@ -140,8 +144,8 @@ class ZdtMiddleware:
 
     def _new_connection(self, scope: Scope) -> bool:
         client = scope.get("client")
-        if not client:
-            return True
+        if not client or not client[1]:  # unknown, or rewritten by proxy headers (port 0):
+            return True  # during the drain each connection closes after one response anyway
         key = tuple(client)
         seen = self._seen
         if key in seen:
