@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from gunicorn_zdt.k8s import workload as k8s
 from gunicorn_zdt.k8s import (
     Document,
     ManifestError,
@@ -33,6 +32,7 @@ from gunicorn_zdt.k8s import (
     skipped_kinds,
     workloads,
 )
+from gunicorn_zdt.k8s import workload as k8s
 
 # --- IntOrString ------------------------------------------------------------------------
 

@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from gunicorn_zdt.check.rules import containers, routing
-from gunicorn_zdt.k8s import commands
-from gunicorn_zdt.k8s import Document
+from gunicorn_zdt.k8s import Document, commands
 
 
 def ingress(spec: Any) -> Document:
