@@ -552,3 +552,36 @@ def test_lb_option_overrides_what_the_stream_says(
 ) -> None:
     path = str(STREAM / "alb-default.yaml")
     assert run(["check", "--config", CONF, "--lb", "kube-proxy", path], capsys)[:2] == (0, [])
+
+
+def test_image_env_is_given_with_env(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The image's ENV is not in the manifest: --env gives it, under the container's env."""
+    conf = tmp_path / "gunicorn.conf.py"
+    conf.write_text(
+        "import os\nfrom gunicorn_zdt.conf import *  # noqa\n"
+        'bind = ["0.0.0.0:" + os.environ.get("APP_PORT", "9999")]\n'
+        'worker_class = "gthread"\nthreads = 4\ntimeout = 20\ninstall(globals())  # noqa\n'
+    )
+    path = str(MANIFESTS / "good.yaml")
+    code, out, _ = run(["check", "--config", str(conf), path], capsys)
+    assert code == 1 and any("Gunicorn binds port 9999" in line for line in out)
+    argv = ["check", "--strict", "--config", str(conf), "--env", "APP_PORT=8080", path]
+    assert run(argv, capsys)[:2] == (0, [])
+    assert run(["check", "--env", "APP_PORT", path], capsys)[0] == 2
+
+
+def test_config_under_the_working_dir_is_read_from_here(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    docs = list(yaml.safe_load_all((MANIFESTS / "good.yaml").read_text()))
+    c = docs[0]["spec"]["template"]["spec"]["containers"][0]
+    c["workingDir"] = "/app"
+    c["command"] = [
+        "gunicorn",
+        "-c",
+        "/app/tests/manifests/gunicorn.conf.py",
+        "example_app.wsgi:app",
+    ]
+    path = tmp_path / "manifest.yaml"
+    path.write_text(yaml.safe_dump_all(docs))
+    assert run(["check", "--strict", str(path)], capsys)[:2] == (0, [])

@@ -27,7 +27,9 @@ EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
 
 def run_check(args: argparse.Namespace) -> int:
-    analysis = analyse(args.paths, args.config, args.min_propagation, args.stdin, args.lb)
+    analysis = analyse(
+        args.paths, args.config, args.min_propagation, args.stdin, args.lb, dict(args.env)
+    )
     n_errors = n_warnings = 0
     for pod in analysis.pods:
         for finding in check_pod(pod):
@@ -74,7 +76,9 @@ def _budget_without_manifest(config: str | None) -> tuple[str, Budget]:
 def run_timeline(args: argparse.Namespace) -> int:
     panels: list[tuple[str, Budget]] = []
     if args.paths:
-        analysis = analyse(args.paths, args.config, args.min_propagation, args.stdin)
+        analysis = analyse(
+            args.paths, args.config, args.min_propagation, args.stdin, None, dict(args.env)
+        )
         for line in analysis.errors:
             print(line, file=args.stderr)
         if analysis.errors:
