@@ -260,20 +260,9 @@ def _workload(doc: Document, sources: EnvSources, namespace: Mapping[str, Any]) 
         str(k): str(v) for k, v in ((template.get("metadata") or {}).get("labels") or {}).items()
     }
     grace_raw = pod.get("terminationGracePeriodSeconds")
-    ports = {}
-    for port in container.get("ports") or []:
-        number = int(port["containerPort"])
-        ports[str(port.get("name") or number)] = number
     env = resolve_env(container, doc.namespace, sources, cfield)
-    metadata = template.get("metadata") or {}
-    annotations = _strings(metadata.get("annotations"))
-    proxies = injected_proxies(
-        labels,
-        annotations,
-        _strings(namespace.get("labels")),
-        _strings(namespace.get("annotations")),
-    )
-    neighbours += tuple(_proxy_neighbour(proxy) for proxy in proxies)
+    annotations = _strings((template.get("metadata") or {}).get("annotations"))
+    neighbours += _injected(labels, annotations, namespace)
     probes = {
         kind: _probe(kind, container.get(f"{kind}Probe"), f"{cfield}.{kind}Probe")
         for kind in ("readiness", "liveness", "startup")
@@ -293,7 +282,7 @@ def _workload(doc: Document, sources: EnvSources, namespace: Mapping[str, Any]) 
         grace_period_set=grace_raw is not None,
         container_name=cname,
         container_field=cfield,
-        ports=ports,
+        ports=_ports(container),
         env=dict(env.values),
         env_unknown=dict(env.unknown),
         env_hidden=env.hidden,
@@ -340,6 +329,28 @@ def _neighbours(pod: Mapping[str, Any], app: Mapping[str, Any]) -> tuple[Neighbo
 
 def _strings(value: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items()} if isinstance(value, Mapping) else {}
+
+
+def _ports(container: Mapping[str, Any]) -> dict[str, int]:
+    """name (or str(port) when unnamed) -> containerPort."""
+    ports = {}
+    for port in container.get("ports") or []:
+        number = int(port["containerPort"])
+        ports[str(port.get("name") or number)] = number
+    return ports
+
+
+def _injected(
+    labels: Mapping[str, str], annotations: Mapping[str, str], namespace: Mapping[str, Any]
+) -> tuple[Neighbour, ...]:
+    """The mesh proxies admission will add to the pod (:mod:`.mesh`), as containers."""
+    proxies = injected_proxies(
+        labels,
+        annotations,
+        _strings(namespace.get("labels")),
+        _strings(namespace.get("annotations")),
+    )
+    return tuple(_proxy_neighbour(proxy) for proxy in proxies)
 
 
 def _proxy_neighbour(proxy: InjectedProxy) -> Neighbour:

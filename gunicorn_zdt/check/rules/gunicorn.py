@@ -50,6 +50,12 @@ def rule_pid1(pod: Pod) -> Iterator[Finding]:
                 'form, command: ["gunicorn", ...] (or start the script with exec)',
             )
         return
+    yield from _pid1_wrapper(pod, words, fld)
+
+
+def _pid1_wrapper(pod: Pod, words: list[str], fld: str) -> Iterator[Finding]:
+    """Exec form: an init wrapper that signals the process group, or not Gunicorn itself."""
+    first = Path(words[0]).name
     # the wrapper's own options: the words before the program it starts
     own = set()
     for word in words[1:]:

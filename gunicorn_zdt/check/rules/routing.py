@@ -18,13 +18,8 @@ def rule_service_port(pod: Pod) -> Iterator[Finding]:
     w = pod.workload
     if pod.app_port is None:
         return
-    for svc in pod.docs:
+    for svc in _services(pod):
         spec = svc.obj.get("spec") or {}
-        selector = spec.get("selector")
-        if svc.kind != "Service" or not selector or not _same_namespace(svc, w):
-            continue
-        if any(w.labels.get(k) != str(v) for k, v in selector.items()):
-            continue
         for i, port in enumerate(spec.get("ports") or []):
             target = port.get("targetPort", port.get("port"))
             resolved = w.resolve_port(target)
