@@ -189,3 +189,25 @@ def test_python_runs_gunicorn(words: list[str], runs: bool) -> None:
 )
 def test_tini_process_group(options: set[str], group: bool) -> None:
     assert commands.tini_process_group(options) is group
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "argv"),
+    [
+        (["gunicorn", "-c", "c.py", "app:app"], None, ["-c", "c.py", "app:app"]),
+        (["/usr/local/bin/gunicorn"], ["app:app"], ["app:app"]),
+        (["python", "-m", "gunicorn", "app:app"], None, ["app:app"]),
+        (["tini", "--", "gunicorn", "-b", ":80"], None, ["-b", ":80"]),
+        (["sh", "-c", "exec gunicorn -c c.py app:app"], None, ["-c", "c.py", "app:app"]),
+        (["sh", "-c", "gunicorn app:app && echo done"], None, ["app:app"]),
+        (["sh", "-c", "gunicorn app:app ; echo"], None, ["app:app"]),
+        (["bash", "-c", "migrate || gunicorn app:app | tee"], None, ["app:app"]),
+        (["sh", "-c", "gunicorn 'unclosed"], None, None),
+        (["./start.sh"], ["gunicorn-ish"], None),
+        (["gunicorn"], None, []),
+        (None, None, None),
+    ],
+)
+def test_gunicorn_argv(command: list[str] | None, args: list[str] | None, argv: Any) -> None:
+    """Gunicorn's own arguments, wherever the container's command line starts it."""
+    assert commands.gunicorn_argv(command, args) == argv
