@@ -1686,6 +1686,26 @@ CASES.update(
             ),
             allowed_when_passing=("probe-listener",),
         ),
+        "startup-budget": Case(
+            "startup",
+            # the manifest's 40 s fits; ZDT_GRACE_PERIOD_SECONDS (30), which Gunicorn checks, not
+            both(
+                setter("terminationGracePeriodSeconds", 40, pod_spec),
+                gunicorn_args("--graceful-timeout 24"),
+            ),
+            both(
+                setter("terminationGracePeriodSeconds", 40, pod_spec),
+                gunicorn_args("--graceful-timeout 23"),
+            ),
+            (
+                f"Deployment/app: {C}.env[ZDT_GRACE_PERIOD_SECONDS]: error[startup]: gunicorn-zdt: "
+                "terminationGracePeriodSeconds 30 < preStop 0 + drain 5 + graceful_timeout 24 + "
+                "margin 2 = 31; raise it to 31 or lower graceful_timeout to 23, so the kubelet's "
+                "SIGKILL cannot cut a request (grace period from ZDT_GRACE_PERIOD_SECONDS, preStop "
+                "from ZDT_PRESTOP_SECONDS, drain from ZDT_DRAIN_MAX_SECONDS: the longest drain)"
+            ),
+            allowed_when_passing=("zdt-env",),
+        ),
         "probe-grace-liveness": Case(
             "probe-grace",
             setter("livenessProbe.terminationGracePeriodSeconds", 29),
@@ -2204,11 +2224,28 @@ def test_config_without_the_hooks(config: str, where: str) -> None:
     assert not any("[propagation]" in line or "[zdt-env]" in line for line in lines)
 
 
+LATE_HOOK = str(MANIFESTS / "late_hook.conf.py")
+
+
+def test_hooks_redefined_after_install_are_the_runtime_refusal() -> None:
+    """check names the hooks Gunicorn's on_starting refuses to start with, in its words."""
+    docs = edited(nothing)
+    analysis = cli.analyse_documents([Document(SOURCE, obj) for obj in docs], LATE_HOOK)
+    lines = [f.line() for pod in analysis.pods for f in check_pod(pod)]
+    assert lines == [
+        f"{SOURCE}: Deployment/app: gunicorn.config: error[startup]: gunicorn-zdt: Gunicorn "
+        "hook(s) pre_request, on_exit defined after install(globals()) replaced ours, which "
+        "turns the drain off; define your hooks before install(globals()) (it chains them) "
+        "and call it last"
+    ]
+
+
 def _load_every_view() -> None:
     """Load, at import, the Gunicorn view of every manifest above (see the module doc)."""
     needs = [(edit, CONF) for case in CASES.values() for edit in (case.breaks, case.passes)]
     needs += [(liveness_on_app_port(worker), CONF) for worker, _ in WORKERS]
     needs += [(EVERY_BUDGET_RULE, CONF), (WITH_A_PROXY, NO_HOOKS), (WITH_A_PROXY, "")]
+    needs += [(nothing, LATE_HOOK)]
     for edit, config in needs:
         for w in workloads([Document(SOURCE, obj) for obj in edited(edit)]):
             if isinstance(w, Workload):
