@@ -585,3 +585,44 @@ def test_config_under_the_working_dir_is_read_from_here(
     path = tmp_path / "manifest.yaml"
     path.write_text(yaml.safe_dump_all(docs))
     assert run(["check", "--strict", str(path)], capsys)[:2] == (0, [])
+
+
+MALFORMED = "an object that selects or routes to these pods cannot be read"
+
+
+@pytest.mark.parametrize(
+    ("extra", "code", "line"),
+    [
+        ({"kind": "ConfigMap", "metadata": {"name": "x"}, "data": ["a"]}, 0, None),
+        ({"kind": "Secret", "metadata": {"name": "x"}, "data": "zz", "stringData": [1]}, 0, None),
+        ({"kind": "Namespace", "metadata": "x"}, 0, None),
+        ({"kind": "Service", "metadata": {"name": "x", "annotations": ["a"]}, "spec": ["a"]}, 2, MALFORMED),
+        (
+            {"kind": "PodDisruptionBudget", "metadata": {"name": "y"}, "spec": {"selector": {"matchLabels": ["a"]}}},
+            2,
+            MALFORMED,
+        ),
+        (
+            {"kind": "Ingress", "metadata": {"name": "i", "annotations": "x"}, "spec": {"rules": ["x"], "defaultBackend": "x"}},
+            2,
+            MALFORMED,
+        ),
+        ({"kind": "HorizontalPodAutoscaler", "metadata": {"name": "h"}, "spec": {"scaleTargetRef": "x"}}, 2, MALFORMED),
+    ],
+    ids=["configmap-data-list", "secret-data-string", "namespace-metadata", "service-spec-list",
+         "pdb-match-labels-list", "ingress-rules-strings", "hpa-target-string"],
+)  # fmt: skip
+def test_malformed_neighbours_are_one_line_never_a_traceback(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    extra: dict[str, Any],
+    code: int,
+    line: str | None,
+) -> None:
+    docs = list(yaml.safe_load_all((MANIFESTS / "good.yaml").read_text()))
+    path = tmp_path / "manifest.yaml"
+    path.write_text(yaml.safe_dump_all([*docs, {"apiVersion": "v1", **extra}]))
+    got, out, err = run(["check", "--strict", "--config", CONF, str(path)], capsys)
+    assert got == code
+    if line is not None:
+        assert (out, len(err), line in err[0]) == ([], 2, True)

@@ -80,6 +80,12 @@ def analyse_documents(
             pods.append(make_pod(w, views[key], docs, min_propagation, lb))
         except ManifestError as exc:  # an object the workload depends on (its autoscaler)
             errors.append(str(exc))
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:  # a malformed neighbour
+            errors.append(
+                f"{w.source}: {w.ref}: an object that selects or routes to these pods cannot be "
+                f"read ({type(exc).__name__}: {exc}); check the stream with kubectl apply "
+                "--dry-run=client"
+            )
     return Analysis(pods, errors, skipped_kinds(docs))
 
 

@@ -44,7 +44,8 @@ class EnvSources:
         secrets: dict[tuple[str | None, str], Mapping[str, str]] = {}
         for doc in docs:
             if doc.kind == "ConfigMap":
-                data = doc.obj.get("data") or {}
+                data = doc.obj.get("data")
+                data = data if isinstance(data, Mapping) else {}
                 config_maps[(doc.namespace, doc.name)] = {str(k): str(v) for k, v in data.items()}
             elif doc.kind == "Secret":
                 secrets[(doc.namespace, doc.name)] = _secret_values(doc.obj)
@@ -58,12 +59,13 @@ class EnvSources:
 def _secret_values(obj: Mapping[str, Any]) -> dict[str, str]:
     """``data`` (base64) then ``stringData`` (plain, wins), as the API server merges them."""
     out = {}
-    for key, raw in (obj.get("data") or {}).items():
+    data, plain = obj.get("data"), obj.get("stringData")
+    for key, raw in (data if isinstance(data, Mapping) else {}).items():
         try:
             out[str(key)] = base64.b64decode(str(raw), validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
             continue  # not a value the container could use as text: unknown
-    out.update({str(k): str(v) for k, v in (obj.get("stringData") or {}).items()})
+    out.update({str(k): str(v) for k, v in (plain if isinstance(plain, Mapping) else {}).items()})
     return out
 
 

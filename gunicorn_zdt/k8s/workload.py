@@ -221,7 +221,11 @@ def workloads(docs: Iterable[Document]) -> Iterator[Workload | ManifestError]:
     """
     docs = list(docs)
     sources = EnvSources.of(docs)
-    namespaces = {d.name: d.obj.get("metadata") or {} for d in docs if d.kind == "Namespace"}
+    namespaces = {
+        d.name: d.obj["metadata"]
+        for d in docs
+        if d.kind == "Namespace" and isinstance(d.obj.get("metadata"), Mapping)
+    }
     for doc in docs:
         if doc.kind not in WORKLOAD_KINDS:
             continue
