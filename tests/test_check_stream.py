@@ -559,15 +559,15 @@ def test_image_env_is_given_with_env(tmp_path: Path, capsys: pytest.CaptureFixtu
     conf = tmp_path / "gunicorn.conf.py"
     conf.write_text(
         "import os\nfrom gunicorn_zdt.conf import *  # noqa\n"
-        'bind = ["0.0.0.0:" + os.environ.get("APP_PORT", "9999")]\n'
+        'bind = ["0.0.0.0:" + os.environ.get("IMAGE_PORT", "9999")]\n'
         'worker_class = "gthread"\nthreads = 4\ntimeout = 20\ninstall(globals())  # noqa\n'
     )
     path = str(MANIFESTS / "good.yaml")
     code, out, _ = run(["check", "--config", str(conf), path], capsys)
     assert code == 1 and any("Gunicorn binds port 9999" in line for line in out)
-    argv = ["check", "--strict", "--config", str(conf), "--env", "APP_PORT=8080", path]
+    argv = ["check", "--strict", "--config", str(conf), "--env", "IMAGE_PORT=8080", path]
     assert run(argv, capsys)[:2] == (0, [])
-    assert run(["check", "--env", "APP_PORT", path], capsys)[0] == 2
+    assert run(["check", "--env", "IMAGE_PORT", path], capsys)[0] == 2
 
 
 def test_config_under_the_working_dir_is_read_from_here(
@@ -626,3 +626,26 @@ def test_malformed_neighbours_are_one_line_never_a_traceback(
     assert got == code
     if line is not None:
         assert (out, len(err), line in err[0]) == ([], 2, True)
+
+
+@pytest.mark.parametrize(("links", "code"), [(None, 2), (False, 0)])
+def test_service_links_reach_the_config_as_in_the_pod(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], links: bool | None, code: int
+) -> None:
+    """Service/app gives every pod of its namespace APP_PORT=tcp://IP:80 (enableServiceLinks):
+    a config that reads APP_PORT as a number fails in the pod, and so in the check."""
+    conf = tmp_path / "gunicorn.conf.py"
+    conf.write_text(
+        "import os\nfrom gunicorn_zdt.conf import *  # noqa\n"
+        'bind = ["0.0.0.0:%d" % int(os.environ.get("APP_PORT", "8080"))]\n'
+        'worker_class = "gthread"\nthreads = 4\ntimeout = 20\ninstall(globals())  # noqa\n'
+    )
+    docs = list(yaml.safe_load_all((MANIFESTS / "good.yaml").read_text()))
+    if links is not None:
+        docs[0]["spec"]["template"]["spec"]["enableServiceLinks"] = links
+    path = tmp_path / "manifest.yaml"
+    path.write_text(yaml.safe_dump_all(docs))
+    got, out, err = run(["check", "--strict", "--config", str(conf), str(path)], capsys)
+    assert (got, out) == (code, [])
+    if code == 2:
+        assert "invalid literal for int() with base 10: 'tcp://10.96.0.10:80'" in err[0]

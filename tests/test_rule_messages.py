@@ -2249,7 +2249,8 @@ def _load_every_view() -> None:
     for edit, config in needs:
         for w in workloads([Document(SOURCE, obj) for obj in edited(edit)]):
             if isinstance(w, Workload):
-                cached_load(gunicorn_argv(w.command, w.args) or [], w.env, config)
+                env = {**w.base_env, **w.env}  # as cli.analyse_documents composes it
+                cached_load(gunicorn_argv(w.command, w.args) or [], env, config)
 
 
 _load_every_view()

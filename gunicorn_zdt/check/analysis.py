@@ -66,7 +66,7 @@ def analyse_documents(
             )
             continue
         argv = _local_argv(found_argv or [], w.working_dir)
-        env = {**(image_env or {}), **w.env}
+        env = {**(image_env or {}), **w.base_env, **w.env}
         key = (tuple(argv), tuple(sorted(env.items())), config)
         try:
             if key not in views:

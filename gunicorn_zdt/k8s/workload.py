@@ -11,6 +11,7 @@ drill (``gunicorn_zdt.drill.manifest``) all read workloads through here.
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import Any
 
 from .commands import exec_sleep_seconds
 from .documents import WORKLOAD_KINDS, Document, ManifestError
-from .env import EnvSources, expand_words, resolve_env
+from .env import EnvSources, expand_words, resolve_env, service_links
 from .mesh import InjectedProxy, injected_proxies
 from .selectors import rolling_update_limits
 
@@ -158,6 +159,8 @@ class Workload:
     env_hidden: tuple[str, ...] = ()
     env_origin: Mapping[str, str] = field(default_factory=dict)  # name -> manifest field
     annotations: Mapping[str, str] = field(default_factory=dict)  # the pod template's
+    #: What the kubelet adds under the container's env: Service links (k8s.env.service_links)
+    base_env: Mapping[str, str] = field(default_factory=dict)
     working_dir: str | None = None  # the app container's workingDir
 
     @property
@@ -221,6 +224,7 @@ def workloads(docs: Iterable[Document]) -> Iterator[Workload | ManifestError]:
     """
     docs = list(docs)
     sources = EnvSources.of(docs)
+    links = {ns: service_links(docs, ns) for ns in {d.namespace for d in docs}}
     namespaces = {
         d.name: d.obj["metadata"]
         for d in docs
@@ -230,7 +234,11 @@ def workloads(docs: Iterable[Document]) -> Iterator[Workload | ManifestError]:
         if doc.kind not in WORKLOAD_KINDS:
             continue
         try:
-            yield _workload(doc, sources, namespaces.get(doc.namespace or "default") or {})
+            workload = _workload(doc, sources, namespaces.get(doc.namespace or "default") or {})
+            pod = doc.obj["spec"]["template"]["spec"]
+            if pod.get("enableServiceLinks", True) is not False:
+                workload = dataclasses.replace(workload, base_env=links[doc.namespace])
+            yield workload
         except ManifestError as exc:
             yield exc
         except (TypeError, ValueError, AttributeError, KeyError) as exc:
