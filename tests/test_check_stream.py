@@ -21,7 +21,7 @@ from gunicorn_zdt import cli
 from gunicorn_zdt.check import lb_detect
 from gunicorn_zdt.check.app_config import local_config_path
 from gunicorn_zdt.k8s import Document, Workload, workloads
-from gunicorn_zdt.k8s.env import EnvSources, expand, resolve_env
+from gunicorn_zdt.k8s.env import EnvSources, expand, resolve_env, service_links
 from gunicorn_zdt.k8s.mesh import injected_proxies
 
 MANIFESTS = Path(__file__).resolve().parent / "manifests"
@@ -227,18 +227,27 @@ def _doc(kind: str, name: str, **body: Any) -> Document:
     )
 
 
-SOURCES = EnvSources.of(
-    [
-        _doc("ConfigMap", "base", data={"A": "1", "B": "from-base", "PORT": "8000"}),
-        _doc("ConfigMap", "late", data={"B": "from-late"}),
-        _doc(
-            "Secret",
-            "db",
-            data={"url": base64.b64encode(b"postgres://db").decode(), "bad": "%%%"},
-            stringData={"user": "app"},
-        ),
-    ]
-)
+def sources() -> EnvSources:
+    """Built in each test (not at import), so that mutation testing sees the reader run."""
+    return EnvSources.of(
+        [
+            _doc("ConfigMap", "base", data={"A": "1", "B": "from-base", "PORT": "8000"}),
+            _doc("ConfigMap", "late", data={"B": "from-late"}),
+            _doc("ConfigMap", "odd", data=["not", "a", "mapping"]),
+            _doc(
+                "Secret",
+                "db",
+                data={
+                    "url": base64.b64encode(b"postgres://db").decode(),
+                    "user": base64.b64encode(b"overridden").decode(),
+                    "bad": "%%%",
+                    "binary": base64.b64encode(bytes([255, 254])).decode(),
+                },
+                stringData={"user": "app"},
+            ),
+            _doc("Secret", "odd", data="zz", stringData=["x"]),
+        ]
+    )
 
 
 @pytest.mark.parametrize(
@@ -276,6 +285,28 @@ SOURCES = EnvSources.of(
             id="secret-base64-and-stringData",
         ),
         pytest.param(
+            {"envFrom": [{"secretRef": {"name": "odd"}}, {"configMapRef": {"name": "odd"}}]},
+            {},
+            {},
+            (),
+            id="odd-data-is-empty",
+        ),
+        pytest.param(
+            {
+                "envFrom": [
+                    {"secretRef": {"name": "gone"}},
+                    {"secretRef": {"name": "maybe", "optional": True}},
+                    {"configMapRef": {"name": "maybe", "optional": False}},
+                    {"configMapRef": {}},
+                    "not a mapping",
+                ]
+            },
+            {},
+            {},
+            ("Secret/gone", "ConfigMap/maybe"),
+            id="missing-secret-and-required-configmap",
+        ),
+        pytest.param(
             {
                 "envFrom": [
                     {"configMapRef": {"name": "gone"}},
@@ -296,10 +327,16 @@ SOURCES = EnvSources.of(
                     {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
                     {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
                     {"name": "CPU", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}},
+                    {"name": "ODD", "valueFrom": "a string"},
+                    {"name": "NONE", "valueFrom": {"somethingElse": {}}},
+                    {"name": "SK", "valueFrom": {"secretKeyRef": {"name": "db", "key": "url"}}},
+                    "not a mapping",
                 ]
             },
-            {"K": "1"},
+            {"K": "1", "SK": "postgres://db"},
             {
+                "ODD": "valueFrom",
+                "NONE": "valueFrom",
                 "M": "ConfigMap/base, which has no key Z",
                 "NS": "the pod's metadata.namespace, known only when it runs",
                 "S": "Secret/nope, which is not in the input",
@@ -327,13 +364,13 @@ SOURCES = EnvSources.of(
 def test_env_as_the_kubelet_resolves_it(
     container: dict[str, Any], values: dict[str, str], unknown: dict[str, str], hidden: tuple
 ) -> None:
-    env = resolve_env(container, None, SOURCES, "c")
+    env = resolve_env(container, None, sources(), "c")
     assert (dict(env.values), dict(env.unknown), env.hidden) == (values, unknown, hidden)
 
 
 def test_field_ref_namespace_is_the_objects() -> None:
     ref = {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}
-    assert resolve_env({"env": [ref]}, "shop", SOURCES, "c").values == {"NS": "shop"}
+    assert resolve_env({"env": [ref]}, "shop", sources(), "c").values == {"NS": "shop"}
 
 
 def test_command_and_args_expand_the_env() -> None:
@@ -649,3 +686,50 @@ def test_service_links_reach_the_config_as_in_the_pod(
     assert (got, out) == (code, [])
     if code == 2:
         assert "invalid literal for int() with base 10: 'tcp://10.96.0.10:80'" in err[0]
+
+
+def test_service_links_as_the_kubelet_adds_them() -> None:
+    ports = [{"name": "http", "port": 80}, {"name": "grpc-x", "port": 9090, "protocol": "UDP"}]
+    docs = [
+        _doc("Service", "web-api", spec={"clusterIP": "10.0.0.7", "ports": ports}),
+        _doc("Service", "peers", spec={"clusterIP": "None", "ports": [{"port": 80}]}),
+        _doc("Service", "ext", spec={"type": "ExternalName", "ports": [{"port": 80}]}),
+        _doc("Service", "noports", spec={"ports": []}),
+        _doc("Service", "fresh", spec={"ports": [{"port": 8080}]}),
+        _doc("Service", "odd", spec=["a"]),
+        Document(
+            "s",
+            {
+                "kind": "Service",
+                "metadata": {"name": "elsewhere", "namespace": "b"},
+                "spec": {"ports": [{"port": 1}]},
+            },
+        ),
+        _doc("ConfigMap", "notaservice", data={}),
+    ]
+    assert service_links(docs, None) == {
+        "KUBERNETES_SERVICE_HOST": "10.96.0.1",
+        "KUBERNETES_SERVICE_PORT": "443",
+        "KUBERNETES_SERVICE_PORT_HTTPS": "443",
+        "KUBERNETES_PORT": "tcp://10.96.0.1:443",
+        "WEB_API_SERVICE_HOST": "10.0.0.7",
+        "WEB_API_SERVICE_PORT": "80",
+        "WEB_API_PORT": "tcp://10.0.0.7:80",
+        "WEB_API_PORT_80_TCP": "tcp://10.0.0.7:80",
+        "WEB_API_PORT_80_TCP_PROTO": "tcp",
+        "WEB_API_PORT_80_TCP_PORT": "80",
+        "WEB_API_PORT_80_TCP_ADDR": "10.0.0.7",
+        "WEB_API_SERVICE_PORT_HTTP": "80",
+        "WEB_API_PORT_9090_UDP": "udp://10.0.0.7:9090",
+        "WEB_API_PORT_9090_UDP_PROTO": "udp",
+        "WEB_API_PORT_9090_UDP_PORT": "9090",
+        "WEB_API_PORT_9090_UDP_ADDR": "10.0.0.7",
+        "WEB_API_SERVICE_PORT_GRPC_X": "9090",
+        "FRESH_SERVICE_HOST": "10.96.0.10",
+        "FRESH_SERVICE_PORT": "8080",
+        "FRESH_PORT": "tcp://10.96.0.10:8080",
+        "FRESH_PORT_8080_TCP": "tcp://10.96.0.10:8080",
+        "FRESH_PORT_8080_TCP_PROTO": "tcp",
+        "FRESH_PORT_8080_TCP_PORT": "8080",
+        "FRESH_PORT_8080_TCP_ADDR": "10.96.0.10",
+    }
