@@ -44,6 +44,15 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _env_pair(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name or not name.replace("_", "a").isalnum():
+        raise argparse.ArgumentTypeError(
+            f"--env {text!r}: not NAME=VALUE; give the image's ENV as e.g. --env PORT=8000"
+        )
+    return name, value
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
@@ -51,6 +60,15 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         metavar="GUNICORN_CONF",
         help="Gunicorn config (a file or python:module), instead of the -c in the "
         "container's command; loaded by Gunicorn with the container's env",
+    )
+    parser.add_argument(
+        "--env",
+        type=_env_pair,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="the image's ENV (Dockerfile ENV lines the manifest does not show), under the "
+        "container's own env while the Gunicorn config loads; repeat for several",
     )
     parser.add_argument(
         "--min-propagation",

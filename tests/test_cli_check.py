@@ -19,6 +19,7 @@ import yaml
 
 from gunicorn_zdt import cli
 from gunicorn_zdt.check.rules import RULES
+from tests.test_check_stream import STREAM_CASES
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = Path(__file__).resolve().parent / "manifests"
@@ -277,7 +278,7 @@ def test_every_rule_has_a_breaking_manifest() -> None:
         for rule in RULES
         if any(
             f"[{rule.id}]:" in line
-            for lines in [*CASES.values(), *POD_CASES.values()]
+            for lines in [*CASES.values(), *POD_CASES.values(), *STREAM_CASES.values()]
             for line in lines
         )
     }
@@ -531,6 +532,17 @@ DRAIN_LEAVES_NOTHING = (
 #: Breaking manifests of the pod-wide rules -> their exact findings (the file's first line
 #: says what it breaks).
 POD_CASES: dict[str, list[str]] = {
+    "probe-grace": [
+        "{f}: Deployment/app: spec.template.spec.containers[web].livenessProbe."
+        "terminationGracePeriodSeconds: error[probe-grace]: terminationGracePeriodSeconds 10 < "
+        "preStop 0 + drain 5 + graceful_timeout 23 + margin 2 = 30: a liveness restart SIGKILLs "
+        "the requests still in flight; raise it to 30, or remove it (the pod's 30 s then applies)"
+    ],
+    "route-port": [
+        "{f}: Ingress/app: spec.rules[0].http.paths[0].backend: error[route-port]: Service/app has "
+        "no port 8080 (it has 80 (http)): this route sends traffic nowhere; use one of the "
+        "Service's ports"
+    ],
     "sidecar-plain": [
         "{f}: Deployment/app: spec.template.spec.containers[db-proxy]: warning[sidecar]: it "
         "gets SIGTERM at the same moment as Gunicorn and may exit at once"

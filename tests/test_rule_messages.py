@@ -1573,6 +1573,498 @@ CASES: dict[str, Case] = {
 }
 
 
+# --- issue 25: the stream read as the cluster reads it ---------------------------------
+
+
+def pdb(docs: Docs) -> dict[str, Any]:
+    return of_kind(docs, "PodDisruptionBudget")
+
+
+def pod_meta(key: str, values: dict[str, str]) -> Edit:
+    """Pod template labels or annotations added (``key``: labels | annotations)."""
+
+    def edit(docs: Docs) -> None:
+        meta = deployment(docs)["spec"]["template"].setdefault("metadata", {})
+        meta.setdefault(key, {}).update(values)
+
+    return edit
+
+
+def env_from(name: str, kind: str = "configMapRef") -> Edit:
+    return setter("envFrom", [{kind: {"name": name}}])
+
+
+def config_map(name: str, data: dict[str, str]) -> Edit:
+    return add_doc(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
+    )
+
+
+def hpa_for(target: str) -> Edit:
+    return add_doc(
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "app"},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+                "minReplicas": 3,
+                "maxReplicas": 10,
+            },
+        }
+    )
+
+
+def alb_ingress(**notes: str) -> Edit:
+    """An AWS ALB Ingress (IP targets) to Service/app port http, annotations on top."""
+    annotations = {"alb.ingress.kubernetes.io/target-type": "ip"}
+    annotations.update(
+        {f"alb.ingress.kubernetes.io/{k.replace('_', '-')}": v for k, v in notes.items()}
+    )
+    return add_doc(
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": {"name": "app", "annotations": annotations},
+            "spec": {
+                "ingressClassName": "alb",
+                "defaultBackend": {"service": {"name": "app", "port": {"name": "http"}}},
+            },
+        }
+    )
+
+
+def service_notes(notes: dict[str, str]) -> Edit:
+    return setter("metadata.annotations", notes, service)
+
+
+NLB = "service.beta.kubernetes.io/aws-load-balancer-"
+ISTIO_CONFIG = "proxy.istio.io/config"
+LINKERD_WAIT = "config.alpha.linkerd.io/proxy-wait-before-exit-seconds"
+
+
+def backend_config(interval: int, threshold: int) -> Edit:
+    return both(
+        service_notes(
+            {
+                "cloud.google.com/neg": '{"ingress": true}',
+                "cloud.google.com/backend-config": '{"default": "app"}',
+            }
+        ),
+        add_doc(
+            {
+                "apiVersion": "cloud.google.com/v1",
+                "kind": "BackendConfig",
+                "metadata": {"name": "app"},
+                "spec": {
+                    "healthCheck": {"checkIntervalSec": interval, "unhealthyThreshold": threshold}
+                },
+            }
+        ),
+    )
+
+
+def swapped_port_names(docs: Docs) -> None:
+    """http is the probe listener's 8081 and probes is Gunicorn's 8080: names swapped."""
+    container(docs)["ports"] = [
+        {"name": "http", "containerPort": 8081},
+        {"name": "probes", "containerPort": 8080},
+    ]
+
+
+CASES.update(
+    {
+        "startup-drain-pair": Case(
+            "startup",
+            set_env("ZDT_DRAIN_MAX_SECONDS", "4"),
+            set_env("ZDT_DRAIN_MAX_SECONDS", "5"),
+            (
+                f"Deployment/app: {C}.env[ZDT_DRAIN_SECONDS]: error[startup]: gunicorn-zdt: "
+                "ZDT_DRAIN_SECONDS=5 > ZDT_DRAIN_MAX_SECONDS=4: the minimum drain exceeds the "
+                "maximum; raise ZDT_DRAIN_MAX_SECONDS to at least 5 or lower ZDT_DRAIN_SECONDS"
+            ),
+        ),
+        "startup-drain-quiet": Case(
+            "startup",
+            both(set_env("ZDT_DRAIN_MAX_SECONDS", "8"), set_env("ZDT_DRAIN_QUIET_SECONDS", "9")),
+            both(set_env("ZDT_DRAIN_MAX_SECONDS", "8"), set_env("ZDT_DRAIN_QUIET_SECONDS", "8")),
+            (
+                f"Deployment/app: {C}.env[ZDT_DRAIN_QUIET_SECONDS]: error[startup]: "
+                "gunicorn-zdt: ZDT_DRAIN_QUIET_SECONDS=9 > ZDT_DRAIN_MAX_SECONDS=8: the drain "
+                "could never end quiet; lower the quiet period below 8 or raise the maximum"
+            ),
+        ),
+        "startup-heartbeat": Case(
+            "startup",
+            both(
+                gunicorn_args("-k sync --threads 1"), set_env("ZDT_HEARTBEAT_TIMEOUT_SECONDS", "10")
+            ),
+            both(
+                gunicorn_args("-k sync --threads 1"), set_env("ZDT_HEARTBEAT_TIMEOUT_SECONDS", "11")
+            ),
+            (
+                f"Deployment/app: {C}.env[ZDT_HEARTBEAT_TIMEOUT_SECONDS]: error[startup]: "
+                "gunicorn-zdt: ZDT_HEARTBEAT_TIMEOUT_SECONDS=10 <= timeout/2 = 10: an idle "
+                "sync worker reports its heartbeat only every timeout/2 s, so liveness would "
+                "fail on an idle pod; raise it above 10 (or unset it: default timeout 20)"
+            ),
+            allowed_when_passing=("probe-listener",),
+        ),
+        "startup-budget": Case(
+            "startup",
+            # the manifest's 40 s fits; ZDT_GRACE_PERIOD_SECONDS (30), which Gunicorn checks, not
+            both(
+                setter("terminationGracePeriodSeconds", 40, pod_spec),
+                gunicorn_args("--graceful-timeout 24"),
+            ),
+            both(
+                setter("terminationGracePeriodSeconds", 40, pod_spec),
+                gunicorn_args("--graceful-timeout 23"),
+            ),
+            (
+                f"Deployment/app: {C}.env[ZDT_GRACE_PERIOD_SECONDS]: error[startup]: gunicorn-zdt: "
+                "terminationGracePeriodSeconds 30 < preStop 0 + drain 5 + graceful_timeout 24 + "
+                "margin 2 = 31; raise it to 31 or lower graceful_timeout to 23, so the kubelet's "
+                "SIGKILL cannot cut a request (grace period from ZDT_GRACE_PERIOD_SECONDS, preStop "
+                "from ZDT_PRESTOP_SECONDS, drain from ZDT_DRAIN_MAX_SECONDS: the longest drain)"
+            ),
+            allowed_when_passing=("zdt-env",),
+        ),
+        "probe-grace-liveness": Case(
+            "probe-grace",
+            setter("livenessProbe.terminationGracePeriodSeconds", 29),
+            setter("livenessProbe.terminationGracePeriodSeconds", 30),
+            (
+                f"Deployment/app: {C}.livenessProbe.terminationGracePeriodSeconds: "
+                "error[probe-grace]: terminationGracePeriodSeconds 29 < preStop 0 + drain 5 + "
+                "graceful_timeout 23 + margin 2 = 30: a liveness restart SIGKILLs the requests "
+                "still in flight; raise it to 30, or remove it (the pod's 30 s then applies)"
+            ),
+        ),
+        "probe-grace-startup": Case(
+            "probe-grace",
+            setter("startupProbe.terminationGracePeriodSeconds", 12),
+            setter("startupProbe.terminationGracePeriodSeconds", 31),
+            (
+                f"Deployment/app: {C}.startupProbe.terminationGracePeriodSeconds: "
+                "error[probe-grace]: terminationGracePeriodSeconds 12 < preStop 0 + drain 5 + "
+                "graceful_timeout 23 + margin 2 = 30: a startup restart SIGKILLs the requests "
+                "still in flight; raise it to 30, or remove it (the pod's 30 s then applies)"
+            ),
+        ),
+        "selector-service": Case(
+            "selector",
+            services_first(
+                other_service(
+                    "web", {"app": "app", "version": "v2"}, [{"port": 80, "targetPort": "http"}]
+                )
+            ),
+            services_first(
+                other_service("web", {"app": "app"}, [{"port": 80, "targetPort": "http"}])
+            ),
+            (
+                "Service/web: spec.selector: error[selector]: selects app=app, version=v2, "
+                "which matches no pod template in the input (Deployment/app's pods carry "
+                "app=app): the Service has no endpoints once the rollout replaced the pods, a "
+                "total outage; select only labels spec.template.metadata.labels has"
+            ),
+        ),
+        "selector-pdb": Case(
+            "selector",
+            setter("spec.selector.matchLabels", {"app": "app", "tier": "web"}, pdb),
+            setter("spec.selector.matchLabels", {"app": "app"}, pdb),
+            (
+                "PodDisruptionBudget/app: spec.selector: warning[selector]: matchLabels "
+                "app=app, tier=web matches no pod template in the input (Deployment/app's pods "
+                "carry app=app): the budget protects nothing and a node drain may evict every "
+                "pod at once; select only labels spec.template.metadata.labels has"
+            ),
+        ),
+        "selector-hpa": Case(
+            "selector",
+            both(hpa_for("app-v2"), setter("spec.replicas", None, deployment)),
+            both(hpa_for("app"), setter("spec.replicas", None, deployment)),
+            (
+                "HorizontalPodAutoscaler/app: spec.scaleTargetRef: warning[selector]: "
+                "Deployment/app-v2 is not in the input, while Deployment/app is: the "
+                "autoscaler scales nothing (or another workload); set scaleTargetRef to kind: "
+                "Deployment, name: app"
+            ),
+        ),
+        "not-ready-addresses": Case(
+            "not-ready-addresses",
+            setter("spec.publishNotReadyAddresses", True, service),
+            both(
+                setter("spec.publishNotReadyAddresses", True, service),
+                setter("spec.clusterIP", "None", service),
+            ),
+            (
+                "Service/app: spec.publishNotReadyAddresses: error[not-ready-addresses]: true "
+                "on a Service that carries traffic to the app: its endpoints ignore readiness, "
+                "so the drain's 503 removes the pod from nothing and new pods get traffic "
+                "before they can serve; remove it (keep it only on a headless Service for peer "
+                "discovery, clusterIP: None)"
+            ),
+        ),
+        "route-port": Case(
+            "route-port",
+            ingress_default({"number": 8080}),
+            ingress_default({"number": 80}),
+            (
+                "Ingress/default: spec.defaultBackend: error[route-port]: Service/app has no "
+                "port 8080 (it has 80 (http)): this route sends traffic nowhere; use one of "
+                "the Service's ports"
+            ),
+        ),
+        "route-port-http-route": Case(
+            "route-port",
+            http_route({"name": "app", "port": 8080}),
+            http_route({"name": "app", "port": 80}),
+            (
+                "HTTPRoute/app: spec.rules[0].backendRefs[0]: error[route-port]: Service/app "
+                "has no port 8080 (it has 80 (http)): this route sends traffic nowhere; use "
+                "one of the Service's ports"
+            ),
+        ),
+        "zdt-env-envfrom-not-in-input": Case(
+            "zdt-env",
+            both(
+                env_from("app-env"),
+                set_env("ZDT_GRACE_PERIOD_SECONDS", None),
+                gunicorn_args("--graceful-timeout 23"),
+            ),
+            both(
+                env_from("app-env"),
+                config_map("app-env", {"ZDT_GRACE_PERIOD_SECONDS": "30"}),
+                set_env("ZDT_GRACE_PERIOD_SECONDS", None),
+            ),
+            (
+                f"Deployment/app: {C}.envFrom[ConfigMap/app-env]: warning[zdt-env]: "
+                "ConfigMap/app-env is not in the input: the check cannot see the values it "
+                "sets (ZDT_*, PORT, GUNICORN_CMD_ARGS) and reads the config without them; pass "
+                "it too (e.g. render the whole chart or kustomization into one stream)"
+            ),
+        ),
+        "zdt-env-configmap-value": Case(
+            "zdt-env",
+            both(
+                env_from("app-env"),
+                config_map("app-env", {"ZDT_DRAIN_SECONDS": "soon"}),
+                set_env("ZDT_DRAIN_SECONDS", None),
+            ),
+            both(
+                env_from("app-env"),
+                config_map("app-env", {"ZDT_DRAIN_SECONDS": "5"}),
+                set_env("ZDT_DRAIN_SECONDS", None),
+            ),
+            (
+                f"Deployment/app: {C}.envFrom[ConfigMap/app-env].ZDT_DRAIN_SECONDS: "
+                "error[zdt-env]: ZDT_DRAIN_SECONDS='soon' is not a number; set it to a number "
+                "of seconds, e.g. ZDT_DRAIN_SECONDS=5"
+            ),
+        ),
+        "grace-period-from-configmap": Case(
+            "grace-period",
+            both(
+                env_from("app-env"),
+                config_map("app-env", {"ZDT_DRAIN_SECONDS": "5"}),
+                set_env("ZDT_DRAIN_SECONDS", None),
+                gunicorn_args("--graceful-timeout 24"),
+            ),
+            both(
+                env_from("app-env"),
+                config_map("app-env", {"ZDT_DRAIN_SECONDS": "5"}),
+                set_env("ZDT_DRAIN_SECONDS", None),
+                gunicorn_args("--graceful-timeout 23"),
+            ),
+            (
+                "Deployment/app: spec.template.spec.terminationGracePeriodSeconds: "
+                "error[grace-period]: terminationGracePeriodSeconds 30 < preStop 0 + drain 5 + "
+                "graceful_timeout 24 + margin 2 = 31; raise it to 31 or lower graceful_timeout "
+                "to 23, so the kubelet's SIGKILL cannot cut a request"
+            ),
+        ),
+        "sidecar-istio-default-drain": Case(
+            "sidecar",
+            pod_meta("labels", {"sidecar.istio.io/inject": "true"}),
+            both(
+                pod_meta("labels", {"sidecar.istio.io/inject": "true"}),
+                pod_meta("annotations", {ISTIO_CONFIG: "terminationDrainDuration: 28s"}),
+            ),
+            (
+                "Deployment/app: spec.template.metadata.labels[sidecar.istio.io/inject]: "
+                "warning[sidecar]: istio-proxy (injected by istio) carries the app's traffic "
+                "for 5 s after SIGTERM (proxy.istio.io/config terminationDrainDuration), less "
+                "than Gunicorn's graceful deadline (preStop + drain + graceful_timeout = 28 "
+                "s): the app's connections through it end mid-drain; set "
+                'terminationDrainDuration: "28s" in the proxy.istio.io/config annotation, or '
+                'sidecar.istio.io/nativeSidecar: "true" (a native sidecar stops after the app)'
+            ),
+        ),
+        "sidecar-istio-exit-on-zero": Case(
+            "sidecar",
+            pod_meta(
+                "annotations",
+                {
+                    "sidecar.istio.io/inject": "true",
+                    ISTIO_CONFIG: "proxyMetadata:\n  EXIT_ON_ZERO_ACTIVE_CONNECTIONS: 'true'\n  MINIMUM_DRAIN_DURATION: 4s\n",
+                },
+            ),
+            pod_meta(
+                "annotations",
+                {
+                    "sidecar.istio.io/inject": "true",
+                    ISTIO_CONFIG: "proxyMetadata:\n  EXIT_ON_ZERO_ACTIVE_CONNECTIONS: 'true'\n  MINIMUM_DRAIN_DURATION: 5s\n",
+                },
+            ),
+            (
+                "Deployment/app: spec.template.metadata.annotations[sidecar.istio.io/inject]: "
+                "warning[sidecar]: istio-proxy (injected by istio) exits once no connection is "
+                "open after proxy.istio.io/config proxyMetadata.MINIMUM_DRAIN_DURATION 4 s, "
+                "less than preStop + drain = 5 s: a quiet moment in the drain takes the proxy "
+                "away while new connections still arrive; set "
+                'proxyMetadata.MINIMUM_DRAIN_DURATION: "5s" in the proxy.istio.io/config '
+                'annotation, or sidecar.istio.io/nativeSidecar: "true" (a native sidecar stops '
+                "after the app)"
+            ),
+        ),
+        "sidecar-istio-native": Case(
+            "sidecar",
+            pod_meta(
+                "annotations",
+                {"sidecar.istio.io/inject": "true", "sidecar.istio.io/nativeSidecar": "false"},
+            ),
+            pod_meta(
+                "annotations",
+                {"sidecar.istio.io/inject": "true", "sidecar.istio.io/nativeSidecar": "true"},
+            ),
+            (
+                "Deployment/app: spec.template.metadata.annotations[sidecar.istio.io/inject]: "
+                "warning[sidecar]: istio-proxy (injected by istio) carries the app's traffic "
+                "for 5 s after SIGTERM (proxy.istio.io/config terminationDrainDuration), less "
+                "than Gunicorn's graceful deadline (preStop + drain + graceful_timeout = 28 "
+                "s): the app's connections through it end mid-drain; set "
+                'terminationDrainDuration: "28s" in the proxy.istio.io/config annotation, or '
+                'sidecar.istio.io/nativeSidecar: "true" (a native sidecar stops after the app)'
+            ),
+        ),
+        "sidecar-linkerd": Case(
+            "sidecar",
+            pod_meta("annotations", {"linkerd.io/inject": "enabled", LINKERD_WAIT: "27"}),
+            pod_meta("annotations", {"linkerd.io/inject": "enabled", LINKERD_WAIT: "28"}),
+            (
+                "Deployment/app: spec.template.metadata.annotations[linkerd.io/inject]: "
+                "warning[sidecar]: linkerd-proxy (injected by linkerd) carries the app's "
+                "traffic for 27 s after SIGTERM "
+                "(config.alpha.linkerd.io/proxy-wait-before-exit-seconds), less than "
+                "Gunicorn's graceful deadline (preStop + drain + graceful_timeout = 28 s): the "
+                "app's connections through it end mid-drain; set "
+                'config.alpha.linkerd.io/proxy-wait-before-exit-seconds: "28", or '
+                'config.alpha.linkerd.io/proxy-enable-native-sidecar: "true"'
+            ),
+        ),
+        "propagation-alb-detected": Case(
+            "propagation",
+            alb_ingress(),
+            alb_ingress(healthcheck_interval_seconds="2", unhealthy_threshold_count="2"),
+            (
+                f"Deployment/app: {C}.env[ZDT_DRAIN_SECONDS]: error[propagation]: preStop 0 + "
+                "drain 5 < propagation 30 (aws-alb (Ingress/app): health check 15 s x 2 + sync "
+                "0): new connections may still arrive after the listeners close; add a native "
+                "preStop sleep of 25 s (lifecycle.preStop.sleep.seconds, ZDT_PRESTOP_SECONDS "
+                "and the grace period with it), or lower the load balancer's health-check "
+                "interval x unhealthy threshold"
+            ),
+        ),
+        "lb-deregistration-alb-detected": Case(
+            "lb-deregistration",
+            alb_ingress(
+                healthcheck_interval_seconds="2",
+                unhealthy_threshold_count="2",
+                target_group_attributes="deregistration_delay.timeout_seconds=27",
+            ),
+            alb_ingress(
+                healthcheck_interval_seconds="2",
+                unhealthy_threshold_count="2",
+                target_group_attributes="deregistration_delay.timeout_seconds=28",
+            ),
+            (
+                "Deployment/app: Ingress/app: warning[lb-deregistration]: deregistration delay "
+                "27 < preStop 0 + drain 5 + graceful_timeout 23 = 28: the load balancer closes "
+                "connections of requests the pod is still answering; raise the delay to 28 "
+                "(e.g. deregistration_delay.timeout_seconds) or lower graceful_timeout"
+            ),
+        ),
+        "propagation-nlb-detected": Case(
+            "propagation",
+            service_notes({NLB + "type": "external", NLB + "nlb-target-type": "ip"}),
+            service_notes({NLB + "type": "external", NLB + "nlb-target-type": "instance"}),
+            (
+                f"Deployment/app: {C}.env[ZDT_DRAIN_SECONDS]: error[propagation]: preStop 0 + "
+                "drain 5 < propagation 30 (aws-nlb (Service/app): health check 10 s x 3 + sync "
+                "0): new connections may still arrive after the listeners close; add a native "
+                "preStop sleep of 25 s (lifecycle.preStop.sleep.seconds, ZDT_PRESTOP_SECONDS "
+                "and the grace period with it), or lower the load balancer's health-check "
+                "interval x unhealthy threshold"
+            ),
+        ),
+        "propagation-gke-neg-detected": Case(
+            "propagation",
+            backend_config(3, 2),
+            backend_config(2, 2),
+            (
+                f"Deployment/app: {C}.env[ZDT_DRAIN_SECONDS]: error[propagation]: preStop 0 + "
+                "drain 5 < propagation 6 (gke-neg (Service/app): health check 3 s x 2 + sync "
+                "0): new connections may still arrive after the listeners close; add a native "
+                "preStop sleep of 1 s (lifecycle.preStop.sleep.seconds, ZDT_PRESTOP_SECONDS "
+                "and the grace period with it), or lower the load balancer's health-check "
+                "interval x unhealthy threshold"
+            ),
+        ),
+        "propagation-drain-maximum": Case(
+            "propagation",
+            both(
+                set_env("ZDT_DRAIN_MAX_SECONDS", "8"), set_env("ZDT_MIN_PROPAGATION_SECONDS", "9")
+            ),
+            both(
+                set_env("ZDT_DRAIN_MAX_SECONDS", "8"), set_env("ZDT_MIN_PROPAGATION_SECONDS", "8")
+            ),
+            (
+                f"Deployment/app: {C}.env[ZDT_DRAIN_MAX_SECONDS]: error[propagation]: preStop 0 "
+                "+ drain 8 < propagation 9: new connections may still arrive after the "
+                "listeners close; raise ZDT_DRAIN_MAX_SECONDS or add a preStop sleep"
+            ),
+        ),
+        "bind-from-gunicorn-cmd-args": Case(
+            "bind",
+            gunicorn_args("--bind 0.0.0.0:9000"),
+            gunicorn_args("--bind 0.0.0.0:8080"),
+            (
+                f"Deployment/app: {C}.ports: error[bind]: Gunicorn binds port 9000 but the "
+                "container declares 8080, 8081; declare containerPort: 9000 (name: http) or "
+                "change --bind in GUNICORN_CMD_ARGS to the declared port (it overrides PORT "
+                "and the config file)"
+            ),
+            allowed_when_passing=(),
+        ),
+        "listener-exposed-swapped-names": Case(
+            "listener-exposed",
+            swapped_port_names,
+            nothing,
+            (
+                "Service/app: spec.ports[http].targetPort: error[listener-exposed]: routes "
+                "users to the probe listener's port 8081 (ZDT_PROBE_BIND): probes and /metrics "
+                "are for the kubelet and Prometheus, and anyone who can reach them can flood "
+                "them and get healthy pods restarted; the container's port names are swapped: "
+                "http is 8081 (the probe listener's) and probes is 8080 (Gunicorn's); swap "
+                "them back (http: 8080, probes: 8081) (scrape /metrics with a PodMonitor or "
+                "pod annotations, not through a Service)"
+            ),
+        ),
+    }
+)
+
+
 SOURCE = "manifest.yaml"
 ViewKey = tuple[tuple[str, ...], tuple[tuple[str, str], ...], str | None]
 #: Gunicorn's view for each (argv, env, config) a case's manifest needs, loaded once.
@@ -1758,15 +2250,33 @@ def test_config_without_the_hooks(config: str, where: str) -> None:
     assert not any("[propagation]" in line or "[zdt-env]" in line for line in lines)
 
 
+LATE_HOOK = str(MANIFESTS / "late_hook.conf.py")
+
+
+def test_hooks_redefined_after_install_are_the_runtime_refusal() -> None:
+    """check names the hooks Gunicorn's on_starting refuses to start with, in its words."""
+    docs = edited(nothing)
+    analysis = cli.analyse_documents([Document(SOURCE, obj) for obj in docs], LATE_HOOK)
+    lines = [f.line() for pod in analysis.pods for f in check_pod(pod)]
+    assert lines == [
+        f"{SOURCE}: Deployment/app: gunicorn.config: error[startup]: gunicorn-zdt: Gunicorn "
+        "hook(s) pre_request, on_exit defined after install(globals()) replaced ours, which "
+        "turns the drain off; define your hooks before install(globals()) (it chains them) "
+        "and call it last"
+    ]
+
+
 def _load_every_view() -> None:
     """Load, at import, the Gunicorn view of every manifest above (see the module doc)."""
     needs = [(edit, CONF) for case in CASES.values() for edit in (case.breaks, case.passes)]
     needs += [(liveness_on_app_port(worker), CONF) for worker, _ in WORKERS]
     needs += [(EVERY_BUDGET_RULE, CONF), (WITH_A_PROXY, NO_HOOKS), (WITH_A_PROXY, "")]
+    needs += [(nothing, LATE_HOOK)]
     for edit, config in needs:
         for w in workloads([Document(SOURCE, obj) for obj in edited(edit)]):
             if isinstance(w, Workload):
-                cached_load(gunicorn_argv(w.command, w.args) or [], w.env, config)
+                env = {**w.base_env, **w.env}  # as cli.analyse_documents composes it
+                cached_load(gunicorn_argv(w.command, w.args) or [], env, config)
 
 
 _load_every_view()

@@ -189,3 +189,65 @@ def test_python_runs_gunicorn(words: list[str], runs: bool) -> None:
 )
 def test_tini_process_group(options: set[str], group: bool) -> None:
     assert commands.tini_process_group(options) is group
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "argv"),
+    [
+        (["gunicorn", "-c", "c.py", "app:app"], None, ["-c", "c.py", "app:app"]),
+        (["/usr/local/bin/gunicorn"], ["app:app"], ["app:app"]),
+        (["python", "-m", "gunicorn", "app:app"], None, ["app:app"]),
+        (["tini", "--", "gunicorn", "-b", ":80"], None, ["-b", ":80"]),
+        (["sh", "-c", "exec gunicorn -c c.py app:app"], None, ["-c", "c.py", "app:app"]),
+        (["sh", "-c", "gunicorn app:app && echo done"], None, ["app:app"]),
+        (["sh", "-c", "gunicorn app:app ; echo"], None, ["app:app"]),
+        (["bash", "-c", "migrate || gunicorn app:app | tee"], None, ["app:app"]),
+        (["sh", "-c", "gunicorn 'unclosed"], None, None),
+        (["./start.sh"], ["gunicorn-ish"], None),
+        (["gunicorn"], None, []),
+        (None, None, None),
+    ],
+)
+def test_gunicorn_argv(command: list[str] | None, args: list[str] | None, argv: Any) -> None:
+    """Gunicorn's own arguments, wherever the container's command line starts it."""
+    assert commands.gunicorn_argv(command, args) == argv
+
+
+def test_install_record_is_found_on_any_of_its_hooks() -> None:
+    """The contract check reads: install() stamps each of its hooks; any one of them tells."""
+    from types import SimpleNamespace
+
+    from gunicorn_zdt.core.refusals import HOOK_NAMES, Installed, installed_in, stamp_installed
+
+    def hook() -> None:
+        """A stand-in for one of install()'s hooks."""
+
+    record = Installed(None, ["bad"], {"drain_seconds": 5}, True)
+    namespace: dict[str, Any] = {name: (lambda: None) for name in HOOK_NAMES[:-1]}
+    namespace["on_exit"] = hook
+    namespace["other"] = hook
+    assert installed_in(namespace) is None
+    stamp_installed(namespace, record)
+    assert all(getattr(namespace[name], "zdt_installed", None) is record for name in HOOK_NAMES)
+    for name in HOOK_NAMES:  # only the last hook of install()'s left: still found
+        only = {n: (lambda: None) for n in HOOK_NAMES}
+        only[name] = namespace[name]
+        assert installed_in(only) is record
+        assert installed_in(SimpleNamespace(**only)) is record
+    assert installed_in({"on_starting": SimpleNamespace(zdt_installed="not a record")}) is None
+    assert installed_in(SimpleNamespace()) is None
+    stamp_installed({"on_starting": None}, record)  # a hook left unset: nothing to stamp
+
+
+@pytest.mark.parametrize(
+    ("name", "names", "close"),
+    [
+        ("app-v2", {"app"}, True),
+        ("webapp", {"web-app"}, False),  # not this workload's name (mine is "app")
+        ("other", {"app"}, False),
+        ("app-v2", {"app", "app-v"}, False),  # closer to another workload
+        ("ap", {"app"}, True),
+    ],
+)
+def test_hpa_target_near_miss(name: str, names: set[str], close: bool) -> None:
+    assert routing._close(name, "app", names) is close

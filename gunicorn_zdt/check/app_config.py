@@ -156,6 +156,11 @@ def load(argv: list[str], env: Mapping[str, str], config: str | None = None) -> 
             del sys.modules[name]
         sys.modules.update(saved_modules)
     cfg = app.cfg
+    for address in cfg.bind:  # Gunicorn parses these only when it binds: it would stop there
+        try:
+            parse_address(address)
+        except (RuntimeError, ValueError) as exc:
+            raise ConfigLoadError(_one_line(exc, f"Error: bind {address!r}: {exc}", argv)) from None
     return GunicornView(cfg, cfg.config, installed_in(cfg))
 
 

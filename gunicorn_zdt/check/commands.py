@@ -17,7 +17,7 @@ from ..core.plan import DrainPlan
 from . import app_config
 from .analysis import analyse
 from .app_config import ConfigLoadError
-from .pod import ERROR
+from .pod import ERROR, Pod
 from .rules import check_pod
 from .timeline import render_svg, render_text
 
@@ -27,10 +27,17 @@ EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
 
 def run_check(args: argparse.Namespace) -> int:
-    analysis = analyse(args.paths, args.config, args.min_propagation, args.stdin, args.lb)
+    analysis = analyse(
+        args.paths, args.config, args.min_propagation, args.stdin, args.lb, dict(args.env)
+    )
     n_errors = n_warnings = 0
     for pod in analysis.pods:
-        for finding in check_pod(pod):
+        try:
+            findings = check_pod(pod)
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:
+            analysis.errors.append(_unreadable_neighbour(pod, exc))
+            continue
+        for finding in findings:
             print(finding.line(), file=args.stdout)
             if finding.severity == ERROR:
                 n_errors += 1
@@ -48,6 +55,16 @@ def run_check(args: argparse.Namespace) -> int:
     if n_errors or (args.strict and n_warnings):
         return EXIT_FINDINGS
     return EXIT_OK
+
+
+def _unreadable_neighbour(pod: Pod, exc: Exception) -> str:
+    """One input-error line for an object next to the workload that is not the shape the
+    API server gives (a Service spec that is a list, a selector that is a string)."""
+    w = pod.workload
+    return (
+        f"{w.source}: {w.ref}: an object that selects or routes to these pods cannot be read "
+        f"({type(exc).__name__}: {exc}); check the stream with kubectl apply --dry-run=client"
+    )
 
 
 def _budget_without_manifest(config: str | None) -> tuple[str, Budget]:
@@ -74,7 +91,9 @@ def _budget_without_manifest(config: str | None) -> tuple[str, Budget]:
 def run_timeline(args: argparse.Namespace) -> int:
     panels: list[tuple[str, Budget]] = []
     if args.paths:
-        analysis = analyse(args.paths, args.config, args.min_propagation, args.stdin)
+        analysis = analyse(
+            args.paths, args.config, args.min_propagation, args.stdin, None, dict(args.env)
+        )
         for line in analysis.errors:
             print(line, file=args.stderr)
         if analysis.errors:

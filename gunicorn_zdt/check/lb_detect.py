@@ -80,15 +80,19 @@ def load_balancers(workload: Workload, docs: Sequence[Document]) -> Iterator[Loa
 def _selects(svc: Document, workload: Workload) -> bool:
     if svc.kind != "Service" or svc.namespace != workload.doc.namespace:
         return False
-    selector = (svc.obj.get("spec") or {}).get("selector")
+    selector = _mapping(svc.obj.get("spec")).get("selector")
     if not isinstance(selector, Mapping) or not selector:
         return False
     return all(workload.labels.get(k) == str(v) for k, v in selector.items())
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def _annotations(doc: Document) -> dict[str, str]:
-    notes = (doc.obj.get("metadata") or {}).get("annotations") or {}
-    return {str(k): str(v) for k, v in notes.items()} if isinstance(notes, Mapping) else {}
+    notes = _mapping(_mapping(doc.obj.get("metadata")).get("annotations"))
+    return {str(k): str(v) for k, v in notes.items()}
 
 
 def _number(notes: Mapping[str, str], key: str, default: float) -> float:
@@ -135,14 +139,18 @@ def _neg_exposed(raw: str | None) -> bool:
 def _gke(svc: Document, docs: Sequence[Document], via: str | None = None) -> LoadBalancer:
     preset = PRESETS["gke-neg"]
     spec = _backend_config(svc, docs)
-    check = spec.get("healthCheck") or {}
-    draining = (spec.get("connectionDraining") or {}).get("drainingTimeoutSec")
+    check = {k: str(v) for k, v in _mapping(spec.get("healthCheck")).items()}
+    draining = _number(
+        {k: str(v) for k, v in _mapping(spec.get("connectionDraining")).items()},
+        "drainingTimeoutSec",
+        0.0,
+    )
     return dataclasses.replace(
         preset,
         source=via or svc.ref,
-        interval_seconds=float(check.get("checkIntervalSec") or preset.interval_seconds),
-        threshold=int(check.get("unhealthyThreshold") or preset.threshold),
-        deregistration_delay_seconds=float(draining) if draining else None,
+        interval_seconds=_number(check, "checkIntervalSec", preset.interval_seconds),
+        threshold=max(1, int(_number(check, "unhealthyThreshold", preset.threshold))),
+        deregistration_delay_seconds=draining or None,
     )
 
 
@@ -163,24 +171,24 @@ def _backend_config(svc: Document, docs: Sequence[Document]) -> Mapping[str, Any
 
 
 def _backend_services(ing: Document) -> Iterator[str]:
-    spec = ing.obj.get("spec") or {}
-    default = (spec.get("defaultBackend") or {}).get("service") or {}
+    spec = _mapping(ing.obj.get("spec"))
+    default = _mapping(_mapping(spec.get("defaultBackend")).get("service"))
     if default.get("name"):
         yield str(default["name"])
     for rule in spec.get("rules") or []:
-        for path in (rule.get("http") or {}).get("paths") or []:
-            service = (path.get("backend") or {}).get("service") or {}
+        for path in _mapping(_mapping(rule).get("http")).get("paths") or []:
+            service = _mapping(_mapping(_mapping(path).get("backend")).get("service"))
             if service.get("name"):
                 yield str(service["name"])
 
 
 def _ingress_class(ing: Document, docs: Sequence[Document]) -> str | None:
     """``alb``, ``gce``... from the Ingress, or from its IngressClass's controller."""
-    spec = ing.obj.get("spec") or {}
+    spec = _mapping(ing.obj.get("spec"))
     name = spec.get("ingressClassName") or _annotations(ing).get("kubernetes.io/ingress.class")
     for doc in docs:
         if doc.kind == "IngressClass" and doc.name == name:
-            controller = str((doc.obj.get("spec") or {}).get("controller") or "")
+            controller = str(_mapping(doc.obj.get("spec")).get("controller") or "")
             if controller == "ingress.k8s.aws/alb":
                 return "alb"
     return None if name is None else str(name)

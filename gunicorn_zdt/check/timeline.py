@@ -67,60 +67,83 @@ def _ticks(end: float) -> list[float]:
     return [i * step for i in range(math.floor(end / step) + 1)]
 
 
-def _panel(title: str, b: Budget, top: float) -> list[str]:
-    p, d, g, m = b.prestop_seconds, b.drain_seconds, b.graceful_timeout, b.margin_seconds
-    grace = b.grace_period_seconds
-    end = max(p + d + g + m, grace or 0, b.min_propagation_seconds or 0, 1)
-    plot = _WIDTH - _LEFT - _RIGHT
+class _Canvas:
+    """One panel's drawing: seconds -> x, and the SVG elements drawn so far."""
 
-    def x(t: float) -> float:
-        return round(_LEFT + plot * t / end, 1)
+    def __init__(self, b: Budget, top: float) -> None:
+        p, d, g, m = b.prestop_seconds, b.drain_seconds, b.graceful_timeout, b.margin_seconds
+        self.end = max(
+            p + d + g + m, b.grace_period_seconds or 0, b.min_propagation_seconds or 0, 1
+        )
+        self.plot = _WIDTH - _LEFT - _RIGHT
+        self.top = top
+        self.k8s_y, self.gun_y, self.bar_h = top + 92, top + 142, 30
+        self.out: list[str] = []
 
-    out = [
-        f'<text x="10" y="{top + 20}" class="title">{escape(title)}: termination timeline</text>'
-    ]
-    k8s_y, gun_y, bar_h = top + 92, top + 142, 30
-    out.append(f'<text x="10" y="{k8s_y + 20}" class="lane">Kubernetes</text>')
-    out.append(f'<text x="10" y="{gun_y + 20}" class="lane">Gunicorn</text>')
+    def x(self, t: float) -> float:
+        return round(_LEFT + self.plot * t / self.end, 1)
 
-    def bar(kind: str, start: float, length: float, y: float, label: str, h: int = bar_h) -> None:
+    def bar(
+        self, kind: str, start: float, length: float, y: float, label: str, h: int = 30
+    ) -> None:
         inside_only = kind in {"drain", "adaptive", "graceful", "margin"}
         if length <= 0:
             return
+        x = self.x
         width = x(start + length) - x(start)
-        out.append(
+        self.out.append(
             f'<rect x="{x(start)}" y="{y}" width="{round(width, 1)}" height="{h}" '
             f'fill="{_COLORS[kind]}"><title>{escape(label)}</title></rect>'
         )
         text_y = y + h / 2 + 4
         if len(label) * 6.2 < width - 6:  # inside the bar
             cls = "inbar" if kind in {"drain", "adaptive", "graceful"} else "label"
-            out.append(
+            self.out.append(
                 f'<text x="{x(start) + 4}" y="{text_y}" class="{cls}">{escape(label)}</text>'
             )
         elif not inside_only:  # right of it
             tx = x(start + length) + 4
-            out.append(f'<text x="{tx}" y="{text_y}" class="label">{escape(label)}</text>')
+            self.out.append(f'<text x="{tx}" y="{text_y}" class="label">{escape(label)}</text>')
 
+
+def _panel(title: str, b: Budget, top: float) -> list[str]:
+    c = _Canvas(b, top)
+    c.out.append(
+        f'<text x="10" y="{top + 20}" class="title">{escape(title)}: termination timeline</text>'
+    )
+    c.out.append(f'<text x="10" y="{c.k8s_y + 20}" class="lane">Kubernetes</text>')
+    c.out.append(f'<text x="10" y="{c.gun_y + 20}" class="lane">Gunicorn</text>')
+    _bars(c, b)
+    _markers(c, b)
+    _axis_and_legend(c, b)
+    return c.out
+
+
+def _bars(c: _Canvas, b: Budget) -> None:
+    p, d, g, m = b.prestop_seconds, b.drain_seconds, b.graceful_timeout, b.margin_seconds
     if b.min_propagation_seconds:
-        bar(
+        c.bar(
             "propagation",
             0,
             b.min_propagation_seconds,
-            k8s_y,
+            c.k8s_y,
             f"endpoint removal propagates (>= {fmt(b.min_propagation_seconds)} s stated)",
             h=14,
         )
-    bar("prestop", 0, p, k8s_y + 16, f"preStop sleep {fmt(p)} s", h=14)
+    c.bar("prestop", 0, p, c.k8s_y + 16, f"preStop sleep {fmt(p)} s", h=14)
     low = b.drain_min_seconds
     if low is not None and low < d:  # adaptive: the minimum, then up to the maximum
-        bar("drain", p, low, gun_y, f"drain {fmt(low)} s")
-        bar("adaptive", p + low, d - low, gun_y, f"while traffic arrives, to {fmt(d)} s")
+        c.bar("drain", p, low, c.gun_y, f"drain {fmt(low)} s")
+        c.bar("adaptive", p + low, d - low, c.gun_y, f"while traffic arrives, to {fmt(d)} s")
     else:
-        bar("drain", p, d, gun_y, f"drain {fmt(d)} s")
-    bar("graceful", p + d, g, gun_y, f"graceful_timeout {fmt(g)} s")
-    bar("margin", p + d + g, m, gun_y, f"margin {fmt(m)} s")
+        c.bar("drain", p, d, c.gun_y, f"drain {fmt(d)} s")
+    c.bar("graceful", p + d, g, c.gun_y, f"graceful_timeout {fmt(g)} s")
+    c.bar("margin", p + d + g, m, c.gun_y, f"margin {fmt(m)} s")
 
+
+def _markers(c: _Canvas, b: Budget) -> None:
+    p, d, g = b.prestop_seconds, b.drain_seconds, b.graceful_timeout
+    low = b.drain_min_seconds
     markers: list[tuple[float, str, str]] = [(0, "deleted", "marker")]
     if p:
         markers.append((p, f"preStop {fmt(p)} s ends: SIGTERM", "marker"))
@@ -134,26 +157,31 @@ def _panel(title: str, b: Budget, top: float) -> list[str]:
         ),
         (p + d + g, "graceful deadline", "marker"),
     ]
-    if grace is not None:
-        markers.append((grace, "SIGKILL", "sigkill"))
+    if b.grace_period_seconds is not None:
+        markers.append((b.grace_period_seconds, "SIGKILL", "sigkill"))
+    x = c.x
     for i, (at, label, kind) in enumerate(markers):
-        y_label = top + 44 + (i % 2) * 16
+        y_label = c.top + 44 + (i % 2) * 16
         anchor = "end" if x(at) > _WIDTH - 150 else "start"
         dx = -3 if anchor == "end" else 3
-        out.append(
-            f'<line x1="{x(at)}" y1="{y_label + 4}" x2="{x(at)}" y2="{gun_y + bar_h + 6}" '
+        c.out.append(
+            f'<line x1="{x(at)}" y1="{y_label + 4}" x2="{x(at)}" y2="{c.gun_y + c.bar_h + 6}" '
             f'stroke="{_COLORS[kind]}" stroke-width="{2 if kind == "sigkill" else 1}" '
             'stroke-dasharray="4 3"/>'
         )
-        out.append(
+        c.out.append(
             f'<text x="{x(at) + dx}" y="{y_label}" class="marker" text-anchor="{anchor}" '
             f'fill="{_COLORS[kind]}">{escape(label)} ({fmt(at)} s)</text>'
         )
-    axis_y = gun_y + bar_h + 14
+
+
+def _axis_and_legend(c: _Canvas, b: Budget) -> None:
+    x, plot, out = c.x, c.plot, c.out
+    axis_y = c.gun_y + c.bar_h + 14
     out.append(
         f'<line x1="{_LEFT}" y1="{axis_y}" x2="{_LEFT + plot}" y2="{axis_y}" stroke="#333"/>'
     )
-    for t in _ticks(end):
+    for t in _ticks(c.end):
         out.append(f'<line x1="{x(t)}" y1="{axis_y}" x2="{x(t)}" y2="{axis_y + 4}" stroke="#333"/>')
         out.append(
             f'<text x="{x(t)}" y="{axis_y + 16}" class="tick" text-anchor="middle">{fmt(t)}</text>'
@@ -176,7 +204,6 @@ def _panel(title: str, b: Budget, top: float) -> list[str]:
         out.append(f'<text x="{lx + 14}" y="{axis_y + 49}" class="label">{escape(text)}</text>')
         lx += 14 + len(text) * 6.2 + 16
     out.append(f'<text x="10" y="{axis_y + 70}" class="slack">{escape(slack_text(b))}</text>')
-    return out
 
 
 def render_svg(panels: Sequence[tuple[str, Budget]]) -> str:

@@ -54,6 +54,7 @@ READ_KINDS = frozenset(
         "ServiceMonitor",
         "PodMonitor",
         "Kustomization",
+        "BackendConfig",
     }
 )
 STDIN_NAME = "<stdin>"

@@ -24,7 +24,7 @@ from typing import Any
 
 from .documents import Document
 
-__all__ = ["EnvSources", "ResolvedEnv", "expand", "resolve_env"]
+__all__ = ["EnvSources", "ResolvedEnv", "expand", "resolve_env", "service_links"]
 
 #: ``fieldRef`` paths whose value the manifest itself holds (the rest: the running pod).
 _KNOWN_FIELDS = ("metadata.namespace",)
@@ -44,7 +44,8 @@ class EnvSources:
         secrets: dict[tuple[str | None, str], Mapping[str, str]] = {}
         for doc in docs:
             if doc.kind == "ConfigMap":
-                data = doc.obj.get("data") or {}
+                data = doc.obj.get("data")
+                data = data if isinstance(data, Mapping) else {}
                 config_maps[(doc.namespace, doc.name)] = {str(k): str(v) for k, v in data.items()}
             elif doc.kind == "Secret":
                 secrets[(doc.namespace, doc.name)] = _secret_values(doc.obj)
@@ -58,12 +59,13 @@ class EnvSources:
 def _secret_values(obj: Mapping[str, Any]) -> dict[str, str]:
     """``data`` (base64) then ``stringData`` (plain, wins), as the API server merges them."""
     out = {}
-    for key, raw in (obj.get("data") or {}).items():
+    data, plain = obj.get("data"), obj.get("stringData")
+    for key, raw in (data if isinstance(data, Mapping) else {}).items():
         try:
             out[str(key)] = base64.b64decode(str(raw), validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
             continue  # not a value the container could use as text: unknown
-    out.update({str(k): str(v) for k, v in (obj.get("stringData") or {}).items()})
+    out.update({str(k): str(v) for k, v in (plain if isinstance(plain, Mapping) else {}).items()})
     return out
 
 
@@ -184,3 +186,53 @@ def _value_from(
         resource = spec["resourceFieldRef"].get("resource")
         return None, f"the container's {resource}, known only when it runs"
     return None, "valueFrom"
+
+
+#: The address the check gives Services without a ``clusterIP`` (the API server assigns
+#: one; any address shows a config what shape the value has).
+PLACEHOLDER_CLUSTER_IP = "10.96.0.10"
+
+
+def service_links(docs: Iterable[Document], namespace: str | None) -> dict[str, str]:
+    """The variables the kubelet adds for Services (``enableServiceLinks``, on by default).
+
+    Every Service of the pod's namespace with a cluster IP gives ``NAME_SERVICE_HOST``,
+    ``NAME_SERVICE_PORT``, ``NAME_PORT=tcp://IP:PORT`` and the per-port forms (NAME upper
+    case, ``-`` as ``_``), and every pod has the API server's ``KUBERNETES_SERVICE_*``. A
+    Service named ``app`` thus gives every pod ``APP_PORT=tcp://...``: a config that reads
+    ``APP_PORT`` as its own port number gets that instead.
+    """
+    out = {
+        "KUBERNETES_SERVICE_HOST": "10.96.0.1",
+        "KUBERNETES_SERVICE_PORT": "443",
+        "KUBERNETES_SERVICE_PORT_HTTPS": "443",
+        "KUBERNETES_PORT": "tcp://10.96.0.1:443",
+    }
+    for doc in docs:
+        if doc.kind != "Service" or doc.namespace != namespace:
+            continue
+        spec = doc.obj.get("spec")
+        spec = spec if isinstance(spec, Mapping) else {}
+        ip = spec.get("clusterIP") or PLACEHOLDER_CLUSTER_IP
+        ports = [p for p in spec.get("ports") or [] if isinstance(p, Mapping) and "port" in p]
+        if ip == "None" or not ports or spec.get("type") == "ExternalName":
+            continue
+        name = doc.name.upper().replace("-", "_")
+        first = ports[0]
+        out[f"{name}_SERVICE_HOST"] = str(ip)
+        out[f"{name}_SERVICE_PORT"] = str(first["port"])
+        out[f"{name}_PORT"] = (
+            f"{str(first.get('protocol') or 'TCP').lower()}://{ip}:{first['port']}"
+        )
+        for port in ports:
+            proto = str(port.get("protocol") or "TCP")
+            stem = f"{name}_PORT_{port['port']}_{proto}"
+            out[stem] = f"{proto.lower()}://{ip}:{port['port']}"
+            out[f"{stem}_PROTO"] = proto.lower()
+            out[f"{stem}_PORT"] = str(port["port"])
+            out[f"{stem}_ADDR"] = str(ip)
+            if port.get("name"):
+                out[f"{name}_SERVICE_PORT_{str(port['name']).upper().replace('-', '_')}"] = str(
+                    port["port"]
+                )
+    return out

@@ -11,6 +11,7 @@ drill (``gunicorn_zdt.drill.manifest``) all read workloads through here.
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import Any
 
 from .commands import exec_sleep_seconds
 from .documents import WORKLOAD_KINDS, Document, ManifestError
-from .env import EnvSources, expand_words, resolve_env
+from .env import EnvSources, expand_words, resolve_env, service_links
 from .mesh import InjectedProxy, injected_proxies
 from .selectors import rolling_update_limits
 
@@ -158,6 +159,8 @@ class Workload:
     env_hidden: tuple[str, ...] = ()
     env_origin: Mapping[str, str] = field(default_factory=dict)  # name -> manifest field
     annotations: Mapping[str, str] = field(default_factory=dict)  # the pod template's
+    #: What the kubelet adds under the container's env: Service links (k8s.env.service_links)
+    base_env: Mapping[str, str] = field(default_factory=dict)
     working_dir: str | None = None  # the app container's workingDir
 
     @property
@@ -221,12 +224,21 @@ def workloads(docs: Iterable[Document]) -> Iterator[Workload | ManifestError]:
     """
     docs = list(docs)
     sources = EnvSources.of(docs)
-    namespaces = {d.name: d.obj.get("metadata") or {} for d in docs if d.kind == "Namespace"}
+    links = {ns: service_links(docs, ns) for ns in {d.namespace for d in docs}}
+    namespaces = {
+        d.name: d.obj["metadata"]
+        for d in docs
+        if d.kind == "Namespace" and isinstance(d.obj.get("metadata"), Mapping)
+    }
     for doc in docs:
         if doc.kind not in WORKLOAD_KINDS:
             continue
         try:
-            yield _workload(doc, sources, namespaces.get(doc.namespace or "default") or {})
+            workload = _workload(doc, sources, namespaces.get(doc.namespace or "default") or {})
+            pod = doc.obj["spec"]["template"]["spec"]
+            if pod.get("enableServiceLinks", True) is not False:
+                workload = dataclasses.replace(workload, base_env=links[doc.namespace])
+            yield workload
         except ManifestError as exc:
             yield exc
         except (TypeError, ValueError, AttributeError, KeyError) as exc:
@@ -260,20 +272,9 @@ def _workload(doc: Document, sources: EnvSources, namespace: Mapping[str, Any]) 
         str(k): str(v) for k, v in ((template.get("metadata") or {}).get("labels") or {}).items()
     }
     grace_raw = pod.get("terminationGracePeriodSeconds")
-    ports = {}
-    for port in container.get("ports") or []:
-        number = int(port["containerPort"])
-        ports[str(port.get("name") or number)] = number
     env = resolve_env(container, doc.namespace, sources, cfield)
-    metadata = template.get("metadata") or {}
-    annotations = _strings(metadata.get("annotations"))
-    proxies = injected_proxies(
-        labels,
-        annotations,
-        _strings(namespace.get("labels")),
-        _strings(namespace.get("annotations")),
-    )
-    neighbours += tuple(_proxy_neighbour(proxy) for proxy in proxies)
+    annotations = _strings((template.get("metadata") or {}).get("annotations"))
+    neighbours += _injected(labels, annotations, namespace)
     probes = {
         kind: _probe(kind, container.get(f"{kind}Probe"), f"{cfield}.{kind}Probe")
         for kind in ("readiness", "liveness", "startup")
@@ -293,7 +294,7 @@ def _workload(doc: Document, sources: EnvSources, namespace: Mapping[str, Any]) 
         grace_period_set=grace_raw is not None,
         container_name=cname,
         container_field=cfield,
-        ports=ports,
+        ports=_ports(container),
         env=dict(env.values),
         env_unknown=dict(env.unknown),
         env_hidden=env.hidden,
@@ -340,6 +341,28 @@ def _neighbours(pod: Mapping[str, Any], app: Mapping[str, Any]) -> tuple[Neighbo
 
 def _strings(value: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items()} if isinstance(value, Mapping) else {}
+
+
+def _ports(container: Mapping[str, Any]) -> dict[str, int]:
+    """name (or str(port) when unnamed) -> containerPort."""
+    ports = {}
+    for port in container.get("ports") or []:
+        number = int(port["containerPort"])
+        ports[str(port.get("name") or number)] = number
+    return ports
+
+
+def _injected(
+    labels: Mapping[str, str], annotations: Mapping[str, str], namespace: Mapping[str, Any]
+) -> tuple[Neighbour, ...]:
+    """The mesh proxies admission will add to the pod (:mod:`.mesh`), as containers."""
+    proxies = injected_proxies(
+        labels,
+        annotations,
+        _strings(namespace.get("labels")),
+        _strings(namespace.get("annotations")),
+    )
+    return tuple(_proxy_neighbour(proxy) for proxy in proxies)
 
 
 def _proxy_neighbour(proxy: InjectedProxy) -> Neighbour:

@@ -12,7 +12,7 @@ from ..pod import ERROR, WARNING, Finding, Pod
 
 
 def rule_zdt_env(pod: Pod) -> Iterator[Finding]:
-    w, view = pod.workload, pod.view
+    w = pod.workload
     for name, value in sorted(w.env.items()):
         if not name.startswith("ZDT_"):
             continue
@@ -44,7 +44,13 @@ def rule_zdt_env(pod: Pod) -> Iterator[Finding]:
             "PORT, GUNICORN_CMD_ARGS) and reads the config without them; pass it too (e.g. "
             "render the whole chart or kustomization into one stream)",
         )
-    plan = view.plan
+    yield from _agrees_with_the_pod_spec(pod)
+
+
+def _agrees_with_the_pod_spec(pod: Pod) -> Iterator[Finding]:
+    """The grace period and preStop Gunicorn derives graceful_timeout from, against the pod's."""
+    w = pod.workload
+    plan = pod.view.plan
     if plan is None:
         return
     grace = w.grace_period_seconds

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from ...core import settings
 from ...core.settings import SettingError
-from ...k8s.commands import SHELLS, python_runs_gunicorn, tini_process_group
+from ...k8s.commands import SHELLS, gunicorn_argv, python_runs_gunicorn, tini_process_group
 from ..pod import ERROR, WARNING, Finding, Pod
 
 
@@ -49,6 +50,12 @@ def rule_pid1(pod: Pod) -> Iterator[Finding]:
                 'form, command: ["gunicorn", ...] (or start the script with exec)',
             )
         return
+    yield from _pid1_wrapper(pod, words, fld)
+
+
+def _pid1_wrapper(pod: Pod, words: list[str], fld: str) -> Iterator[Finding]:
+    """Exec form: an init wrapper that signals the process group, or not Gunicorn itself."""
+    first = Path(words[0]).name
     # the wrapper's own options: the words before the program it starts
     own = set()
     for word in words[1:]:
@@ -124,9 +131,23 @@ def rule_bind(pod: Pod) -> Iterator[Finding]:
             ERROR,
             f"{w.container_field}.ports",
             f"Gunicorn binds port {pod.app_port} but the container declares {declared}; "
-            f"declare containerPort: {pod.app_port} (name: http) or set PORT to the "
-            "declared port",
+            f"declare containerPort: {pod.app_port} (name: http) or {_bind_source(pod)}",
         )
+
+
+def _bind_source(pod: Pod) -> str:
+    """How to move Gunicorn's port: where its bind comes from (CLI > GUNICORN_CMD_ARGS > file)."""
+    w = pod.workload
+    argv = gunicorn_argv(w.command, w.args) or []
+    if any(word in {"-b", "--bind"} or word.startswith("--bind=") for word in argv):
+        return "change --bind in the container's command to the declared port"
+    cmd_args = w.env.get("GUNICORN_CMD_ARGS", "")
+    if re.search(r"(^|\s)(-b|--bind)(\s|=|$)", cmd_args):
+        return (
+            "change --bind in GUNICORN_CMD_ARGS to the declared port (it overrides PORT and "
+            "the config file)"
+        )
+    return "set PORT to the declared port"
 
 
 def rule_startup(pod: Pod) -> Iterator[Finding]:

@@ -18,13 +18,8 @@ def rule_service_port(pod: Pod) -> Iterator[Finding]:
     w = pod.workload
     if pod.app_port is None:
         return
-    for svc in pod.docs:
+    for svc in _services(pod):
         spec = svc.obj.get("spec") or {}
-        selector = spec.get("selector")
-        if svc.kind != "Service" or not selector or not _same_namespace(svc, w):
-            continue
-        if any(w.labels.get(k) != str(v) for k, v in selector.items()):
-            continue
         for i, port in enumerate(spec.get("ports") or []):
             target = port.get("targetPort", port.get("port"))
             resolved = w.resolve_port(target)
@@ -108,8 +103,8 @@ def rule_listener_exposed(pod: Pod) -> Iterator[Finding]:
                 "listener-exposed",
                 ERROR,
                 f"spec.ports[{name}].targetPort",
-                f"{why}; use targetPort: {pod.port_hint} (scrape /metrics with a PodMonitor "
-                "or pod annotations, not through a Service)",
+                f"{why}; {_swapped_fix(pod, svc) or f'use targetPort: {pod.port_hint}'} "
+                "(scrape /metrics with a PodMonitor or pod annotations, not through a Service)",
             )
     for route in pod.docs:
         if route.kind not in {"Ingress", "HTTPRoute"} or not _same_namespace(route, pod.workload):
@@ -251,3 +246,25 @@ def rule_route_port(pod: Pod) -> Iterator[Finding]:
                 f"Service/{service} has no port {port!r} (it has {shown or 'none'}): this "
                 f"route sends traffic nowhere; use one of the Service's ports",
             )
+
+
+def _swapped_fix(pod: Pod, svc: Document) -> str | None:
+    """The fix when the container's two port names are swapped: the Service targets a name
+    that is the listener's port, while the app's port carries the name the probes use."""
+    w = pod.workload
+    targets = {
+        str(port.get("targetPort"))
+        for port in (svc.obj.get("spec") or {}).get("ports") or []
+        if isinstance(port.get("targetPort"), str)
+    }
+    to_listener = [n for n in targets if w.ports.get(n) == pod.listener_port]
+    to_app = [n for n, p in w.ports.items() if p == pod.app_port and not n.isdigit()]
+    probe_ports = {str(p.port) for p in w.probes.values() if p is not None}
+    if not to_listener or not to_app or to_app[0] not in probe_ports:
+        return None
+    a, b = to_listener[0], to_app[0]
+    return (
+        f"the container's port names are swapped: {a} is {pod.listener_port} (the probe "
+        f"listener's) and {b} is {pod.app_port} (Gunicorn's); swap them back ({a}: "
+        f"{pod.app_port}, {b}: {pod.listener_port})"
+    )
