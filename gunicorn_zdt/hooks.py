@@ -117,6 +117,35 @@ def install(
         if name == "pre_request" and theirs is None:
             theirs = _gunicorn_default_pre_request
         namespace[name] = _chain(name, hook, theirs, errors)
+    _guard_arbiter_start()
+
+
+def _guard_arbiter_start() -> None:
+    """Check the hooks when the master starts, whichever of ours survived.
+
+    ``on_starting`` refuses a config whose hooks replaced ours, unless it was replaced
+    itself (``install()`` first, then the user's own ``on_starting``...): the drain would
+    then be off with no more than a warning from each worker. So the check also runs as
+    the first thing ``Arbiter.start`` does; Gunicorn prints its RuntimeError as one
+    ``Error:`` line and exits 1. Wrapped once per process (``install()`` runs again on
+    every SIGHUP).
+    """
+    import gunicorn.arbiter
+
+    arbiter = gunicorn.arbiter.Arbiter
+    start = arbiter.start
+    if getattr(start, "zdt_guard", False):
+        return
+
+    def guarded_start(self: Any) -> Any:
+        if getattr(getattr(self.cfg, "on_starting", None), "zdt_hook", False) is False:
+            problem = missing_surface(self) or integration_problem(self.cfg)
+            if problem:
+                raise RuntimeError(problem)
+        return start(self)
+
+    guarded_start.zdt_guard = True  # type: ignore[attr-defined]
+    arbiter.start = guarded_start  # type: ignore[method-assign]
 
 
 def integration_problem(cfg: Any) -> str | None:

@@ -46,7 +46,7 @@ from typing import Any, Literal
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from . import readiness, runtime, settings
+from . import guard, readiness, runtime, settings
 from .checks import CheckFunc, CheckRegistry, CheckResult
 
 __all__ = ["Probes"]
@@ -102,6 +102,8 @@ class Probes:
         rt = runtime.current()
         if rt is not None:
             rt.add_verdict_source(app_state.snapshot, app_state.publish_period)
+        # Under Gunicorn without install(): stop the start (the drain would be off).
+        guard.refuse_unless_installed(config["ZDT_REQUIRE_INSTALL"])
 
     def add_check(
         self,
