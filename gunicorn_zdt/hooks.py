@@ -303,10 +303,16 @@ def _when_ready_hook(plan: DrainPlan | None, rt: runtime.Runtime) -> Callable[[A
 
 
 def _requests_per_worker(cfg: Any) -> int:
-    """How many requests one worker serves at once: the capacity the metrics divide by."""
+    """One worker's request slots: the capacity the utilisation metric divides by.
+
+    A thread for sync (1) and gthread (``threads``). For gevent/eventlet, the worker's one
+    event loop (1), not ``worker_connections``: greenlets share one CPU, so 1000
+    connections made the ratio read 0.03 on a pod whose CPUs were saturated. Utilisation
+    then means, for every class, the share of request slots busy now.
+    """
     worker_class = str(cfg.worker_class_str).lower()
     if "gevent" in worker_class or "eventlet" in worker_class:
-        return max(1, int(cfg.worker_connections))
+        return 1
     if keeps_alive(cfg) and "thread" in worker_class:
         return max(1, int(cfg.threads))
     return 1
