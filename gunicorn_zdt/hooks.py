@@ -369,7 +369,7 @@ def _take_over_sigterm(server: Arbiter, plan: DrainPlan, rt: runtime.Runtime) ->
             ending.workers_killed()  # graceful_timeout expired: name what is cut
         if sig == signal.SIGTERM and stopping and ending.hold_workers_for_backlog():
             return  # reap_workers tells them once the queued connections are served
-        if sig != signal.SIGTERM and ending.held_sigterm:
+        if sig in (signal.SIGQUIT, signal.SIGKILL) and ending.held_sigterm:
             ending.held_sigterm = False  # a quick stop or SIGKILL overrides the hold
             ending.refuse_new_connections()
         tell_workers(sig)
