@@ -4,7 +4,8 @@ Same bind, workers, worker class, threads, timeout and keepalive as
 ``example_app/gunicorn.conf.py``, but no ``install()``: no drain on SIGTERM (Gunicorn closes
 its listeners at once), and readiness never turns 503 -- the probes keep answering 200
 until the process is gone. ``benchmarks/rollout.py`` runs it as "plain Gunicorn" and, with
-a preStop sleep, as the "preStop sleep only" recipe.
+a preStop sleep, as the "preStop sleep only" recipe. ``ZDT_REQUIRE_INSTALL=false`` lets
+the example app's probes run without the hooks (they would stop the start otherwise).
 """
 
 import os
@@ -15,3 +16,5 @@ worker_class = "gthread"
 threads = 4
 timeout = 20
 keepalive = 2
+# Gunicorn puts raw_env into the environment before it forks the workers.
+raw_env = ["ZDT_REQUIRE_INSTALL=false"]

@@ -7,6 +7,7 @@ sent; the windows are short (about 1 s) to keep the file fast.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import re
 import signal
@@ -226,6 +227,33 @@ def test_sync_workers_all_busy_a_request_queued_when_the_drain_ends_is_served(
     report = _report(server)
     assert report["cut"] == 0
     assert "Traceback" not in server.log()
+
+
+def test_the_backlog_hold_ends_at_half_of_graceful_timeout_with_a_warning(gunicorn) -> None:
+    """A queue the busy workers cannot reach in time does not hold the stop past its budget."""
+    server = gunicorn(
+        config=_config("sync", 'workers = 1\nloglevel = "debug"\ngraceful_timeout = 4\n'),
+        env={"ZDT_DRAIN_SECONDS": "1", "ZDT_DRAIN_MAX_SECONDS": "1"},
+    ).start()
+    with ThreadPoolExecutor(2) as pool:
+        busy = pool.submit(request, server.port, "/work?ms=8000", timeout=20)
+        server.wait_for_log(r"\] GET /work")
+        sigterm_at = time.monotonic()
+        server.signal(signal.SIGTERM)
+        server.wait_for_log("SIGTERM: draining")
+        queued = pool.submit(request, server.port, "/work?ms=0", timeout=20)
+        server.wait_for_log(r"1 connection\(s\) wait in the listen backlog")
+        server.wait_for_log(
+            r"1 queued connection\(s\) not served within 2\.0 s \(half of graceful_timeout\)"
+        )
+        assert server.wait_exit(20) == 0
+        exited = time.monotonic() - sigterm_at
+        for f in (busy, queued):
+            with contextlib.suppress(OSError):
+                f.result(10)
+    # drain 1 s + graceful_timeout 4 s (SIGKILL of the busy worker) + the loop's margin
+    assert exited < 1 + 4 + 1.5, exited
+    assert "cut at graceful_timeout: GET /work" in server.log()
 
 
 def test_with_only_the_minimum_and_the_grace_period_traffic_after_the_minimum_is_served(

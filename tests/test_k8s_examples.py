@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -156,6 +157,20 @@ def test_dockerfile_runs_gunicorn_as_pid1_like_the_deployment() -> None:
     uid = user[-1].split()[1].split(":")[0]
     assert uid.isdigit() and int(uid) != 0
     assert uid == str(_deployment()["spec"]["template"]["spec"]["securityContext"]["runAsUser"])
+
+
+def test_the_example_image_installs_the_metrics_extra_the_hpa_variant_scrapes() -> None:
+    """k8s/variants/hpa.yaml scales on /metrics: without prometheus_client it answers 501."""
+    installs = [
+        line
+        for line in (ROOT / "example_app" / "Dockerfile").read_text().splitlines()
+        if line.startswith("RUN pip install ")
+    ]
+    assert len(installs) == 1, installs
+    extras = re.search(r'"\.\[([a-z,]+)\]"', installs[0])
+    assert extras is not None, installs[0]
+    assert {"sqlalchemy", "metrics"} <= set(extras.group(1).split(",")), installs[0]
+    assert "gunicorn_zdt_threads_utilisation_ratio" in (K8S / "variants" / "hpa.yaml").read_text()
 
 
 def test_docs_explain_every_rule() -> None:

@@ -118,6 +118,10 @@ def test_an_sse_stream_across_sigterm_gets_its_final_event_and_a_clean_end_soon_
     final_at = client.first_time(b"event: reconnect")
     ended_at = client.first_time(END_OF_CHUNKED_BODY)
     assert final_at is not None and ended_at is not None
+    # Not before the drain is over: the master saw SIGTERM after the test sent it, so its
+    # stop began at stop_began_by or later (less the log's rounding to 0.01 s); the stream
+    # serves through the whole drain.
+    assert final_at >= stop_began_by - 0.01, (final_at - sigterm_at, drain)
     assert ended_at - stop_began_by < 1.0, (final_at - stop_began_by, ended_at - stop_began_by)
     assert client.eof_at - stop_began_by < 1.5, client.eof_at - stop_began_by  # closed, too
     assert exited_at - stop_began_by < 3.0, exited_at - stop_began_by  # graceful_timeout: 10
@@ -185,6 +189,27 @@ def test_a_worker_killed_by_timeout_is_named_and_dumped(gunicorn) -> None:
     age = float(re.search(r"for ([\d.]+) s", line).group(1))  # type: ignore[union-attr]
     assert 2.0 < age < 6.0, age
     assert server.get("/work?ms=0").status == 200  # Gunicorn replaced the worker
+
+
+def test_a_request_killed_by_timeout_during_the_drain_is_in_the_termination_report(
+    gunicorn,
+) -> None:
+    server = gunicorn(
+        config=_config("sync", 'timeout = 2\nloglevel = "debug"\n'),
+        env={"ZDT_DRAIN_SECONDS": "6", "ZDT_REPORT_JSON": "1"},
+    ).start()
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(request, server.port, "/work?ms=8000", timeout=20)
+        server.wait_for_log(r"\] GET /work")  # Gunicorn's pre_request debug line: it is in
+        server.signal(signal.SIGTERM)
+        server.wait_for_log("SIGTERM: draining")
+        server.wait_for_log(r"timeout 2 s: killed: worker \d+ still serving GET /work")
+        with contextlib.suppress(OSError):
+            slow.result(15)
+    assert server.wait_exit(20) == 0
+    log = server.log()
+    assert re.search(r"cut at timeout: GET /work after [\d.]+ s \(worker \d+\)", log), log
+    assert '"by": "timeout"' in log, log
 
 
 def test_the_phase_outside_gunicorn_is_unmanaged_and_never_stopping() -> None:

@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from gunicorn_zdt.drill.pods import free_port
 from gunicorn_zdt.runtime import probe_server, state
 from tests.faults.helpers import PROBE_ENV, probe_port
-from tests.support import Gunicorn, request, slow_requests, wait_until
+from tests.support import Gunicorn, request, require_worker_class, slow_requests, wait_until
 
 GTHREAD = 'worker_class = "gthread"\nthreads = 2\n'  # 2 workers x 2 threads
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
@@ -111,6 +111,34 @@ def test_in_flight_rises_while_slow_requests_run_and_falls_after(gunicorn):
         v for (n, _), v in samples(port).items() if n == "gunicorn_zdt_worker_requests_served_total"
     )
     assert served_after - served_before == 2
+
+
+@pytest.mark.parametrize(
+    ("config", "slots"),
+    [
+        pytest.param('worker_class = "sync"\n', 1, id="sync"),
+        pytest.param('worker_class = "gthread"\nthreads = 3\n', 3, id="gthread"),
+        pytest.param('worker_class = "gevent"\nworker_connections = 1000\n', 1, id="gevent"),
+    ],
+)
+def test_utilisation_means_busy_request_slots_for_every_worker_class(gunicorn, config, slots):
+    """One worker serving as much as it can reads 1.0 whatever the class: gevent's slot is
+    its event loop (one CPU), not worker_connections (it read 0.003 with 3 in flight)."""
+    require_worker_class(config)
+    server = gunicorn(config=config + "workers = 1\n", env=PROBE_ENV).start()
+    port = probe_port(server)
+    assert value(port, "gunicorn_zdt_threads_capacity") == slots
+    threads = slow_requests(server.port, slots, 3000)
+    wait_until(
+        lambda: value(port, "gunicorn_zdt_requests_in_flight") == slots, 5, "busy", server.log
+    )
+    assert value(port, "gunicorn_zdt_threads_utilisation_ratio") == 1.0
+    for t in threads:
+        t.join(10)
+    assert [t.status for t in threads] == [200] * slots
+    wait_until(
+        lambda: value(port, "gunicorn_zdt_threads_utilisation_ratio") == 0, 5, "idle", server.log
+    )
 
 
 def test_phase_turns_draining_after_sigterm_then_stopping(gunicorn):

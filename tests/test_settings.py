@@ -224,6 +224,7 @@ def test_defaults_when_nothing_is_set() -> None:
         "ZDT_CHECK_TIMEOUT_SECONDS": 1.0,
         "ZDT_CHECK_CACHE_SECONDS": 1.0,
         "ZDT_CHECK_FAILURE_THRESHOLD": 2,
+        "ZDT_REQUIRE_INSTALL": True,
         "ZDT_EXPOSE_REASONS": False,
     }
 

@@ -10,6 +10,7 @@ import re
 
 import pytest
 
+from gunicorn_zdt.runtime.guard import NOT_INSTALLED
 from tests.support import Gunicorn
 
 INSTALL = "from gunicorn_zdt.hooks import install\ninstall(globals())\n"
@@ -61,6 +62,36 @@ def _refusal(server: Gunicorn) -> str:
             "Error: gunicorn-zdt: your Gunicorn hook pre_request takes 1 argument(s); "
             "Gunicorn calls it with 2 (worker, req): fix its signature",
             id="wrong-arity-pre-request",
+        ),
+        pytest.param(
+            INSTALL + "def on_starting(server):\n    pass\n",
+            {},
+            "Error: gunicorn-zdt: Gunicorn hook(s) on_starting defined after "
+            f"install(globals()) replaced ours, which turns the drain off; {_INSTALL_LAST}",
+            id="on-starting-after-install",
+        ),
+        pytest.param(
+            INSTALL
+            + "def on_starting(server):\n    pass\n"
+            + "def when_ready(server):\n    pass\n"
+            + "def post_fork(server, worker):\n    pass\n",
+            {},
+            "Error: gunicorn-zdt: Gunicorn hook(s) on_starting, when_ready, post_fork defined "
+            f"after install(globals()) replaced ours, which turns the drain off; {_INSTALL_LAST}",
+            id="install-first-then-the-users-hooks",
+        ),
+        pytest.param(
+            INSTALL + "del pre_request\n",
+            {},
+            "Error: gunicorn-zdt: Gunicorn hook(s) pre_request defined after "
+            f"install(globals()) replaced ours, which turns the drain off; {_INSTALL_LAST}",
+            id="hook-the-runtime-needs-missing",
+        ),
+        pytest.param(
+            "preload_app = True\n",
+            {},
+            f"Error: {NOT_INSTALLED}",
+            id="install-never-called-preload",
         ),
         pytest.param(
             "from gunicorn_zdt.conf import *  # noqa\n",
@@ -128,6 +159,30 @@ def test_integration_mistake_stops_gunicorn_with_one_line(
 
     server = gunicorn(config=config, env=env, hooks=False)
     assert _refusal(server) == line.format(version=gunicorn_package.__version__)
+
+
+def test_install_never_called_stops_the_start_with_one_line(gunicorn) -> None:
+    """No gunicorn-zdt code in the master: the app's probes stop the first worker's boot
+    (Gunicorn's exit code 3, "Worker failed to boot"), one line for the pod, no traceback."""
+    server = gunicorn(config="workers = 2\n", hooks=False).start(wait_ready=False)
+    code = server.wait_exit(30)
+    log = server.log()
+    assert code == 3, log
+    assert [line for line in log.splitlines() if line.startswith("Error:")] == [
+        f"Error: {NOT_INSTALLED}"
+    ], log
+    assert "Traceback" not in log, log
+
+
+def test_probes_outside_gunicorn_need_no_install() -> None:
+    """flask run, tests, another server: the guard stays out of the way."""
+    from flask import Flask
+
+    from gunicorn_zdt.probes import Probes
+
+    app = Flask("plain")
+    Probes(app)
+    assert app.test_client().get("/healthz/live").status_code == 200
 
 
 def test_hook_defined_above_the_star_import_is_kept_and_runs(gunicorn) -> None:

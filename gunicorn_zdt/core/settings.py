@@ -275,6 +275,15 @@ SETTINGS: tuple[Setting, ...] = (
         "pass clears it. 1 turns hysteresis off.",
     ),
     Setting(
+        "ZDT_REQUIRE_INSTALL",
+        True,
+        _flag,
+        "flask",
+        "Under Gunicorn, an app with probes whose config never called install(globals()) "
+        "stops the start with one line (the drain would be off). false: it starts, and the "
+        "first probe logs a warning (e.g. to compare with plain Gunicorn).",
+    ),
+    Setting(
         "ZDT_EXPOSE_REASONS",
         False,
         _flag,

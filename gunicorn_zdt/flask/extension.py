@@ -103,6 +103,8 @@ class Probes:
         rt = runtime.current()
         if rt is not None:
             rt.add_verdict_source(app_state.snapshot, app_state.publish_period)
+        # Under Gunicorn without install(): stop the start (the drain would be off).
+        runtime.refuse_unless_installed(config["ZDT_REQUIRE_INSTALL"])
 
     def add_check(
         self,

@@ -10,6 +10,7 @@ nothing on the request path logs, locks across processes or does I/O. It imports
 * :mod:`.context` - the one runtime object of a master (shared state, slots, listener,
   the readiness publisher); :mod:`.state` - the shared-memory layout.
 * :mod:`.phase` - the phase API for application code (``stopping``, ``wait_stopping``).
+* :mod:`.guard` - an app with our probes loaded by Gunicorn without ``install()``: refused.
 * :mod:`.stacks` - stack dumps of what was still running at ``graceful_timeout``.
 * :mod:`.probe_server`, :mod:`.probe_supervisor` - the probe listener and its supervisor.
 * :mod:`.metrics` - the Prometheus collector the probe listener serves at ``/metrics``.
@@ -19,6 +20,7 @@ itself is ``gunicorn_zdt.phase.phase``: a name here would shadow the module).
 """
 
 from .context import Runtime, current, pod_state
+from .guard import refuse_unless_installed
 from .install import install, integration_problem
 from .phase import current_request, stopping, wait_stopping, wait_stopping_async
 
@@ -29,6 +31,7 @@ __all__ = [
     "install",
     "integration_problem",
     "pod_state",
+    "refuse_unless_installed",
     "stopping",
     "wait_stopping",
     "wait_stopping_async",

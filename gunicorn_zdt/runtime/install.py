@@ -126,6 +126,35 @@ def install(
     stamp_installed(
         namespace, Installed(plan, errors, arguments, derives)
     )  # read by gunicorn-zdt check
+    _guard_arbiter_start()
+
+
+def _guard_arbiter_start() -> None:
+    """Check the hooks when the master starts, whichever of ours survived.
+
+    ``on_starting`` refuses a config whose hooks replaced ours, unless it was replaced
+    itself (``install()`` first, then the user's own ``on_starting``...): the drain would
+    then be off with no more than a warning from each worker. So the check also runs as
+    the first thing ``Arbiter.start`` does; Gunicorn prints its RuntimeError as one
+    ``Error:`` line and exits 1. Wrapped once per process (``install()`` runs again on
+    every SIGHUP).
+    """
+    import gunicorn.arbiter
+
+    arbiter = gunicorn.arbiter.Arbiter
+    start = arbiter.start
+    if getattr(start, "zdt_guard", False):
+        return
+
+    def guarded_start(self: Any) -> Any:
+        if getattr(getattr(self.cfg, "on_starting", None), "zdt_hook", False) is False:
+            problem = missing_surface(self) or integration_problem(self.cfg)
+            if problem:
+                raise RuntimeError(problem)
+        return start(self)
+
+    guarded_start.zdt_guard = True  # type: ignore[attr-defined]
+    arbiter.start = guarded_start  # type: ignore[method-assign]
 
 
 def _chain(
@@ -232,10 +261,16 @@ def _when_ready_hook(plan: DrainPlan | None, rt: context.Runtime) -> Callable[[A
 
 
 def _requests_per_worker(cfg: Any) -> int:
-    """How many requests one worker serves at once: the capacity the metrics divide by."""
+    """One worker's request slots: the capacity the utilisation metric divides by.
+
+    A thread for sync (1) and gthread (``threads``). For gevent/eventlet, the worker's one
+    event loop (1), not ``worker_connections``: greenlets share one CPU, so 1000
+    connections made the ratio read 0.03 on a pod whose CPUs were saturated. Utilisation
+    then means, for every class, the share of request slots busy now.
+    """
     worker_class = str(cfg.worker_class_str).lower()
     if "gevent" in worker_class or "eventlet" in worker_class:
-        return max(1, int(cfg.worker_connections))
+        return 1
     if keeps_alive(cfg) and "thread" in worker_class:
         return max(1, int(cfg.threads))
     return 1
@@ -292,7 +327,7 @@ def _take_over_sigterm(server: Arbiter, plan: DrainPlan, rt: context.Runtime) ->
             ending.workers_killed()  # graceful_timeout expired: name what is cut
         if sig == signal.SIGTERM and stopping and ending.hold_workers_for_backlog():
             return  # reap_workers tells them once the queued connections are served
-        if sig != signal.SIGTERM and ending.held_sigterm:
+        if sig in (signal.SIGQUIT, signal.SIGKILL) and ending.held_sigterm:
             ending.held_sigterm = False  # a quick stop or SIGKILL overrides the hold
             ending.refuse_new_connections()
         tell_workers(sig)

@@ -95,15 +95,17 @@ class SharedStateCollector(Collector):
         threads = shared.worker_threads
         if threads > 0:  # 0: the master did not record its threads per worker
             capacity = threads * len(live)
+            busy = sum(min(rows[s.index].in_flight, threads) for s in live)
             yield GaugeMetricFamily(
                 f"{PREFIX}threads_capacity",
-                "Requests the live workers can serve at once: threads per worker x workers.",
+                "Request slots of the live workers: threads per worker (sync 1, gthread "
+                "threads, gevent 1: its event loop) x workers.",
                 value=capacity,
             )
             yield GaugeMetricFamily(
                 f"{PREFIX}threads_utilisation_ratio",
-                "Requests in flight / thread capacity (the autoscaling signal).",
-                value=in_flight / capacity if capacity else 0.0,
+                "Busy request slots / threads_capacity, 0 to 1 (the autoscaling signal).",
+                value=busy / capacity if capacity else 0.0,
             )
 
         served = CounterMetricFamily(
@@ -160,6 +162,7 @@ class SharedStateCollector(Collector):
         )
 
         view = readiness.pod_view(shared.draining, live, now)
+        yield from _readiness_now(shared, view)
         ok = GaugeMetricFamily(
             f"{PREFIX}readiness_check_success",
             "Last result of a readiness check: 1 passed, 0 failed.",
@@ -183,6 +186,31 @@ class SharedStateCollector(Collector):
             "Times the master respawned the probe listener.",
             value=shared.listener_restarts,
         )
+
+
+def _readiness_now(shared: state.SharedState, view: readiness.PodView) -> Iterator[Metric]:
+    """What PREFIX/ready and PREFIX/ready/NAME on the probe listener answer now, as 1 / 0.
+
+    The same decision (:func:`readiness.decide_ready` on the live workers' verdicts), so a
+    dashboard or an alert sees what the kubelet sees, draining included.
+    """
+    starting = shared.phase == state.Phase.STARTING
+    status, _ = readiness.decide_ready(view, {})
+    yield GaugeMetricFamily(
+        f"{PREFIX}ready",
+        "1 while readiness (PREFIX/ready) answers 200, 0 while 503 (draining, starting, a "
+        "check failed).",
+        value=1.0 if status == 200 and not starting else 0.0,
+    )
+    per_check = GaugeMetricFamily(
+        f"{PREFIX}ready_check",
+        "1 while PREFIX/ready/CHECK answers 200 (0 while draining or the check fails).",
+        labels=["check"],
+    )
+    for name in sorted(view.checks or {}):
+        status, _ = readiness.decide_ready(view, {}, only=name)
+        per_check.add_metric([name], 1.0 if status == 200 and not starting else 0.0)
+    yield per_check
 
 
 _registries: dict[int, tuple[state.SharedState, CollectorRegistry]] = {}

@@ -43,7 +43,8 @@ def tolerate_listener_shutdown(worker: Any, stopping: Callable[[], bool]) -> Non
     if getattr(worker, "server_class", None) is not None:
         worker.server_class = _quiet_server(worker.server_class, worker, stopping)
     else:
-        ggevent.StreamServer = _quiet_server(ggevent.StreamServer, worker, stopping)
+        quiet = _quiet_server(getattr(ggevent, "StreamServer"), worker, stopping)  # noqa: B009
+        setattr(ggevent, "StreamServer", quiet)  # noqa: B010  looked up when run() starts
 
 
 def _shut(exc: OSError, stopping: Callable[[], bool]) -> bool:

@@ -96,6 +96,7 @@ class Termination:
         self.in_flight_at_stop = 0
         self.stacks_asked = False  # once per termination, before graceful_timeout
         self.held_sigterm = False  # the workers' SIGTERM waits for the accept queue
+        self.backlog_checked = False
         self.cut: list[Cut] = []  # killed while serving, since SIGTERM
         self.untracked_cut = 0  # cut requests the slots had no room to name
         # Our own handle on each listening socket: Gunicorn closes its copies at the stop,
@@ -154,8 +155,9 @@ class Termination:
         shut) and the workers keep accepting; :meth:`release_workers` tells them to stop once
         the queue is empty, or when half of ``graceful_timeout`` is spent.
         """
-        if getattr(self.server, "reexec_pid", 0) or not self.listeners:
+        if self.backlog_checked or getattr(self.server, "reexec_pid", 0) or not self.listeners:
             return False
+        self.backlog_checked = True  # once: after the hold, the workers are told for good
         queued = sum(listen_backlog(s) for s in self.listeners)
         if not queued or not all(drop_new_connections(s) for s in self.listeners):
             return False
