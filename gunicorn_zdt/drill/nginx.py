@@ -161,8 +161,9 @@ class Nginx:
             self.groups.add(self.proc)
         deadline = time.monotonic() + timeout
         while True:
-            with contextlib.suppress(OSError), socket.create_connection(
-                ("127.0.0.1", self.port), timeout=1
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=1),
             ):
                 return self.port
             if self.proc.poll() is not None or time.monotonic() > deadline:
