@@ -1,7 +1,8 @@
 """Baseline for the benchmarks: the example app's Gunicorn settings WITHOUT gunicorn-zdt.
 
-Same bind, workers, worker class, threads, timeout and keepalive as
-``example_app/gunicorn.conf.py``, but no ``install()``: no drain on SIGTERM (Gunicorn closes
+Same bind, workers, worker class, threads and timeout as ``example_app/gunicorn.conf.py``,
+but Gunicorn's default ``keepalive`` of 2 s (what a config that never thought about the proxy
+in front has; ours is 75 s, above the proxies' 60 s) and no ``install()``: no drain on SIGTERM (Gunicorn closes
 its listeners at once), and readiness never turns 503 -- the probes keep answering 200
 until the process is gone. ``benchmarks/rollout.py`` runs it as "plain Gunicorn" and, with
 a preStop sleep, as the "preStop sleep only" recipe. ``ZDT_REQUIRE_INSTALL=false`` lets

@@ -979,3 +979,19 @@ def test_cli_stream_options() -> None:
     args = parser.parse_args(["drill", "--stream-clients", "2", "--stream-path", "/sse"])
     load = cli.options_from_args(args).load
     assert (load.stream_clients, load.stream_path) == (2, "/sse")
+
+
+@pytest.mark.parametrize(
+    ("write_path", "gap_clients", "expected"),
+    [
+        (None, 0, []),
+        (None, 2, [("gap-get", "get", False)] * 2),  # no write path: GETs only
+        ("/items", 3, [("gap-get", "get", False), ("gap-post", "post", False)] * 1
+         + [("gap-get", "get", False)]),
+    ],
+)  # fmt: skip
+def test_gap_clients_alternate_get_and_post_on_fresh_connections(
+    write_path: str | None, gap_clients: int, expected: list[tuple[str, str, bool]]
+) -> None:
+    kinds = LoadProfile(write_path=write_path, gap_clients=gap_clients).kinds()
+    assert [k for k in kinds if k[0].startswith("gap-")] == expected

@@ -242,3 +242,27 @@ def test_connections_after_the_drain_are_refused_so_a_retrying_proxy_loses_nothi
     hit_cap = [p for p in rolled if "maximum reached while traffic" in p["termination_report"]]
     assert hit_cap, [p["termination_report"] for p in rolled]
     _pids_gone(tmp_path)
+
+
+@pytest.mark.skipif(
+    shutil.which("nginx", path=f"{os.environ.get('PATH', '')}:/usr/sbin") is None,
+    reason="needs nginx (apt-get install nginx)",
+)
+def test_behind_a_real_nginx_that_follows_endpoints_by_reload_nothing_fails(
+    tmp_path: Path,
+) -> None:
+    """``--service nginx``: upstream keep-alive (idle 1 s here, below the example's 75 s
+    keepalive), the upstream list rewritten and reloaded after each propagation delay, gap
+    clients on top of the usual load: zero failures, every write read back."""
+    opts = dataclasses.replace(
+        _options(tmp_path, "nginx", 1, EXAMPLE_COMMAND),
+        load=LoadProfile(write_path="/items", gap_clients=2, gap_seconds=(0.5, 2.5)),
+        upstream_idle_seconds=1.0,
+    )
+    result = run_drill(opts)
+    assert (result["failures"], result["lost_writes"]) == (0, 0), result["failure_list"][:10]
+    assert result["writes_acknowledged"] > 0
+    assert result["service"]["nginx"] == {"answered_5xx": 0, "retried": 0}
+    reloads = (tmp_path / "nginx" / "error.log").read_text().count("signal process started")
+    assert reloads >= 6, reloads  # 3 pods added and 3 removed after the first three
+    _pids_gone(tmp_path)

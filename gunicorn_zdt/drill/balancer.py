@@ -16,6 +16,7 @@
   ``keepalive``): reusing one at the moment the app closes it is a 502 with no pod
   terminating (ingress-nginx: ``upstream-keepalive-timeout`` below the app's keepalive).
 * ``haproxy``: a real HAProxy in HTTP mode instead of our ``l7`` model (see ``haproxy.py``).
+* ``nginx``: a real nginx with upstream keep-alive, reloaded like an ingress (``nginx.py``).
 * ``health-check``: an L4 balancer that does not watch endpoints at all (a cloud load
   balancer with pod targets): a pod is registered when it is created, added after
   ``healthy_threshold`` passing readiness checks and removed only after
@@ -43,7 +44,7 @@ from typing import Any
 from .pinning import Use
 from .timeline import Timeline
 
-MODES = ("kube-proxy", "l7", "health-check", "haproxy", "haproxy-retry")
+MODES = ("kube-proxy", "l7", "health-check", "haproxy", "haproxy-retry", "nginx")
 _HOP_BY_HOP = {
     b"connection",
     b"keep-alive",
@@ -103,7 +104,7 @@ class Service:
         rng: random.Random | None = None,
         upstream_idle_seconds: float = 1.0,
     ) -> None:
-        if mode not in MODES or mode.startswith("haproxy"):
+        if mode not in MODES or mode.startswith(("haproxy", "nginx")):
             raise ValueError(f"service mode {mode!r}: use one of {', '.join(MODES)}")
         lo, hi = propagation_seconds
         if not 0 <= lo <= hi:

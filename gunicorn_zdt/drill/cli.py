@@ -108,11 +108,26 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument(
         "--upstream-idle-timeout",
         type=float,
-        default=1.0,
         metavar="SECONDS",
-        help="l7: close a pooled upstream connection idle this long instead of reusing it; "
-        "keep it below the app's keepalive (Gunicorn closes idle connections after "
-        "keepalive, 2 s in gunicorn_zdt.conf) as a real proxy should be (default 1)",
+        help="l7 and nginx: close a pooled upstream connection idle this long instead of "
+        "reusing it (nginx: its upstream keepalive_timeout); keep it below the app's "
+        "keepalive (75 s in gunicorn_zdt.conf), as a real proxy must be (default: l7 1, "
+        "nginx 60, nginx's own default)",
+    )
+    p.add_argument(
+        "--gap-clients",
+        type=int,
+        metavar="N",
+        help="clients that pause for an idle gap (--gaps) between requests, on fresh "
+        "connections, alternating GET and POST: they let a proxy's pooled upstream "
+        "connections sit idle (default: 2 with --service nginx, else 0)",
+    )
+    p.add_argument(
+        "--gaps",
+        type=_range,
+        default=(0.5, 2.5),
+        metavar="MIN-MAX",
+        help="the gap clients' idle gaps in seconds, not time-scaled (default 0.5-2.5)",
     )
     g = p.add_argument_group("Deployment overrides (win over --manifest)")
     g.add_argument("--replicas", type=int)
@@ -195,7 +210,13 @@ def options_from_args(args: argparse.Namespace) -> DrillOptions:
         time_scale=args.time_scale,
         propagation_seconds=args.propagation,
         port_range=args.pod_ports,
-        upstream_idle_seconds=args.upstream_idle_timeout,
+        upstream_idle_seconds=(
+            args.upstream_idle_timeout
+            if args.upstream_idle_timeout is not None
+            else 60.0
+            if args.service == "nginx"
+            else 1.0
+        ),
         health_check=HealthCheck(
             path=hc_path,
             interval=args.hc_interval,
@@ -212,6 +233,14 @@ def options_from_args(args: argparse.Namespace) -> DrillOptions:
             timeout_seconds=args.timeout,
             stream_path=args.stream_path if args.stream_clients else None,
             stream_clients=args.stream_clients,
+            gap_clients=(
+                args.gap_clients
+                if args.gap_clients is not None
+                else 2
+                if args.service == "nginx"
+                else 0
+            ),
+            gap_seconds=args.gaps,
         ),
         env=dict(args.env),
         work_dir=args.out,

@@ -2,8 +2,9 @@
 
 A pooling proxy keeps its connections to the pods open between requests. Whether one of them
 is closed by the app at the moment the proxy reuses it depends on how long it sat idle, so
-the clients here pause between requests for gaps drawn from ``gap_seconds`` (chosen to
-straddle the idle timeouts in play). Each client alternates a GET and a POST that writes a
+the clients here pause between requests for gaps drawn from ``gap_windows`` (one window
+picked at random, then a gap uniformly inside it; chosen to straddle the idle timeouts in
+play). Each client alternates a GET and a POST that writes a
 unique id (``POST /items``, the example app); a POST answered 201 is an acknowledged write
 that must be in the database afterwards. No retries: every failure is counted as the
 client saw it. Stdlib only.
@@ -41,7 +42,7 @@ class GapTraffic:
 
     port: int
     clients: int = 4
-    gap_seconds: tuple[float, float] = (0.5, 2.5)
+    gap_windows: tuple[tuple[float, float], ...] = ((0.5, 2.5),)
     seed: int = 23
     prefix: str = "gap"
     outcomes: list[Outcome] = field(default_factory=list)
@@ -76,14 +77,14 @@ class GapTraffic:
 
     def _client(self, index: int) -> None:
         rng = random.Random(self.seed * 1000 + index)
-        lo, hi = self.gap_seconds
         post = index % 2 == 1
         # Start spread out, so the clients do not move in lockstep.
-        if self._stop.wait(rng.uniform(0, hi)):
+        if self._stop.wait(rng.uniform(0, max(hi for _, hi in self.gap_windows))):
             return
         while not self._stop.is_set():
             post = not post
             self._record(self._one(post))
+            lo, hi = rng.choice(self.gap_windows)
             self._stop.wait(rng.uniform(lo, hi))
 
     def _one(self, post: bool) -> Outcome:

@@ -143,6 +143,12 @@ class LoadProfile:
     max_requests_per_client: int = 100_000
     stream_path: str | None = None  # server-sent events: GET here, read until the end
     stream_clients: int = 0
+    #: Clients on fresh connections that pause for an idle gap drawn from ``gap_seconds``
+    #: between requests (a GET, then a POST when ``write_path`` is set): behind a pooling
+    #: proxy (``--service nginx``) the gaps let its upstream connections sit idle around
+    #: the idle timeouts in play, where a proxy and an app closing idle connections race.
+    gap_clients: int = 0
+    gap_seconds: tuple[float, float] = (0.5, 2.5)
 
     def kinds(self) -> list[tuple[str, str, bool]]:
         """(client kind, operation, keep-alive) for every client thread."""
@@ -156,6 +162,9 @@ class LoadProfile:
                 out += [(f"{style}-{op}", op, keep)] * self.clients_per_kind
         if self.slow_path:
             out += [("keepalive-slow", "slow", True)] * self.slow_clients
+        for i in range(self.gap_clients):
+            op = "post" if self.write_path and i % 2 else "get"
+            out.append((f"gap-{op}", op, False))
         return out
 
 
@@ -217,6 +226,7 @@ class Load:
 
     def _client(self, name: str, kind: str, op: str, keepalive: bool) -> None:
         p = self.profile
+        gaps = random.Random(f"{self.run_id}-{name}") if kind.startswith("gap-") else None
         conn = ClientConnection(self.port, p.timeout_seconds, next(self._serials))
         for n in range(p.max_requests_per_client):
             if self._stop.is_set():
@@ -271,7 +281,8 @@ class Load:
             if close:
                 conn.close()
                 conn = ClientConnection(self.port, p.timeout_seconds, next(self._serials))
-            self._stop.wait(p.think_seconds)  # modelled: the client's think time
+            # modelled: the client's think time, or its idle gap
+            self._stop.wait(gaps.uniform(*p.gap_seconds) if gaps else p.think_seconds)
         conn.close()
 
 

@@ -7,7 +7,9 @@ a failed GET goes to the next pod, a failed POST is a 502) and the default
 ``max_fails=1 fail_timeout=10s`` per server. It follows the endpoints the way an ingress
 controller does: after the propagation delay it rewrites the upstream list and runs
 ``nginx -s reload`` (the old nginx workers finish their requests and close their idle
-upstream connections; new workers start with an empty pool).
+upstream connections; new workers start with an empty pool). In the drill its clients get
+no keep-alive from nginx (a reload would close their idle connections under them, an
+artifact of following endpoints by reloading, see :class:`NginxService`).
 
 :class:`Nginx` is the process alone (also used by the tests and ``benchmarks/nginx.py``):
 started on 127.0.0.1 with every path (config, pid, logs, temp files) under one work
@@ -57,6 +59,7 @@ http {{
     }}
     server {{
         listen 127.0.0.1:{port} backlog=1024;
+        keepalive_timeout {client_keepalive};
         location / {{
             proxy_pass http://pods;
             proxy_http_version 1.1;
@@ -104,6 +107,7 @@ class Nginx:
         upstream_idle_seconds: float = 60.0,
         port: int = 0,
         groups: ProcessGroups | None = None,
+        client_keepalive: bool = True,
     ) -> None:
         binary = find_nginx()
         if binary is None:
@@ -114,6 +118,7 @@ class Nginx:
         self.upstream_idle_seconds = upstream_idle_seconds
         self.port = port
         self.groups = groups
+        self.client_keepalive = client_keepalive
         self.config = self.dir / "nginx.conf"
         self.access_log = self.dir / "access.log"
         self.error_log = self.dir / "error.log"
@@ -138,6 +143,7 @@ class Nginx:
                 servers=servers,
                 idle_ms=round(self.upstream_idle_seconds * 1000),
                 port=self.port,
+                client_keepalive="75s" if self.client_keepalive else "0",
             )
         )
 
@@ -211,7 +217,7 @@ class Nginx:
 
     def requests(self) -> list[Request]:
         """Every request in the access log so far."""
-        out = []
+        out: list[Request] = []
         if not self.access_log.exists():
             return out
         for line in self.access_log.read_text(errors="replace").splitlines():
@@ -263,8 +269,16 @@ class NginxService(Service):
     ) -> None:
         super().__init__("l7", timeline, upstream_idle_seconds=upstream_idle_seconds, **kw)
         self.mode = "nginx"
+        # Clients get no keep-alive from this nginx: each reload (one per endpoint change)
+        # closes the old workers' idle client connections, and a client reusing one at
+        # that moment fails, with no pod involved. Ingress controllers avoid reloads for
+        # endpoint changes (ingress-nginx updates a Lua balancer); the upstream side, what
+        # the drill is about, keeps its keep-alive pool.
         self.nginx = Nginx(
-            work_dir / "nginx", upstream_idle_seconds=upstream_idle_seconds, groups=groups
+            work_dir / "nginx",
+            upstream_idle_seconds=upstream_idle_seconds,
+            groups=groups,
+            client_keepalive=False,
         )
 
     def start(self) -> int:

@@ -134,6 +134,17 @@ def summarize(
     }
 
 
+def _nginx_lines(stats: dict[str, int] | None) -> list[str]:
+    """What nginx's access log says (a failed upstream attempt on a GET is retried there and
+    never reaches the client: counted here, not as a failure)."""
+    if stats is None:
+        return []
+    return [
+        f"nginx upstream attempts failed: {stats['answered_5xx']} answered 5xx, "
+        f"{stats['retried']} retried on another pod (from its access log)"
+    ]
+
+
 def _bins(records: list[Record], duration: float) -> dict[str, Any]:
     width = max(0.1, round(max(duration, 1.0) / 150, 2))
     n = int(duration / width) + 1
@@ -239,6 +250,7 @@ def text_report(result: dict[str, Any]) -> str:
         f"unverified {result['unverified_writes']}",
         *_stream_lines(result.get("streams")),
         *_pinning_lines(result.get("keepalive_pinning")),
+        *_nginx_lines(result.get("service", {}).get("nginx")),
     ]
     if result["failure_list"]:
         lines += ["", "failures after pod deletions (first 20):"]

@@ -17,6 +17,7 @@ from .balancer import HealthCheck
 from .kubelet import Kubelet
 from .load import Load, LoadProfile, verify_writes
 from .manifest import DeploymentSpec
+from .nginx import NginxService
 from .pinning import keepalive_pinning
 from .pods import Pod, ProcessGroups, build_command, free_port, pod_environment
 from .report import summarize
@@ -98,7 +99,9 @@ def describe_settings(opts: DrillOptions) -> dict[str, Any]:
         }
         if opts.service == "health-check"
         else None,
-        "upstream_idle_seconds": opts.upstream_idle_seconds if opts.service == "l7" else None,
+        "upstream_idle_seconds": opts.upstream_idle_seconds
+        if opts.service in ("l7", "nginx")
+        else None,
         "load": opts.load.__dict__,
         "seed": opts.seed,
     }
@@ -279,6 +282,7 @@ def run_drill(opts: DrillOptions, log: Any = None) -> dict[str, Any]:
             "new_connections_per_pod": dict(service.connections),
             "refused_for_clients": len(service.refused_ports),
             "l7_upstream_failures": dict(service.upstream_failures),
+            **({"nginx": service.failures()} if isinstance(service, NginxService) else {}),
         },
         duration_seconds=timeline.now(),
     )
