@@ -185,6 +185,19 @@ def test_dockerfile_runs_gunicorn_as_pid1_like_the_deployment(example: str) -> N
     assert words[words.index("-t") + 1] == _container(example)["image"]
 
 
+def test_example_dockerfiles_differ_only_in_the_app_they_install_and_run() -> None:
+    """Docker has no include, so each example's Dockerfile stands alone (users copy one);
+    this keeps the shared lines from drifting: a fix to one is a fix to all."""
+
+    def shape(example: str) -> list[str]:
+        lines = [line for line in _dockerfile_lines(example) if not line.startswith("#")]
+        kept = [line for line in lines if not line.startswith(("RUN pip install ", "CMD "))]
+        return [line.replace(example, "<example>") for line in kept]
+
+    first, *others = EXAMPLES
+    assert all(shape(other) == shape(first) for other in others), {e: shape(e) for e in EXAMPLES}
+
+
 def _pip_install(example: str) -> tuple[set[str], set[str]]:
     """(extras of our package, other distributions) the image's ``pip install`` names."""
     (run,) = [line for line in _dockerfile_lines(example) if line.startswith("RUN pip install ")]
