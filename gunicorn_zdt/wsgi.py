@@ -11,7 +11,7 @@
 :mod:`gunicorn_zdt.health` (the same decision and bodies as the probe listener and the
 Flask extension). Everything else goes to the app. The drain itself needs no middleware
 on WSGI workers: Gunicorn's ``pre_request``/``post_request`` hooks record it and close
-keep-alive connections. Flask apps use :class:`gunicorn_zdt.probes.Probes` instead;
+keep-alive connections. Flask apps use :class:`gunicorn_zdt.flask.Probes` instead;
 Django apps may use :class:`gunicorn_zdt.django.ProbesMiddleware` in ``MIDDLEWARE``.
 """
 
@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import runtime
-from .health.core import HealthChecks, probes
+from .health.core import HealthChecks, probes, warn_if_uncoordinated
 
 __all__ = ["ZdtWSGIMiddleware"]
 
@@ -39,12 +39,15 @@ class ZdtWSGIMiddleware:
         rt = runtime.current()
         if rt is not None:  # under the hooks: every worker's publisher runs our checks
             self.checks.publish_from(rt)
+        # Under Gunicorn without install(): stop the start (the drain would be off).
+        runtime.refuse_unless_installed()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         path = environ.get("PATH_INFO", "")
         if not self.checks.is_probe(path):
             return self.app(environ, start_response)
         method = environ.get("REQUEST_METHOD", "GET")
+        warn_if_uncoordinated(environ.get("SERVER_SOFTWARE", ""))
         status, body = self.checks.respond(method, path, environ.get("QUERY_STRING", ""))
         data = json.dumps(body).encode()
         headers = [

@@ -220,7 +220,7 @@ django.setup()
 from django.db import connection
 from django.db.backends.signals import connection_created
 from gunicorn_zdt.checks import CheckRegistry
-from gunicorn_zdt.health.django_db import django_db_ping
+from gunicorn_zdt.django.db import django_db_ping
 
 created = []
 connection_created.connect(lambda **kw: created.append(1), weak=False)

@@ -2,19 +2,23 @@
 
 Without the hooks each probe runs the process's own checks (through their cache); the
 answers must be the ones the Flask extension and the probe listener give (one decision,
-gunicorn_zdt.readiness). Tables: request to exact status and body.
+gunicorn_zdt.health.core, then gunicorn_zdt.core.readiness). Tables: request to exact
+status and body, the same table for the Flask extension as for the middlewares.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 import pytest
+from flask import Flask, current_app
 
 from gunicorn_zdt.asgi import ZdtMiddleware
-from gunicorn_zdt.health import HealthChecks
+from gunicorn_zdt.flask import Probes
+from gunicorn_zdt.health import HealthChecks, core
 from gunicorn_zdt.wsgi import ZdtWSGIMiddleware
 
 
@@ -152,3 +156,67 @@ def test_asgi_new_connection_is_a_client_address_not_seen_before() -> None:
     calls = [("10.0.0.1", 40000), ("10.0.0.1", 40000), ("10.0.0.1", 40001), ("10.0.0.2", 0)]
     calls += [("10.0.0.2", 0), None]
     assert [seen({"client": c}) for c in calls] == [True, False, True, True, True, True]
+
+
+def _flask(method: str, target: str) -> tuple[int, Any]:
+    app = Flask(__name__)
+    app.add_url_rule("/<path:rest>", "app", lambda rest: "app")
+    probes = Probes(app)
+    probes.add_check("good", lambda: True)
+    probes.add_check("bad", lambda: False)
+    r = app.test_client().open(target, method=method)
+    data = r.get_data(as_text=True)
+    return r.status_code, (json.loads(data) if data.startswith("{") else data)
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "status", "body"),
+    [row for row in TABLE if row[0] != "POST"],  # Flask's own router answers 405 (HTML)
+)
+def test_flask_extension_answers_as_the_middlewares_do(
+    method: str, target: str, status: int, body: Any
+) -> None:
+    assert _flask(method, target) == (status, body)
+
+
+def test_flask_coroutine_check_runs_on_a_loop_of_its_own_in_the_app_context() -> None:
+    """A Flask app has no event loop to hand over: an ``async def`` check still runs (it
+    once passed unawaited: a coroutine object is not False), in the app's context."""
+    app = Flask("named-app")
+    probes = Probes(app)
+
+    async def fails() -> bool:
+        await asyncio.sleep(0)
+        return current_app.name != "named-app"
+
+    async def passes() -> bool:
+        await asyncio.sleep(0)
+        return current_app.name == "named-app"
+
+    probes.add_check("fails", fails)
+    probes.add_check("passes", passes)
+    client = app.test_client()
+    assert client.get("/healthz/startup").status_code == 200  # no startup check waits a loop
+    r = client.get("/healthz/ready?verbose")
+    checks = r.get_json()["checks"]
+    assert (r.status_code, checks["fails"]["status"], checks["passes"]["status"]) == (
+        503,
+        "failed",
+        "ok",
+    )
+
+
+def test_wsgi_middleware_under_gunicorn_without_hooks_warns_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(core, "_warned_no_hooks", False)
+    monkeypatch.setattr(core.runtime, "current", lambda: None)  # a test before may install()
+    monkeypatch.setattr(core.runtime, "pod_state", lambda: None)
+    app = ZdtWSGIMiddleware(_app_wsgi, _checks())
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/healthz/live", "QUERY_STRING": ""}
+    with caplog.at_level(logging.WARNING, logger="gunicorn_zdt"):
+        app({**environ, "SERVER_SOFTWARE": "WSGIServer/0.2"}, lambda *a: None)
+        assert "drain coordination is off" not in caplog.text  # not Gunicorn: nothing to say
+        for _ in range(3):
+            app({**environ, "SERVER_SOFTWARE": "gunicorn/27.0.1"}, lambda *a: None)
+    assert caplog.text.count("drain coordination is off: the Gunicorn hooks are not installed") == 1

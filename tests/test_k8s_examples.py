@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ast
+import configparser
+import importlib.metadata
 import importlib.util
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -139,24 +143,135 @@ def test_shipped_numbers_follow_the_budget(monkeypatch: pytest.MonkeyPatch) -> N
         assert container[kind]["httpGet"]["port"] == "probes"
 
 
-def test_dockerfile_runs_gunicorn_as_pid1_like_the_deployment() -> None:
-    lines = [
-        line.strip()
-        for line in (ROOT / "example_app" / "Dockerfile").read_text().splitlines()
-        if line.strip() and not line.lstrip().startswith("#")
-    ]
+#: Each example app users copy: its folder (with its Dockerfile) and its Deployment.
+EXAMPLES = {
+    "example_app": K8S / "deployment.yaml",
+    "example_django": ROOT / "example_django/k8s/deployment.yaml",
+    "example_fastapi": ROOT / "example_fastapi/k8s/deployment.yaml",
+}
+
+
+def _dockerfile_lines(example: str) -> list[str]:
+    text = (ROOT / example / "Dockerfile").read_text()
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _container(example: str) -> dict:
+    (container,) = _deployment(EXAMPLES[example])["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_dockerfile_runs_gunicorn_as_pid1_like_the_deployment(example: str) -> None:
+    everything = _dockerfile_lines(example)
+    lines = [line for line in everything if not line.startswith("#")]
     cmd = [line for line in lines if line.startswith("CMD ")]
     assert len(cmd) == 1
-    assert (
-        json.loads(cmd[0][4:])
-        == _deployment()["spec"]["template"]["spec"]["containers"][0]["command"]
-    )
+    assert json.loads(cmd[0][4:]) == _container(example)["command"]
     assert not any(line.startswith("ENTRYPOINT") for line in lines)
     assert not any(word in line for line in lines for word in ("tini", "dumb-init"))
     user = [line for line in lines if line.startswith("USER ")]
     uid = user[-1].split()[1].split(":")[0]
     assert uid.isdigit() and int(uid) != 0
-    assert uid == str(_deployment()["spec"]["template"]["spec"]["securityContext"]["runAsUser"])
+    pod = _deployment(EXAMPLES[example])["spec"]["template"]["spec"]
+    assert uid == str(pod["securityContext"]["runAsUser"])
+    assert f"COPY {example} ./{example}" in lines
+    assert "XDG_RUNTIME_DIR=/tmp" in " ".join(lines)
+    # the image the Deployment runs is the one the Dockerfile's build line tags
+    build = [line for line in everything if line.startswith("#   docker build ")]
+    assert len(build) == 1, "the Dockerfile's header names its build command"
+    words = build[0].removeprefix("#").split()
+    assert words[words.index("-f") + 1] == f"{example}/Dockerfile"
+    assert words[words.index("-t") + 1] == _container(example)["image"]
+
+
+def test_example_dockerfiles_differ_only_in_the_app_they_install_and_run() -> None:
+    """Docker has no include, so each example's Dockerfile stands alone (users copy one);
+    this keeps the shared lines from drifting: a fix to one is a fix to all."""
+
+    def shape(example: str) -> list[str]:
+        lines = [line for line in _dockerfile_lines(example) if not line.startswith("#")]
+        kept = [line for line in lines if not line.startswith(("RUN pip install ", "CMD "))]
+        return [line.replace(example, "<example>") for line in kept]
+
+    first, *others = EXAMPLES
+    assert all(shape(other) == shape(first) for other in others), {e: shape(e) for e in EXAMPLES}
+
+
+def _pip_install(example: str) -> tuple[set[str], set[str]]:
+    """(extras of our package, other distributions) the image's ``pip install`` names."""
+    (run,) = [line for line in _dockerfile_lines(example) if line.startswith("RUN pip install ")]
+    words = shlex.split(run.removeprefix("RUN pip install ").partition("&&")[0])
+    extras: set[str] = set()
+    others: set[str] = set()
+    for word in words:
+        if word.startswith(".["):
+            extras |= set(word[2:-1].split(","))
+        else:
+            others.add(_dist(re.split(r"[<>=!~;\[ ]", word)[0]))
+    return extras, others
+
+
+def _dist(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _setup_cfg() -> configparser.ConfigParser:
+    parser = configparser.ConfigParser()
+    parser.read(ROOT / "setup.cfg")
+    return parser
+
+
+def _requirements(section: str, key: str) -> set[str]:
+    lines = _setup_cfg()[section].get(key, "").splitlines()
+    return {_dist(re.split(r"[<>=!~;\[ ]", line.strip())[0]) for line in lines if line.strip()}
+
+
+def _third_party_imports(example: str) -> set[str]:
+    found = set()
+    for path in (ROOT / example).glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {alias.name.partition(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.partition(".")[0])
+    ours = {"gunicorn_zdt", *EXAMPLES}
+    return {m for m in found if m not in sys.stdlib_module_names and m not in ours}
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_each_example_image_installs_what_its_config_and_code_need(
+    example: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read as text (no Docker engine here): the image's ``pip install`` brings every
+    distribution the example imports, its config's worker class, and prometheus_client
+    when the config starts the probe listener (else Prometheus gets 501 on /metrics)."""
+    container = _container(example)
+    env = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+    monkeypatch.chdir(ROOT)
+    view = app_config.load(container["command"][1:], env)
+    assert view.plan is not None, f"{example}: the config does not call install()"
+    needed = set(_third_party_imports(example))
+    worker = str(view.cfg.worker_class_str)
+    if "." in worker:
+        needed.add(worker.partition(".")[0])
+    elif worker in ("gevent", "eventlet"):
+        needed.add(worker)
+    if view.plan.probe_bind is not None:
+        needed.add("prometheus_client")
+    by_module = importlib.metadata.packages_distributions()
+    needed_dists = {_dist(by_module[m][0]) for m in needed}
+    extras, others = _pip_install(example)
+    unknown = extras - set(_setup_cfg()["options.extras_require"])
+    assert unknown == set(), f"{example}/Dockerfile names extras setup.cfg lacks: {unknown}"
+    installed = _requirements("options", "install_requires") | others
+    for extra in extras:
+        installed |= _requirements("options.extras_require", extra)
+    missing = sorted(needed_dists - installed)
+    assert missing == [], (
+        f"{example}/Dockerfile installs no {missing}: add the extra that brings it "
+        "(setup.cfg [options.extras_require]) or the package to its pip install line"
+    )
 
 
 def test_the_example_image_installs_the_metrics_extra_the_hpa_variant_scrapes() -> None:

@@ -14,9 +14,14 @@ an AppConfig's ``ready()``::
     probes.add_check("database", django_db_ping())
 
 The drain needs nothing here: ``install(globals())`` in the Gunicorn config does it.
+
+* :mod:`.middleware` - :class:`ProbesMiddleware`: answers the probes from
+  :data:`gunicorn_zdt.health.probes` before any other middleware.
+* :mod:`.db` - :func:`django_db_ping`: a database check on one reused, never leaked
+  connection per worker.
 """
 
-from ..health.django_db import django_db_ping
+from .db import django_db_ping
 from .middleware import ProbesMiddleware
 
 __all__ = ["ProbesMiddleware", "django_db_ping"]

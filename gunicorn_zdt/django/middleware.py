@@ -9,7 +9,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 
 from .. import runtime
-from ..health.core import probes
+from ..health.core import probes, warn_if_uncoordinated
 
 __all__ = ["ProbesMiddleware"]
 
@@ -27,12 +27,15 @@ class ProbesMiddleware:
         rt = runtime.current()
         if rt is not None:  # under the hooks: every worker's publisher runs our checks
             self.checks.publish_from(rt)
+        # Under Gunicorn without install(): stop the start (the drain would be off).
+        runtime.refuse_unless_installed()
 
     def __call__(self, request: HttpRequest) -> Any:
         path = request.path_info
         if not self.checks.is_probe(path):
             return self.get_response(request)
         method = request.method or "GET"
+        warn_if_uncoordinated(request.META.get("SERVER_SOFTWARE", ""))
         status, body = self.checks.respond(method, path, request.META.get("QUERY_STRING", ""))
         response = HttpResponse(
             b"" if method == "HEAD" else json.dumps(body).encode(),

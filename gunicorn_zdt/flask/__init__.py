@@ -1,4 +1,9 @@
-"""The Flask adapter: ``Probes(app)`` (see :mod:`gunicorn_zdt.flask.extension`)."""
+"""The Flask adapter: ``Probes(app)``, the probe endpoints as a Flask extension.
+
+* :mod:`.extension` - :class:`Probes` (``init_app``, ``add_check``, ``mark_started``,
+  ``ZDT_*`` app config, state in ``app.extensions["zdt"]``): Flask's routing and config
+  around :class:`gunicorn_zdt.health.core.HealthChecks`, which decides.
+"""
 
 from .extension import Probes
 

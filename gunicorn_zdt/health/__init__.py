@@ -3,8 +3,14 @@
     from gunicorn_zdt.health import probes
     probes.add_check("db", my_ping)        # a callable or a coroutine function
 
-See :mod:`gunicorn_zdt.health.core`; Django's database check is
-:func:`gunicorn_zdt.health.django_db.django_db_ping`.
+* :mod:`.core` - :class:`HealthChecks`: the checks, the started flag, and the one
+  readiness/startup decision every adapter (Flask, ASGI, WSGI, Django) answers with;
+  ``probes``, the process's instance.
+* :mod:`.checks` - the check engine: a timeout without signals, single-flight, cached,
+  failure threshold, logged reasons; ``sqlalchemy_ping`` and the SQLite file check.
+
+Framework imports stay out of this package: Django's database check is
+:func:`gunicorn_zdt.django.django_db_ping`.
 """
 
 from .core import HealthChecks, probes

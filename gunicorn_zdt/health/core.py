@@ -3,8 +3,10 @@
 The Flask extension (:mod:`gunicorn_zdt.flask.extension`), the ASGI middleware
 (:mod:`gunicorn_zdt.asgi`), the WSGI middleware (:mod:`gunicorn_zdt.wsgi`) and the Django
 middleware (:mod:`gunicorn_zdt.django`) answer ``live``, ``ready`` and ``startup`` under
-``ZDT_PROBE_PREFIX`` with the same bodies as the probe listener, because every one of them
-ends in :func:`gunicorn_zdt.readiness.decide_ready` / ``decide_startup``.
+``ZDT_PROBE_PREFIX`` with the same bodies as the probe listener: each one parses its
+request its own way and ends in :meth:`HealthChecks.answer`, the one place that decides
+(from the pod's shared state under the hooks, else from this process's checks) and hands
+the verdict to :func:`gunicorn_zdt.core.readiness.decide_ready` / ``decide_startup``.
 
 Under the Gunicorn hooks, readiness is the pod's: the drain flip and the freshest check
 verdicts every worker published in shared memory (each worker's publisher thread runs the
@@ -14,6 +16,12 @@ unit tests) each probe runs this process's checks itself, through their short ca
 Checks may be plain callables or coroutine functions: a coroutine check runs on the app's
 event loop (the ASGI middleware hands the loop over when it first runs), so an async
 database client bound to that loop works; its thread waits at most the check's timeout.
+A Flask app has no such loop: there a coroutine check runs to completion on a loop of its
+own in the check's thread, as Flask runs an async view.
+
+The Flask extension keeps one :class:`HealthChecks` per app (:meth:`HealthChecks.bound`):
+the checks are shared, the settings (``app.config``), the registries and the started
+flag are the app's.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import inspect
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qs
@@ -32,13 +40,28 @@ from .. import runtime
 from ..core import readiness, settings
 from .checks import CheckFunc, CheckRegistry, CheckResult
 
-__all__ = ["HealthChecks", "probes"]
+__all__ = ["HealthChecks", "probes", "resolve_config", "warn_if_uncoordinated"]
 
 log = logging.getLogger("gunicorn_zdt.health")
 
 MAX_QUERY_FIELDS = 64
 ProbeKind = Literal["ready", "startup"]
+StartupMode = Literal["loaded", "explicit"]
+Endpoint = Literal["live", "ready", "startup"]
 _ENDPOINTS = ("live", "ready", "startup")
+#: The settings the app side reads (probe prefix, check timeout and cache, reasons).
+APP_SETTINGS = tuple(s.name for s in settings.SETTINGS if s.side in ("flask", "both"))
+_warned_no_hooks = False
+
+
+def resolve_config(explicit: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The app-side settings: the environment, then ``explicit`` (e.g. ``app.config``),
+    then the defaults; a bad value raises ``RuntimeError`` with one line naming it."""
+    given = explicit if explicit is not None else {}
+    try:
+        return {name: settings.resolve(name, given.get(name)) for name in APP_SETTINGS}
+    except settings.SettingError as exc:
+        raise RuntimeError(f"gunicorn-zdt: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -57,21 +80,37 @@ class HealthChecks:
     environment (``ZDT_*``) when first needed.
     """
 
-    def __init__(self, *, startup: Literal["loaded", "explicit"] = "loaded") -> None:
+    def __init__(self, *, startup: StartupMode = "loaded") -> None:
         if startup not in ("loaded", "explicit"):
             raise ValueError(
                 f"startup={startup!r}: use 'loaded' (started once the app is loaded and its "
                 "startup checks pass) or 'explicit' (started at mark_started())"
             )
-        self.startup_mode = startup
+        self.startup_mode: StartupMode = startup
         self._specs: dict[str, _Spec] = {}
         self._lock = threading.Lock()
         self._config: dict[str, Any] | None = None
+        self._run_in: Callable[[CheckFunc], CheckFunc] | None = None  # e.g. an app context
+        self._own_loop = False  # coroutine checks: True, a loop per run; False, the app's
         self._ready: CheckRegistry | None = None
         self._startup: CheckRegistry | None = None
         self._started = threading.Event()
         self._published_by: Any = None  # the runtime that runs our checks in the background
         self.loop: asyncio.AbstractEventLoop | None = None  # where coroutine checks run
+
+    def bound(
+        self, config: Mapping[str, Any], run_in: Callable[[CheckFunc], CheckFunc]
+    ) -> HealthChecks:
+        """Another instance for one app: the same checks (added before or after), the app's
+        ``config`` (see :func:`resolve_config`), its own registries and started flag; every
+        check runs through ``run_in(check)`` (the Flask extension: in the app's context)
+        and a coroutine check on a loop of its own (the app has no event loop)."""
+        other = HealthChecks(startup=self.startup_mode)
+        other._specs = self._specs  # shared: a check added later reaches every app
+        other._config = dict(config)
+        other._run_in = run_in
+        other._own_loop = True
+        return other
 
     # -- registration ------------------------------------------------------------------
 
@@ -122,8 +161,7 @@ class HealthChecks:
     @property
     def config(self) -> dict[str, Any]:
         if self._config is None:
-            names = [s.name for s in settings.SETTINGS if s.side in ("flask", "both")]
-            self._config = {name: settings.resolve(name) for name in names}
+            self._config = resolve_config()
         return self._config
 
     @property
@@ -144,17 +182,22 @@ class HealthChecks:
             return self._ready, self._startup
 
     def _runnable(self, func: Callable[[], Any]) -> CheckFunc:
-        """A coroutine check runs on the app's loop; its check thread waits for it."""
-        if not inspect.iscoroutinefunction(func):
-            return func
+        """A coroutine check runs on the app's loop (its check thread waits for it), or on
+        a loop of its own for an app without one; then through ``run_in`` if any."""
 
-        def run() -> Any:
+        def on_own_loop() -> Any:
+            return asyncio.run(func())
+
+        def on_app_loop() -> Any:
             loop = self.loop
             if loop is None or loop.is_closed():
                 raise RuntimeError("the app's event loop is not running yet")
             return asyncio.run_coroutine_threadsafe(func(), loop).result()
 
-        return run
+        runnable: CheckFunc = func
+        if inspect.iscoroutinefunction(func):
+            runnable = on_own_loop if self._own_loop else on_app_loop
+        return runnable if self._run_in is None else self._run_in(runnable)
 
     # -- the background publisher (under the hooks) ------------------------------------
 
@@ -174,8 +217,10 @@ class HealthChecks:
         return self.started, _outcomes(ready.run(list(ready.checks)))
 
     def _waiting_for_loop(self) -> bool:
-        return self.loop is None and any(
-            inspect.iscoroutinefunction(spec.func) for spec in self._specs.values()
+        return (
+            not self._own_loop
+            and self.loop is None
+            and any(inspect.iscoroutinefunction(spec.func) for spec in self._specs.values())
         )
 
     def _start_when_startup_checks_pass(self) -> None:
@@ -216,14 +261,24 @@ class HealthChecks:
             return 400, {"status": f"too many query parameters (limit {MAX_QUERY_FIELDS})"}
         rest = path[len(self.prefix) + 1 :].rstrip("/")
         if rest == "live":
+            return self.answer("live", query)
+        if rest == "startup":
+            return self.answer("startup", query)
+        return self.answer("ready", query, only=None if rest == "ready" else rest[len("ready/") :])
+
+    def answer(
+        self, endpoint: Endpoint, query: readiness.Query, only: str | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        """Status and JSON body of ``live``, ``startup`` or ``ready`` (``only``: one check),
+        ``query`` parsed (``?verbose``, ``?exclude=``): the decision every adapter makes."""
+        if endpoint == "live":
             return 200, {"status": "ok"}
         shared = runtime.pod_state()
-        if rest == "startup":
+        if endpoint == "startup":
             if shared is not None:
                 return readiness.decide_startup(shared.started)
             self._start_when_startup_checks_pass()
             return readiness.decide_startup(self.started)
-        only = None if rest == "ready" else rest[len("ready/") :]
         if shared is not None:
             view = readiness.pod_view(shared.draining, shared.slots(), time.monotonic())
         else:
@@ -237,6 +292,28 @@ class HealthChecks:
 
 def _outcomes(results: list[CheckResult]) -> dict[str, readiness.Outcome]:
     return {r.name: readiness.Outcome(r.ok, r.seconds, r.reason, r.started) for r in results}
+
+
+def warn_if_uncoordinated(server_software: str) -> None:
+    """Under Gunicorn (``SERVER_SOFTWARE``) without the hooks, say once per process
+    that readiness will not flip on SIGTERM, and how to fix it."""
+    global _warned_no_hooks
+    if _warned_no_hooks or runtime.pod_state() is not None:
+        return
+    if not server_software.startswith("gunicorn"):
+        return
+    _warned_no_hooks = True
+    why = (
+        "the Gunicorn hooks are not installed"
+        if runtime.current() is None
+        else "install(globals()) ran but its hooks never did"
+    )
+    log.warning(
+        "gunicorn-zdt: drain coordination is off: %s. Readiness will not flip on SIGTERM; "
+        "start Gunicorn with -c python:gunicorn_zdt.conf or add `from gunicorn_zdt.hooks "
+        "import install; install(globals())` as the last line of your config.",
+        why,
+    )
 
 
 #: The process's probes: add checks here; the ASGI, WSGI and Django adapters answer from it.
