@@ -188,3 +188,55 @@ def test_package_docstring_lists_its_modules(package: Path) -> None:
     )
     missing = [m for m in modules if f":mod:`.{m}`" not in doc]
     assert missing == [], f"{init.relative_to(ROOT)} docstring does not list {missing}"
+
+
+PUBLIC_IMPORTS = [
+    "from gunicorn_zdt.hooks import install, integration_problem",
+    "from gunicorn_zdt.conf import *",
+    "from gunicorn_zdt.probes import Probes",
+    "from gunicorn_zdt.checks import sqlalchemy_ping, CheckRegistry",
+    "from gunicorn_zdt.phase import phase, stopping, wait_stopping, wait_stopping_async",
+    "from gunicorn_zdt.wsgi import ZdtWSGIMiddleware",
+    "from gunicorn_zdt.asgi import ZdtMiddleware",
+    "from gunicorn_zdt.health import probes",
+    "from gunicorn_zdt import install, Probes, sqlalchemy_ping, stopping, wait_stopping",
+    "from gunicorn_zdt.cli import main",
+]
+
+
+@pytest.mark.parametrize("statement", PUBLIC_IMPORTS)
+def test_every_documented_import_works(statement: str) -> None:
+    """The paths the README, docs and k8s examples name, in a fresh interpreter."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", statement], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_gunicorn_side_loads_neither_flask_nor_the_tools() -> None:
+    """A Gunicorn config's ``install`` import stays light: no Flask, no YAML, no checker."""
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "from gunicorn_zdt.hooks import install\n"
+        "import gunicorn_zdt\n"
+        "gunicorn_zdt.install\n"
+        "loaded = [m for m in ('flask', 'yaml', 'gunicorn_zdt.check', 'gunicorn_zdt.drill',"
+        " 'gunicorn_zdt.k8s') if m in sys.modules]\n"
+        "print(loaded)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (done.returncode, done.stdout.strip()) == (0, "[]"), done.stderr
+
+
+def test_module_entry_point_and_console_script_answer() -> None:
+    import shutil
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", "gunicorn_zdt", "--help"], capture_output=True)
+    assert done.returncode == 0 and b"check" in done.stdout
+    script = shutil.which("gunicorn-zdt", path=str(Path(sys.executable).parent))
+    assert script, "the console script is not installed next to this interpreter"
+    done = subprocess.run([script, "--version"], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip(), done.stderr

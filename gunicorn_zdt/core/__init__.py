@@ -7,4 +7,6 @@
   ``gunicorn-zdt check`` reads).
 * :mod:`.drain` - when the adaptive drain ends, from the workers' evidence.
 * :mod:`.readiness` - the one readiness/startup decision both probe servers answer with.
+* :mod:`.refusals` - every reason the hooks refuse to start Gunicorn, as data: the runtime
+  raises them and ``gunicorn-zdt check`` reports them, from the same code.
 """

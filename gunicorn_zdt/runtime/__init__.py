@@ -11,6 +11,9 @@ nothing on the request path logs, locks across processes or does I/O. It imports
   the readiness publisher); :mod:`.state` - the shared-memory layout.
 * :mod:`.phase` - the phase API for application code (``stopping``, ``wait_stopping``).
 * :mod:`.guard` - an app with our probes loaded by Gunicorn without ``install()``: refused.
+* :mod:`.quiet_stop` - workers take the listening socket shut under them as the end of
+  accepting, not an error; :mod:`.idle_close` - a stopping gevent worker closes its idle
+  keep-alive connections.
 * :mod:`.stacks` - stack dumps of what was still running at ``graceful_timeout``.
 * :mod:`.probe_server`, :mod:`.probe_supervisor` - the probe listener and its supervisor.
 * :mod:`.metrics` - the Prometheus collector the probe listener serves at ``/metrics``.
