@@ -115,6 +115,9 @@ def _result(traffic: list[GapTraffic], proxies: list[Nginx], db: Path) -> dict[s
         ),
         "acknowledged_writes": len(acked),
         "lost_writes": len(acked - _stored(db)),
+        # What each failure was, for the reader of nginx.json.
+        "failures": [f"{o.method} {o.status or o.error}" for o in outcomes if o.failed][:20],
+        "nginx_errors": [line[20:220] for p in proxies for line in p.error_lines()][:20],
     }
 
 

@@ -49,7 +49,7 @@ def test_budget_that_fits_has_no_errors_and_reports_slack() -> None:
         ),
         (
             Budget(drain_seconds=2, graceful_timeout=30, keepalive_seconds=5),
-            "drain 2 <= keepalive 5",
+            "keepalive 5 <= 60, the idle timeout of the pooling proxies",
         ),
     ],
 )
