@@ -23,6 +23,7 @@ import signal
 import socket
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,22 +147,31 @@ class Termination:
 
     # -- late connections ---------------------------------------------------------------
 
-    def hold_workers_for_backlog(self) -> bool:
+    def hold_workers_for_backlog(self, release: Callable[[], None]) -> bool:
         """Gunicorn is about to tell the workers to stop: True to hold that back.
 
         A connection the kernel already queued (every worker busy) would be reset when the
         last worker exits (gunicorn #3397), whatever the drain's length. So while the queue
         holds any, new SYNs are dropped (clients retry, and are refused once the listeners
-        shut) and the workers keep accepting; :meth:`release_workers` tells them to stop once
-        the queue is empty, or when half of ``graceful_timeout`` is spent.
+        shut) and the workers keep accepting; ``release()`` tells them to stop once the queue
+        is empty, or when half of ``graceful_timeout`` is spent: a timer checks every 0.1 s
+        (Gunicorn's own stop loop calls no method of ours before 24.0).
         """
-        if self.backlog_checked or getattr(self.server, "reexec_pid", 0) or not self.listeners:
+        reexec = bool(getattr(self.server, "reexec_pid", 0))  # the new master serves them
+        if self.backlog_checked or reexec or not self.listeners:
             return False
         self.backlog_checked = True  # once: after the hold, the workers are told for good
         queued = sum(listen_backlog(s) for s in self.listeners)
         if not queued or not all(drop_new_connections(s) for s in self.listeners):
             return False
         self.held_sigterm = True
+
+        def flush_tick(signum: int, frame: Any) -> None:
+            if self.release_workers():
+                release()
+
+        signal.signal(signal.SIGALRM, flush_tick)
+        signal.setitimer(signal.ITIMER_REAL, _TICK_SECONDS, _TICK_SECONDS)
         self.server.log.info(
             "gunicorn-zdt: %s connection(s) wait in the listen backlog: new connections are "
             "dropped (clients retry), the workers serve the queued ones, then stop",
@@ -178,6 +188,7 @@ class Termination:
         if queued and time.monotonic() < self.shared.stop_started + limit:
             return False
         self.held_sigterm = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
         if queued:
             self.server.log.warning(
                 "gunicorn-zdt: %s queued connection(s) not served within %.1f s (half of "
