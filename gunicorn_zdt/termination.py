@@ -98,6 +98,7 @@ class Termination:
         self.stacks_asked = False  # once per termination, before graceful_timeout
         self.held_sigterm = False  # the workers' SIGTERM waits for the accept queue
         self.backlog_checked = False
+        self._release: Callable[[], None] | None = None
         self.cut: list[Cut] = []  # killed while serving, since SIGTERM
         self.untracked_cut = 0  # cut requests the slots had no room to name
         # Our own handle on each listening socket: Gunicorn closes its copies at the stop,
@@ -140,10 +141,20 @@ class Termination:
         return self.reason or drain.SIGNAL
 
     def stop_begins(self, reason: str) -> None:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        """The drain is over: from now on a 0.1 s timer watches the graceful stop (Gunicorn's
+        own stop loop calls none of our methods before 24.0)."""
         self.reason = reason
         self.in_flight_at_stop = self.shared.evidence().in_flight
         self.shared.begin_stop()
+        signal.signal(signal.SIGALRM, self._stop_tick)
+        signal.setitimer(signal.ITIMER_REAL, _TICK_SECONDS, _TICK_SECONDS)
+
+    def _stop_tick(self, signum: int, frame: Any) -> None:
+        """SIGALRM in the master during the graceful stop: release held workers, name what
+        is about to be cut."""
+        if self.release_workers() and self._release is not None:
+            self._release()
+        self.before_graceful_timeout()
 
     # -- late connections ---------------------------------------------------------------
 
@@ -154,8 +165,7 @@ class Termination:
         last worker exits (gunicorn #3397), whatever the drain's length. So while the queue
         holds any, new SYNs are dropped (clients retry, and are refused once the listeners
         shut) and the workers keep accepting; ``release()`` tells them to stop once the queue
-        is empty, or when half of ``graceful_timeout`` is spent: a timer checks every 0.1 s
-        (Gunicorn's own stop loop calls no method of ours before 24.0).
+        is empty, or when half of ``graceful_timeout`` is spent (the stop's timer checks).
         """
         reexec = bool(getattr(self.server, "reexec_pid", 0))  # the new master serves them
         if self.backlog_checked or reexec or not self.listeners:
@@ -165,13 +175,7 @@ class Termination:
         if not queued or not all(drop_new_connections(s) for s in self.listeners):
             return False
         self.held_sigterm = True
-
-        def flush_tick(signum: int, frame: Any) -> None:
-            if self.release_workers():
-                release()
-
-        signal.signal(signal.SIGALRM, flush_tick)
-        signal.setitimer(signal.ITIMER_REAL, _TICK_SECONDS, _TICK_SECONDS)
+        self._release = release  # called by the stop's timer once the queue is served
         self.server.log.info(
             "gunicorn-zdt: %s connection(s) wait in the listen backlog: new connections are "
             "dropped (clients retry), the workers serve the queued ones, then stop",
@@ -188,7 +192,6 @@ class Termination:
         if queued and time.monotonic() < self.shared.stop_started + limit:
             return False
         self.held_sigterm = False
-        signal.setitimer(signal.ITIMER_REAL, 0)
         if queued:
             self.server.log.warning(
                 "gunicorn-zdt: %s queued connection(s) not served within %.1f s (half of "
@@ -279,6 +282,9 @@ class Termination:
 
     def report(self) -> None:
         """Master, on_exit: one line on what this termination saw (and a warning if cut)."""
+        # No tick after this: the interpreter's exit resets SIGALRM to its default, and a
+        # tick then would kill the master (exit status -14 instead of 0).
+        signal.setitimer(signal.ITIMER_REAL, 0)
         started = self.shared.drain_started
         if not started:
             return
