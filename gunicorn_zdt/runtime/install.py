@@ -325,8 +325,8 @@ def _take_over_sigterm(server: Arbiter, plan: DrainPlan, rt: context.Runtime) ->
         stopping = shared.phase == state.Phase.STOPPING
         if sig == signal.SIGKILL and stopping:
             ending.workers_killed()  # graceful_timeout expired: name what is cut
-        if sig == signal.SIGTERM and stopping and ending.hold_workers_for_backlog():
-            return  # reap_workers tells them once the queued connections are served
+        if sig == signal.SIGTERM and stopping and ending.hold_workers_for_backlog(release):
+            return  # release() tells them once the queued connections are served
         if sig in (signal.SIGQUIT, signal.SIGKILL) and ending.held_sigterm:
             ending.held_sigterm = False  # a quick stop or SIGKILL overrides the hold
             ending.refuse_new_connections()
@@ -339,10 +339,11 @@ def _take_over_sigterm(server: Arbiter, plan: DrainPlan, rt: context.Runtime) ->
             ending.worker_timed_out(pid)
         tell_worker(pid, sig)
 
+    def release() -> None:
+        kill_workers(signal.SIGTERM)  # the queued connections were served (or out of time)
+
     def reap_workers() -> None:
         reap()
-        if ending.release_workers():  # the queued connections were served
-            kill_workers(signal.SIGTERM)
         ending.before_graceful_timeout()  # stop() calls us every 0.1 s while it waits
 
     # Gunicorn looks these up on the instance when it calls them.

@@ -1,7 +1,8 @@
 """The parts of Gunicorn the drain relies on, named once and checked at start-up.
 
 We replace five methods on the arbiter instance (``handle_term``, ``murder_workers``,
-``kill_workers``, ``kill_worker``, ``reap_workers``) and read its ``LISTENERS``,
+``kill_workers``, ``kill_worker``, ``reap_workers``), wrap ``Arbiter.start`` (a hook check
+before ``on_starting``), and read its ``LISTENERS``,
 rely on ``StopIteration`` raised in a signal handler reaching ``Arbiter.run``'s
 ``halt()``, wrap ``worker.notify``, and set ``req.must_close``. When a Gunicorn release
 changes any of that, Gunicorn refuses to start with one line naming its version and what
@@ -60,6 +61,7 @@ _ARBITER_METHODS = (
     "kill_worker",
     "reap_workers",
     "run",
+    "start",
 )
 _ARBITER_ATTRIBUTES = ("cfg", "log", "WORKERS", "LISTENERS")
 _WORKER_METHODS = ("notify",)

@@ -23,6 +23,7 @@ import signal
 import socket
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,6 +98,7 @@ class Termination:
         self.stacks_asked = False  # once per termination, before graceful_timeout
         self.held_sigterm = False  # the workers' SIGTERM waits for the accept queue
         self.backlog_checked = False
+        self._release: Callable[[], None] | None = None
         self.cut: list[Cut] = []  # killed while serving, since SIGTERM
         self.untracked_cut = 0  # cut requests the slots had no room to name
         # Our own handle on each listening socket: Gunicorn closes its copies at the stop,
@@ -139,29 +141,41 @@ class Termination:
         return self.reason or drain.SIGNAL
 
     def stop_begins(self, reason: str) -> None:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        """The drain is over: from now on a 0.1 s timer watches the graceful stop (Gunicorn's
+        own stop loop calls none of our methods before 24.0)."""
         self.reason = reason
         self.in_flight_at_stop = self.shared.evidence().in_flight
         self.shared.begin_stop()
+        signal.signal(signal.SIGALRM, self._stop_tick)
+        signal.setitimer(signal.ITIMER_REAL, _TICK_SECONDS, _TICK_SECONDS)
+
+    def _stop_tick(self, signum: int, frame: Any) -> None:
+        """SIGALRM in the master during the graceful stop: release held workers, name what
+        is about to be cut."""
+        if self.release_workers() and self._release is not None:
+            self._release()
+        self.before_graceful_timeout()
 
     # -- late connections ---------------------------------------------------------------
 
-    def hold_workers_for_backlog(self) -> bool:
+    def hold_workers_for_backlog(self, release: Callable[[], None]) -> bool:
         """Gunicorn is about to tell the workers to stop: True to hold that back.
 
         A connection the kernel already queued (every worker busy) would be reset when the
         last worker exits (gunicorn #3397), whatever the drain's length. So while the queue
         holds any, new SYNs are dropped (clients retry, and are refused once the listeners
-        shut) and the workers keep accepting; :meth:`release_workers` tells them to stop once
-        the queue is empty, or when half of ``graceful_timeout`` is spent.
+        shut) and the workers keep accepting; ``release()`` tells them to stop once the queue
+        is empty, or when half of ``graceful_timeout`` is spent (the stop's timer checks).
         """
-        if self.backlog_checked or getattr(self.server, "reexec_pid", 0) or not self.listeners:
+        reexec = bool(getattr(self.server, "reexec_pid", 0))  # the new master serves them
+        if self.backlog_checked or reexec or not self.listeners:
             return False
         self.backlog_checked = True  # once: after the hold, the workers are told for good
         queued = sum(listen_backlog(s) for s in self.listeners)
         if not queued or not all(drop_new_connections(s) for s in self.listeners):
             return False
         self.held_sigterm = True
+        self._release = release  # called by the stop's timer once the queue is served
         self.server.log.info(
             "gunicorn-zdt: %s connection(s) wait in the listen backlog: new connections are "
             "dropped (clients retry), the workers serve the queued ones, then stop",
@@ -268,6 +282,9 @@ class Termination:
 
     def report(self) -> None:
         """Master, on_exit: one line on what this termination saw (and a warning if cut)."""
+        # No tick after this: the interpreter's exit resets SIGALRM to its default, and a
+        # tick then would kill the master (exit status -14 instead of 0).
+        signal.setitimer(signal.ITIMER_REAL, 0)
         started = self.shared.drain_started
         if not started:
             return
