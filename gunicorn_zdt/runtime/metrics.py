@@ -1,7 +1,7 @@
 """Prometheus metrics of the pod, read from shared memory: ``GET /metrics`` on the listener.
 
 The probe listener answers ``/metrics`` with :func:`exposition`; every number comes from
-:class:`gunicorn_zdt.state.SharedState`, so a scrape never waits for a worker, however
+:class:`gunicorn_zdt.runtime.state.SharedState`, so a scrape never waits for a worker, however
 busy. A custom collector builds the families on each scrape; ``prometheus_client``
 renders them (the Prometheus text format, or OpenMetrics when the scraper's ``Accept``
 asks for it). Install the extra: ``pip install "gunicorn-zdt[metrics]"``; without it
@@ -21,7 +21,8 @@ Conventions (docs/metrics.md has the table):
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -37,6 +38,102 @@ PREFIX = "gunicorn_zdt_"
 PHASES = {phase: phase.name.lower() for phase in state.Phase}
 
 
+@dataclass(frozen=True)
+class _Scrape:
+    """One pass over the shared memory: what every family of one scrape reads."""
+
+    shared: state.SharedState
+    now: float  # monotonic
+    wall: float  # Unix time at ``now``
+    slots: list[state.Slot]
+    live: list[state.Slot]  # heartbeat within the heartbeat timeout, as for readiness
+    rows: dict[int, state.Evidence]  # per slot
+    pod: state.Evidence  # every slot, as the drain decision sums them
+
+    def unix(self, moment: float) -> float:
+        """A monotonic moment from shared memory as Unix time (0 stays 0: never)."""
+        return self.wall - (self.now - moment) if moment > 0 else 0.0
+
+    def in_flight(self, slot: state.Slot) -> int:
+        return self.rows[slot.index].in_flight
+
+
+#: Pod-wide numbers, one sample each: (name, counter?, help, unit, value).
+_POD_WIDE: tuple[tuple[str, bool, str, str, Callable[[_Scrape], float]], ...] = (
+    (
+        "workers",
+        False,
+        "Live workers: heartbeat within the heartbeat timeout.",
+        "",
+        lambda s: len(s.live),
+    ),
+    (
+        "requests_in_flight",
+        False,
+        "Requests being served now by live workers, probes on the app port included.",
+        "",
+        lambda s: sum(s.in_flight(w) for w in s.live),
+    ),
+    (
+        "workers_busy",
+        False,
+        "Live workers serving at least one request.",
+        "",
+        lambda s: sum(1 for w in s.live if s.in_flight(w) > 0),
+    ),
+    (
+        "master_heartbeat_timestamp_seconds",
+        False,
+        "Last turn of the Gunicorn master's loop.",
+        "seconds",
+        lambda s: s.unix(s.shared.master_beat),
+    ),
+    (
+        "drain_started_timestamp_seconds",
+        False,
+        "When SIGTERM started the drain (readiness 503 from then on); 0 before.",
+        "seconds",
+        lambda s: s.unix(s.shared.drain_started),
+    ),
+    (
+        "drain_ended_timestamp_seconds",
+        False,
+        "When the drain ended and Gunicorn's graceful stop began; 0 before.",
+        "seconds",
+        lambda s: s.unix(s.shared.stop_started),
+    ),
+    (
+        "drain_last_arrival_timestamp_seconds",
+        False,
+        "Last request (probes excluded) on a new connection after SIGTERM; 0: none.",
+        "seconds",
+        lambda s: s.unix(s.pod.last_arrival),
+    ),
+    (
+        "drain_requests_arrived",
+        True,
+        "Requests (probes and health checks excluded) that arrived after SIGTERM.",
+        "",
+        lambda s: s.pod.arrived_while_draining,
+    ),
+    (
+        "drain_connections_closed",
+        True,
+        "Keep-alive connections opened before SIGTERM that the drain closed after a "
+        "response (probes excluded).",
+        "",
+        lambda s: s.pod.closed_by_drain,
+    ),
+    (
+        "probe_listener_restarts",
+        True,
+        "Times the master respawned the probe listener.",
+        "",
+        lambda s: s.shared.listener_restarts,
+    ),
+)
+
+
 class SharedStateCollector(Collector):
     """Every metric of the pod, from one pass over the shared memory per scrape."""
 
@@ -47,145 +144,102 @@ class SharedStateCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         shared = self.shared
         now = time.monotonic()
-        wall = time.time()
-
-        def unix(moment: float) -> float:
-            """A monotonic moment from shared memory as Unix time (0 stays 0: never)."""
-            return wall - (now - moment) if moment > 0 else 0.0
-
         slots = shared.slots()
-        live = [s for s in slots if now - s.beat <= self.heartbeat_timeout]
-        rows = {s.index: shared.evidence(s.index) for s in slots}
-        pod = shared.evidence()  # every slot, as the drain decision sums them
-
-        phase = GaugeMetricFamily(
-            f"{PREFIX}phase",
-            "Pod phase: 1 for the current one (starting, serving, draining, stopping).",
-            labels=["phase"],
+        scrape = _Scrape(
+            shared=shared,
+            now=now,
+            wall=time.time(),
+            slots=slots,
+            live=[s for s in slots if now - s.beat <= self.heartbeat_timeout],
+            rows={s.index: shared.evidence(s.index) for s in slots},
+            pod=shared.evidence(),
         )
-        current = shared.phase
-        for value, name in PHASES.items():
-            phase.add_metric([name], 1.0 if value == current else 0.0)
-        yield phase
-
-        yield GaugeMetricFamily(
-            f"{PREFIX}workers",
-            "Live workers: heartbeat within the heartbeat timeout.",
-            value=len(live),
-        )
-        in_flight = sum(rows[s.index].in_flight for s in live)
-        yield GaugeMetricFamily(
-            f"{PREFIX}requests_in_flight",
-            "Requests being served now by live workers, probes on the app port included.",
-            value=in_flight,
-        )
-        per_worker = GaugeMetricFamily(
-            f"{PREFIX}worker_requests_in_flight",
-            "Requests being served now by one live worker.",
-            labels=["worker"],
-        )
-        for s in live:
-            per_worker.add_metric([str(s.index)], rows[s.index].in_flight)
-        yield per_worker
-        yield GaugeMetricFamily(
-            f"{PREFIX}workers_busy",
-            "Live workers serving at least one request.",
-            value=sum(1 for s in live if rows[s.index].in_flight > 0),
-        )
-        threads = shared.worker_threads
-        if threads > 0:  # 0: the master did not record its threads per worker
-            capacity = threads * len(live)
-            busy = sum(min(rows[s.index].in_flight, threads) for s in live)
-            yield GaugeMetricFamily(
-                f"{PREFIX}threads_capacity",
-                "Request slots of the live workers: threads per worker (sync 1, gthread "
-                "threads, gevent 1: its event loop) x workers.",
-                value=capacity,
-            )
-            yield GaugeMetricFamily(
-                f"{PREFIX}threads_utilisation_ratio",
-                "Busy request slots / threads_capacity, 0 to 1 (the autoscaling signal).",
-                value=busy / capacity if capacity else 0.0,
-            )
-
-        served = CounterMetricFamily(
-            f"{PREFIX}worker_requests_served",
-            "Requests served by the worker in this slot (resets when a new worker takes it).",
-            labels=["worker"],
-        )
-        beats = GaugeMetricFamily(
-            f"{PREFIX}worker_heartbeat_timestamp_seconds",
-            "Last heartbeat of the worker in this slot.",
-            labels=["worker"],
-            unit="seconds",
-        )
-        for s in slots:
-            served.add_metric([str(s.index)], rows[s.index].served)
-            beats.add_metric([str(s.index)], unix(s.beat))
-        yield served
-        yield beats
-        yield GaugeMetricFamily(
-            f"{PREFIX}master_heartbeat_timestamp_seconds",
-            "Last turn of the Gunicorn master's loop.",
-            value=unix(shared.master_beat),
-            unit="seconds",
-        )
-
-        yield GaugeMetricFamily(
-            f"{PREFIX}drain_started_timestamp_seconds",
-            "When SIGTERM started the drain (readiness 503 from then on); 0 before.",
-            value=unix(shared.drain_started),
-            unit="seconds",
-        )
-        yield GaugeMetricFamily(
-            f"{PREFIX}drain_ended_timestamp_seconds",
-            "When the drain ended and Gunicorn's graceful stop began; 0 before.",
-            value=unix(shared.stop_started),
-            unit="seconds",
-        )
-        yield GaugeMetricFamily(
-            f"{PREFIX}drain_last_arrival_timestamp_seconds",
-            "Last request (probes excluded) on a new connection after SIGTERM; 0: none.",
-            value=unix(pod.last_arrival),
-            unit="seconds",
-        )
-        yield CounterMetricFamily(
-            f"{PREFIX}drain_requests_arrived",
-            "Requests (probes and health checks excluded) that arrived after SIGTERM.",
-            value=pod.arrived_while_draining,
-        )
-        yield CounterMetricFamily(
-            f"{PREFIX}drain_connections_closed",
-            "Keep-alive connections opened before SIGTERM that the drain closed after a "
-            "response (probes excluded).",
-            value=pod.closed_by_drain,
-        )
-
-        view = readiness.pod_view(shared.draining, live, now)
+        yield _phase(shared.phase)
+        for name, counter, text, unit, value in _POD_WIDE:
+            family = CounterMetricFamily if counter else GaugeMetricFamily
+            yield family(f"{PREFIX}{name}", text, value=value(scrape), unit=unit)
+        yield from _per_worker(scrape)
+        yield from _utilisation(scrape)
+        view = readiness.pod_view(shared.draining, scrape.live, now)
         yield from _readiness_now(shared, view)
-        ok = GaugeMetricFamily(
-            f"{PREFIX}readiness_check_success",
-            "Last result of a readiness check: 1 passed, 0 failed.",
-            labels=["check"],
-        )
-        took = GaugeMetricFamily(
-            f"{PREFIX}readiness_check_duration_seconds",
-            "How long the last run of a readiness check took.",
-            labels=["check"],
-            unit="seconds",
-        )
-        for name, outcome in sorted((view.checks or {}).items()):
-            ok.add_metric([name], 1.0 if outcome.ok else 0.0)
-            if outcome.seconds is not None:
-                took.add_metric([name], outcome.seconds)
-        yield ok
-        yield took
+        yield from _checks(view)
 
-        yield CounterMetricFamily(
-            f"{PREFIX}probe_listener_restarts",
-            "Times the master respawned the probe listener.",
-            value=shared.listener_restarts,
-        )
+
+def _phase(current: state.Phase) -> Metric:
+    family = GaugeMetricFamily(
+        f"{PREFIX}phase",
+        "Pod phase: 1 for the current one (starting, serving, draining, stopping).",
+        labels=["phase"],
+    )
+    for value, name in PHASES.items():
+        family.add_metric([name], 1.0 if value == current else 0.0)
+    return family
+
+
+def _per_worker(s: _Scrape) -> Iterator[Metric]:
+    """Series per slot: ``worker`` is its index (bounded, stable across respawns)."""
+    in_flight = GaugeMetricFamily(
+        f"{PREFIX}worker_requests_in_flight",
+        "Requests being served now by one live worker.",
+        labels=["worker"],
+    )
+    for w in s.live:
+        in_flight.add_metric([str(w.index)], s.in_flight(w))
+    served = CounterMetricFamily(
+        f"{PREFIX}worker_requests_served",
+        "Requests served by the worker in this slot (resets when a new worker takes it).",
+        labels=["worker"],
+    )
+    beats = GaugeMetricFamily(
+        f"{PREFIX}worker_heartbeat_timestamp_seconds",
+        "Last heartbeat of the worker in this slot.",
+        labels=["worker"],
+        unit="seconds",
+    )
+    for w in s.slots:
+        served.add_metric([str(w.index)], s.rows[w.index].served)
+        beats.add_metric([str(w.index)], s.unix(w.beat))
+    yield from (in_flight, served, beats)
+
+
+def _utilisation(s: _Scrape) -> Iterator[Metric]:
+    """Request slots and how many are busy: the autoscaling signal (none when the master
+    did not record its threads per worker)."""
+    threads = s.shared.worker_threads
+    if threads <= 0:
+        return
+    capacity = threads * len(s.live)
+    busy = sum(min(s.in_flight(w), threads) for w in s.live)
+    yield GaugeMetricFamily(
+        f"{PREFIX}threads_capacity",
+        "Request slots of the live workers: threads per worker (sync 1, gthread "
+        "threads, gevent 1: its event loop) x workers.",
+        value=capacity,
+    )
+    yield GaugeMetricFamily(
+        f"{PREFIX}threads_utilisation_ratio",
+        "Busy request slots / threads_capacity, 0 to 1 (the autoscaling signal).",
+        value=busy / capacity if capacity else 0.0,
+    )
+
+
+def _checks(view: readiness.PodView) -> Iterator[Metric]:
+    ok = GaugeMetricFamily(
+        f"{PREFIX}readiness_check_success",
+        "Last result of a readiness check: 1 passed, 0 failed.",
+        labels=["check"],
+    )
+    took = GaugeMetricFamily(
+        f"{PREFIX}readiness_check_duration_seconds",
+        "How long the last run of a readiness check took.",
+        labels=["check"],
+        unit="seconds",
+    )
+    for name, outcome in sorted((view.checks or {}).items()):
+        ok.add_metric([name], 1.0 if outcome.ok else 0.0)
+        if outcome.seconds is not None:
+            took.add_metric([name], outcome.seconds)
+    yield from (ok, took)
 
 
 def _readiness_now(shared: state.SharedState, view: readiness.PodView) -> Iterator[Metric]:
