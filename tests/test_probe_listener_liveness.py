@@ -26,7 +26,7 @@ def _shared(phase: state.Phase) -> tuple[state.SharedState, float]:
     shared.claim_slot(0)
     shared.beat_master()
     if phase >= state.Phase.DRAINING:
-        shared.begin_drain(30)
+        shared.begin_drain()
     if phase >= state.Phase.STOPPING:
         shared.begin_stop()
     assert shared.phase == phase

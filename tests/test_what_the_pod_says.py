@@ -47,7 +47,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 def test_drain_timestamps_are_the_moments_they_name(clock: Clock) -> None:
     shared = state.SharedState()
     shared.set_serving()
-    shared.begin_drain(2.0)  # SIGTERM at 1000; the minimum ends at 1002
+    shared.begin_drain()  # SIGTERM at 1000 (the minimum, 2 s, is the master's)
     clock.now = 1007.5
     shared.begin_stop()  # the drain ends (graceful stop begins) at 1007.5
     clock.now = 1010.0
@@ -94,7 +94,7 @@ def test_readiness_gauges_say_what_ready_answers_now(clock: Clock) -> None:
     assert got[("gunicorn_zdt_ready_check", (("check", "db"),))] == 0
 
     _publish(shared, 0, True, run_started=1041.0)
-    shared.begin_drain(5.0)  # SIGTERM: 503 pod-wide and for each check
+    shared.begin_drain()  # SIGTERM: 503 pod-wide and for each check
     got = _samples(shared)
     assert got[("gunicorn_zdt_ready", ())] == 0
     assert got[("gunicorn_zdt_ready_check", (("check", "db"),))] == 0

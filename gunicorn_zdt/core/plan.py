@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import budget, settings
+from .drain import DrainWindow
 
 __all__ = ["DEFAULT_DRAIN_MAX_SECONDS", "GUNICORN_TIMEOUT", "DrainPlan", "keeps_alive"]
 
@@ -51,6 +52,11 @@ class DrainPlan:
         if self.drain_max_seconds is None:
             return self.drain_seconds
         return self.drain_max_seconds
+
+    @property
+    def window(self) -> DrainWindow:
+        """The one drain window the master runs: minimum, quiet period, maximum."""
+        return DrainWindow(self.drain_seconds, self.drain_quiet_seconds, self.drain_cap_seconds)
 
     @classmethod
     def resolve(

@@ -6,7 +6,9 @@ nothing on the request path logs, locks across processes or does I/O. It imports
 
 * :mod:`.install` - ``install(globals())``: the Gunicorn hooks and the drain's take-over of
   SIGTERM; :mod:`.surface` - the parts of Gunicorn we rely on, checked at start-up.
-* :mod:`.termination` - the master's termination sequence: drain, hand-over, report.
+* :mod:`.termination` - the master's termination sequence, one object: the transitions
+  Gunicorn calls, the drain, the hand-over, late connections, the report;
+  :mod:`.backlog` - the listening sockets' accept queue.
 * :mod:`.context` - the one runtime object of a master (shared state, slots, listener,
   the readiness publisher); :mod:`.state` - the shared-memory layout.
 * :mod:`.phase` - the phase API for application code (``stopping``, ``wait_stopping``).

@@ -60,6 +60,14 @@ class Runtime:
                 return index
         return None
 
+    # -- worker -------------------------------------------------------------------------
+
+    def become_worker(self, slot: int) -> None:
+        """Worker, just forked (post_fork): this process writes ``slot`` from now on."""
+        self.worker_slot = slot
+        self.evidence_lock = threading.Lock()  # a fresh one: the master's may have been held
+        self.state.claim_slot(slot)
+
     # -- worker: the readiness publisher ----------------------------------------------
 
     def add_verdict_source(self, source: VerdictSource, period: float) -> None:

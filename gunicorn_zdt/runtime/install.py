@@ -5,18 +5,12 @@ Use from your Gunicorn config module, as its last line::
     from gunicorn_zdt.hooks import install
     install(globals())
 
-What happens on SIGTERM to the master (see the README's termination timeline):
-
-1. The shared state flips to DRAINING: every worker's readiness answers 503 at once.
-2. For ``ZDT_DRAIN_SECONDS`` nothing else changes: listeners stay open, new connections
-   are accepted and served, and each response closes its keep-alive connection, so
-   clients move to pods that are still in the Service.
-3. Then Gunicorn's own graceful stop runs: listeners close, workers finish in-flight
-   requests within ``graceful_timeout``, the master exits 0.
-
-The master's loop is never blocked: SIGTERM only records a deadline and arms a timer;
-the hand-over happens when the timer re-sends SIGTERM (or the loop notices the
-deadline), so workers keep being reaped, respawned and timed out during the drain.
+Each hook says which process runs it and chains the user's own hook. What happens on
+SIGTERM to the master is the termination sequence of :mod:`.termination` (the README's
+termination timeline): readiness 503 on every worker at once; a drain that keeps serving
+(each response closes its keep-alive connection) for at least ``ZDT_DRAIN_SECONDS``, until
+traffic stops arriving, at most the drain's maximum; then Gunicorn's own graceful stop.
+The master's loop is never blocked: SIGTERM only records the moment and arms a timer.
 """
 
 from __future__ import annotations
@@ -25,8 +19,6 @@ import inspect
 import os
 import signal
 import sys
-import threading
-import time
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
@@ -255,7 +247,8 @@ def _when_ready_hook(plan: DrainPlan | None, rt: context.Runtime) -> Callable[[A
         rt.state.beat_master()
         rt.state.set_worker_threads(_requests_per_worker(server.cfg))
         _spawn_probe_listener(server, plan, rt)
-        _take_over_sigterm(server, plan, rt)
+        rt.termination = Termination(server, plan, rt.state, rt.listener)
+        rt.termination.take_over()  # the drain's SIGTERM, Gunicorn's stop watched
 
     return when_ready
 
@@ -274,84 +267,6 @@ def _requests_per_worker(cfg: Any) -> int:
     if keeps_alive(cfg) and "thread" in worker_class:
         return max(1, int(cfg.threads))
     return 1
-
-
-def _take_over_sigterm(server: Arbiter, plan: DrainPlan, rt: context.Runtime) -> None:
-    shared = rt.state
-    ending = rt.termination = Termination(server, plan, shared)
-    reap_and_kill_hung = server.murder_workers
-    tell_workers = server.kill_workers
-    tell_worker = server.kill_worker
-    reap = server.reap_workers
-
-    def hand_over(reason: str) -> None:
-        ending.stop_begins(reason)
-        server.log.info(
-            "gunicorn-zdt: drain ended after %.2f s (%s); graceful stop begins: listeners "
-            "closed, workers have graceful_timeout %s s to finish in-flight requests",
-            time.monotonic() - shared.drain_started,
-            reason,
-            budget.fmt(server.cfg.graceful_timeout),
-        )
-        raise StopIteration  # Gunicorn's main loop answers with halt() -> stop(graceful=True)
-
-    def handle_term() -> None:
-        if shared.phase == state.Phase.DRAINING:
-            hand_over(ending.end_reason())
-        if plan.drain_cap_seconds <= 0:
-            hand_over("drain off: its maximum is 0")
-        ending.begin()
-        server.log.info(
-            "gunicorn-zdt: SIGTERM: draining (readiness 503, still serving, keep-alive closed per "
-            "response) for at least %s s, until no new connection for %s s, at most %s s; then "
-            "graceful stop with graceful_timeout %s s",
-            budget.fmt(plan.drain_seconds),
-            budget.fmt(plan.drain_quiet_seconds),
-            budget.fmt(plan.drain_cap_seconds),
-            budget.fmt(server.cfg.graceful_timeout),
-        )
-
-    def murder_workers() -> None:
-        shared.beat_master()  # runs once per loop iteration: the master's heartbeat
-        reap_and_kill_hung()
-        rt.listener.supervise(server.log)
-        # Backstop for the timer: the loop runs at least once a second.
-        if shared.phase == state.Phase.DRAINING and ending.reason is None:
-            ending.reason = ending.due()
-        if shared.phase == state.Phase.DRAINING and ending.reason is not None:
-            hand_over(ending.reason)
-
-    def kill_workers(sig: int) -> None:
-        stopping = shared.phase == state.Phase.STOPPING
-        if sig == signal.SIGKILL and stopping:
-            ending.workers_killed()  # graceful_timeout expired: name what is cut
-        if sig == signal.SIGTERM and stopping and ending.hold_workers_for_backlog(release):
-            return  # release() tells them once the queued connections are served
-        if sig in (signal.SIGQUIT, signal.SIGKILL) and ending.held_sigterm:
-            ending.held_sigterm = False  # a quick stop or SIGKILL overrides the hold
-            ending.refuse_new_connections()
-        tell_workers(sig)
-        if sig == signal.SIGTERM and stopping:
-            ending.refuse_new_connections()  # every worker was told to stop: refuse late SYNs
-
-    def kill_worker(pid: int, sig: int) -> None:
-        if sig == signal.SIGABRT:  # only murder_workers sends it: Gunicorn's timeout
-            ending.worker_timed_out(pid)
-        tell_worker(pid, sig)
-
-    def release() -> None:
-        kill_workers(signal.SIGTERM)  # the queued connections were served (or out of time)
-
-    def reap_workers() -> None:
-        reap()
-        ending.before_graceful_timeout()  # stop() calls us every 0.1 s while it waits
-
-    # Gunicorn looks these up on the instance when it calls them.
-    server.handle_term = handle_term  # type: ignore[method-assign]
-    server.murder_workers = murder_workers  # type: ignore[method-assign]
-    server.kill_workers = kill_workers  # type: ignore[method-assign]
-    server.kill_worker = kill_worker  # type: ignore[method-assign]
-    server.reap_workers = reap_workers  # type: ignore[method-assign]
 
 
 def _pre_fork_hook(rt: context.Runtime) -> Callable[[Any, Any], None]:
@@ -373,9 +288,7 @@ def _post_fork_hook(rt: context.Runtime) -> Callable[[Any, Any], None]:
         index = getattr(worker, "zdt_slot", None)
         if index is None:
             return
-        rt.worker_slot = index
-        rt.evidence_lock = threading.Lock()  # a fresh one: the master's may have been held
-        rt.state.claim_slot(index)
+        rt.become_worker(index)
         tell_gunicorn = worker.notify
 
         def notify() -> None:  # Gunicorn calls it from the worker's loop, about once a second

@@ -22,8 +22,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-# Pod header: phase, master pid, drain start, drain deadline (the minimum), drain cap.
-_HEADER = struct.Struct("<i i d d d")
+# Pod header: phase, master pid, drain start (then 16 bytes unused). The drain's window is
+# the master's alone (:class:`gunicorn_zdt.core.drain.DrainWindow`): no worker needs it.
+_HEADER = struct.Struct("<i i d 16x")
 _MASTER_BEAT = 32  # d: the master's loop, stamped every iteration (about once a second)
 _STARTED = 40  # i: 1 once the pod has started (sticky, like the kubelet's view)
 _STOP_STARTED = 48  # d: monotonic time Gunicorn's graceful stop began (0 before)
@@ -69,7 +70,7 @@ class SharedState:
 
     def __init__(self) -> None:
         self._map = mmap.mmap(-1, _SIZE, flags=mmap.MAP_SHARED)
-        _HEADER.pack_into(self._map, 0, Phase.STARTING, os.getpid(), 0.0, 0.0, 0.0)
+        _HEADER.pack_into(self._map, 0, Phase.STARTING, os.getpid(), 0.0)
 
     # -- pod header (master writes) ---------------------------------------------------
 
@@ -87,23 +88,16 @@ class SharedState:
         """``time.monotonic()`` at SIGTERM, 0 before."""
         return float(_HEADER.unpack_from(self._map, 0)[2])
 
-    @property
-    def drain_deadline(self) -> float:
-        return float(_HEADER.unpack_from(self._map, 0)[3])
-
     def set_serving(self) -> None:
         """Master, once its listeners exist (also after daemonizing)."""
-        _HEADER.pack_into(self._map, 0, Phase.SERVING, os.getpid(), 0.0, 0.0, 0.0)
+        _HEADER.pack_into(self._map, 0, Phase.SERVING, os.getpid(), 0.0)
 
-    def begin_drain(self, drain_seconds: float) -> float:
-        """Flip to DRAINING; returns the monotonic deadline of the drain."""
-        _, pid, _, _, _ = _HEADER.unpack_from(self._map, 0)
-        now = time.monotonic()
-        deadline = now + drain_seconds
-        # Times first, phase last: a reader that sees DRAINING also sees the times.
-        _HEADER.pack_into(self._map, 0, Phase.SERVING, pid, now, deadline, deadline)
+    def begin_drain(self) -> None:
+        """Flip to DRAINING (SIGTERM): every worker's readiness answers 503 from now on."""
+        _, pid, _ = _HEADER.unpack_from(self._map, 0)
+        # The time first, the phase last: a reader that sees DRAINING also sees the time.
+        _HEADER.pack_into(self._map, 0, Phase.SERVING, pid, time.monotonic())
         struct.pack_into("<i", self._map, 0, Phase.DRAINING)
-        return deadline
 
     def begin_stop(self) -> None:
         struct.pack_into("<d", self._map, _STOP_STARTED, time.monotonic())

@@ -16,57 +16,25 @@ with ``ZDT_REPORT_JSON``, one JSON object), then one line per request that was c
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import signal
 import socket
-import struct
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ..core import budget, drain
 from ..core.plan import DrainPlan
+from .backlog import drop_new_connections, listen_backlog
 from .stacks import DUMP_SIGNAL
 from .state import Phase, Serving, SharedState
 
-__all__ = ["Cut", "Termination", "listen_backlog"]
+__all__ = ["Cut", "Termination"]
 
 _TICK_SECONDS = 0.1
 _DUMP_LEAD_SECONDS = 1.0  # ask for stacks this long before graceful_timeout (at most half)
-# struct tcp_info: 8 one-byte fields, then u32 rto, ato, snd_mss, rcv_mss, unacked: on a
-# listening socket Linux reports the accept queue's length in tcpi_unacked.
-_TCPI_UNACKED = 24
-# A classic BPF socket filter of one instruction, "ret 0" (BPF_RET | BPF_K, k=0): attached to a
-# listening socket it drops every SYN (the client retries), while connections already in
-# the accept queue are sockets of their own and are served as usual.
-_SO_ATTACH_FILTER = getattr(socket, "SO_ATTACH_FILTER", 26)
-_DROP_EVERY_PACKET = struct.pack("<HBBI", 0x06, 0, 0, 0)
 _FLUSH_SHARE = 0.5  # the queued connections may use at most this share of graceful_timeout
-
-
-def drop_new_connections(sock: socket.socket) -> bool:
-    """Make ``sock`` drop every new SYN, leaving its accept queue to be served (Linux)."""
-    code = ctypes.create_string_buffer(_DROP_EVERY_PACKET)
-    program = struct.pack("@HP", 1, ctypes.addressof(code))  # struct sock_fprog
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, program)  # the kernel copies it
-    except OSError:
-        return False
-    return True
-
-
-def listen_backlog(sock: socket.socket) -> int:
-    """Connections waiting in ``sock``'s accept queue (Linux TCP; 0 where unknown)."""
-    if sock.family not in (socket.AF_INET, socket.AF_INET6) or not hasattr(socket, "TCP_INFO"):
-        return 0
-    try:
-        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
-    except OSError:
-        return 0
-    return int(struct.unpack_from("<I", info, _TCPI_UNACKED)[0]) if len(info) >= 28 else 0
 
 
 @dataclass(frozen=True)
@@ -84,21 +52,26 @@ class Cut:
 
 
 class Termination:
-    """One per master; created in ``when_ready``."""
+    """The master's termination sequence, one per master, created in ``when_ready``.
 
-    def __init__(self, server: Any, plan: DrainPlan, shared: SharedState) -> None:
+    Read top to bottom: :meth:`take_over` puts the transitions in Gunicorn's hands (five
+    methods Gunicorn looks up on the arbiter when it calls them); each transition says
+    what a moment of Gunicorn's stop means for the drain; the actions below them do it.
+    """
+
+    def __init__(
+        self, server: Any, plan: DrainPlan, shared: SharedState, listener: Any = None
+    ) -> None:
         self.server = server
         self.shared = shared
-        self.window = drain.DrainWindow(
-            plan.drain_seconds, plan.drain_quiet_seconds, plan.drain_cap_seconds
-        )
+        self.listener = listener  # the probe listener's supervisor, checked every loop turn
+        self.window = plan.window
         self.report_json = plan.report_json
         self.reason: str | None = None  # why the drain ended, once it did
         self.in_flight_at_stop = 0
         self.stacks_asked = False  # once per termination, before graceful_timeout
         self.held_sigterm = False  # the workers' SIGTERM waits for the accept queue
         self.backlog_checked = False
-        self._release: Callable[[], None] | None = None
         self.cut: list[Cut] = []  # killed while serving, since SIGTERM
         self.untracked_cut = 0  # cut requests the slots had no room to name
         # Our own handle on each listening socket: Gunicorn closes its copies at the stop,
@@ -107,11 +80,93 @@ class Termination:
             socket.socket(fileno=os.dup(lst.sock.fileno())) for lst in server.LISTENERS
         ]
 
+    # -- the transitions: what each moment of Gunicorn's stop means -------------------
+
+    def take_over(self) -> None:
+        """when_ready: Gunicorn calls our transitions, each of which calls Gunicorn's own."""
+        server = self.server
+        self._murder_workers = server.murder_workers
+        self._kill_workers = server.kill_workers
+        self._kill_worker = server.kill_worker
+        self._reap_workers = server.reap_workers
+        server.handle_term = self.on_sigterm
+        server.murder_workers = self.on_loop_turn
+        server.kill_workers = self.on_kill_workers
+        server.kill_worker = self.on_kill_worker
+        server.reap_workers = self.on_reap
+
+    def on_sigterm(self) -> None:
+        """SIGTERM in the master's loop: the first starts the drain; one while draining ends
+        it (ours from the tick, or the user's second signal)."""
+        if self.shared.phase == Phase.DRAINING:
+            self._hand_over(self.end_reason())
+        if self.window.maximum_seconds <= 0:
+            self._hand_over("drain off: its maximum is 0")
+        self.begin()
+        self.server.log.info(
+            "gunicorn-zdt: SIGTERM: draining (readiness 503, still serving, keep-alive closed per "
+            "response) for at least %s s, until no new connection for %s s, at most %s s; then "
+            "graceful stop with graceful_timeout %s s",
+            budget.fmt(self.window.minimum_seconds),
+            budget.fmt(self.window.quiet_seconds),
+            budget.fmt(self.window.maximum_seconds),
+            budget.fmt(self.server.cfg.graceful_timeout),
+        )
+
+    def on_loop_turn(self) -> None:
+        """Each turn of the master's loop (at least once a second): the master's heartbeat,
+        Gunicorn's own timeouts, the probe listener, and the drain's backstop for the tick."""
+        self.shared.beat_master()
+        self._murder_workers()
+        if self.listener is not None:
+            self.listener.supervise(self.server.log)
+        if self.shared.phase == Phase.DRAINING and self.reason is None:
+            self.reason = self.due()
+        if self.shared.phase == Phase.DRAINING and self.reason is not None:
+            self._hand_over(self.reason)
+
+    def on_kill_workers(self, sig: int) -> None:
+        """Gunicorn signals every worker: at the stop, hold SIGTERM for the backlog, then
+        refuse late connections; at ``graceful_timeout``, name what SIGKILL cuts."""
+        stopping = self.shared.phase == Phase.STOPPING
+        if sig == signal.SIGKILL and stopping:
+            self.workers_killed()
+        if sig == signal.SIGTERM and stopping and self.hold_workers_for_backlog():
+            return  # the stop's tick sends it once the queued connections are served
+        if sig in (signal.SIGQUIT, signal.SIGKILL) and self.held_sigterm:
+            self.held_sigterm = False  # a quick stop or SIGKILL overrides the hold
+            self.refuse_new_connections()
+        self._kill_workers(sig)
+        if sig == signal.SIGTERM and stopping:
+            self.refuse_new_connections()  # every worker was told to stop: refuse late SYNs
+
+    def on_kill_worker(self, pid: int, sig: int) -> None:
+        """Gunicorn signals one worker; SIGABRT comes only from its ``timeout``."""
+        if sig == signal.SIGABRT:
+            self.worker_timed_out(pid)
+        self._kill_worker(pid, sig)
+
+    def on_reap(self) -> None:
+        """Gunicorn reaps exited workers (its stop loop calls it every 0.1 s from 24.0 on)."""
+        self._reap_workers()
+        self.before_graceful_timeout()
+
+    def _hand_over(self, reason: str) -> None:
+        self.stop_begins(reason)
+        self.server.log.info(
+            "gunicorn-zdt: drain ended after %.2f s (%s); graceful stop begins: listeners "
+            "closed, workers have graceful_timeout %s s to finish in-flight requests",
+            time.monotonic() - self.shared.drain_started,
+            reason,
+            budget.fmt(self.server.cfg.graceful_timeout),
+        )
+        raise StopIteration  # Gunicorn's main loop answers with halt() -> stop(graceful=True)
+
     # -- the drain ----------------------------------------------------------------------
 
     def begin(self) -> None:
         """SIGTERM: flip to DRAINING, arm the ticks (first one at the minimum)."""
-        self.shared.begin_drain(self.window.minimum_seconds)
+        self.shared.begin_drain()
         signal.signal(signal.SIGALRM, self._tick)
         signal.setitimer(signal.ITIMER_REAL, max(self.window.minimum_seconds, 0.001), _TICK_SECONDS)
 
@@ -152,20 +207,20 @@ class Termination:
     def _stop_tick(self, signum: int, frame: Any) -> None:
         """SIGALRM in the master during the graceful stop: release held workers, name what
         is about to be cut."""
-        if self.release_workers() and self._release is not None:
-            self._release()
+        if self.release_workers():
+            self.on_kill_workers(signal.SIGTERM)  # the queued connections were served
         self.before_graceful_timeout()
 
     # -- late connections ---------------------------------------------------------------
 
-    def hold_workers_for_backlog(self, release: Callable[[], None]) -> bool:
+    def hold_workers_for_backlog(self) -> bool:
         """Gunicorn is about to tell the workers to stop: True to hold that back.
 
         A connection the kernel already queued (every worker busy) would be reset when the
         last worker exits (gunicorn #3397), whatever the drain's length. So while the queue
         holds any, new SYNs are dropped (clients retry, and are refused once the listeners
-        shut) and the workers keep accepting; ``release()`` tells them to stop once the queue
-        is empty, or when half of ``graceful_timeout`` is spent (the stop's timer checks).
+        shut) and the workers keep accepting; the stop's tick tells them to stop once the queue
+        is empty, or when half of ``graceful_timeout`` is spent (:meth:`release_workers`).
         """
         reexec = bool(getattr(self.server, "reexec_pid", 0))  # the new master serves them
         if self.backlog_checked or reexec or not self.listeners:
@@ -175,7 +230,6 @@ class Termination:
         if not queued or not all(drop_new_connections(s) for s in self.listeners):
             return False
         self.held_sigterm = True
-        self._release = release  # called by the stop's timer once the queue is served
         self.server.log.info(
             "gunicorn-zdt: %s connection(s) wait in the listen backlog: new connections are "
             "dropped (clients retry), the workers serve the queued ones, then stop",
