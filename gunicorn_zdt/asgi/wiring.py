@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..core import workers
 from . import middleware
 from .middleware import ZdtMiddleware
 
@@ -21,7 +22,7 @@ def wire_worker(worker: Any, rt: Any) -> str | None:
 
     Returns the worker kind wired, for the log.
     """
-    kind = _kind(worker)
+    kind = workers.asgi_kind(type(worker))
     if kind is None:
         return None
     middleware._listeners[:] = [s.fileno() for s in getattr(worker, "sockets", ())]
@@ -37,12 +38,3 @@ def wire_worker(worker: Any, rt: Any) -> str | None:
         config = worker.config
         config.timeout_notify = min(float(config.timeout_notify or BEAT_SECONDS), BEAT_SECONDS)
     return kind
-
-
-def _kind(worker: Any) -> str | None:
-    names = [f"{c.__module__}.{c.__name__}" for c in type(worker).__mro__]
-    if any(n.startswith("uvicorn_worker.") or n.startswith("uvicorn.workers.") for n in names):
-        return "uvicorn"
-    if "gunicorn.workers.gasgi.ASGIWorker" in names:
-        return "asgi"
-    return None

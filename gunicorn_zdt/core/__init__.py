@@ -7,6 +7,8 @@
   ``gunicorn-zdt check`` reads).
 * :mod:`.drain` - when the adaptive drain ends, from the workers' evidence.
 * :mod:`.readiness` - the one readiness/startup decision both probe servers answer with.
+* :mod:`.workers` - what a Gunicorn worker class means for the drain (keep-alive, request
+  slots, ASGI), decided once.
 * :mod:`.refusals` - every reason the hooks refuse to start Gunicorn, as data: the runtime
   raises them and ``gunicorn-zdt check`` reports them, from the same code.
 """

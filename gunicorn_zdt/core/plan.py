@@ -13,8 +13,9 @@ from typing import Any
 
 from . import budget, settings
 from .drain import DrainWindow
+from .workers import keeps_alive
 
-__all__ = ["DEFAULT_DRAIN_MAX_SECONDS", "GUNICORN_TIMEOUT", "DrainPlan", "keeps_alive"]
+__all__ = ["DEFAULT_DRAIN_MAX_SECONDS", "GUNICORN_TIMEOUT", "DrainPlan"]
 
 #: The drain's maximum when ZDT_DRAIN_MAX_SECONDS is unset and the grace period unknown:
 #: long enough for endpoint propagation and most load balancers' health checks (the
@@ -162,8 +163,3 @@ def choose_maximum(
             "drain (raise the grace period or set ZDT_DRAIN_MAX_SECONDS)"
         )
     return room, f"derived: {spent}"
-
-
-def keeps_alive(cfg: Any) -> bool:
-    """The sync worker closes every connection itself; keepalive matters for the others."""
-    return str(cfg.worker_class_str).lower() not in {"sync", "gunicorn.workers.sync.syncworker"}

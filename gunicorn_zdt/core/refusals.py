@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import budget
-from .plan import DrainPlan, keeps_alive
+from .plan import DrainPlan
+from .workers import keeps_alive
 
 __all__ = [
     "HOOK_NAMES",

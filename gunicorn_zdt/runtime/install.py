@@ -22,8 +22,8 @@ import sys
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
-from ..core import budget, settings
-from ..core.plan import DrainPlan, keeps_alive
+from ..core import budget, settings, workers
+from ..core.plan import DrainPlan
 from ..core.refusals import (
     HOOK_NAMES,
     Installed,
@@ -40,10 +40,6 @@ from .termination import Termination
 
 __all__ = ["HOOK_NAMES", "install", "integration_problem"]
 
-#: Worker classes whose requests ignore ``req.must_close`` (keep-alive not closed while draining).
-#: Gunicorn's own ``asgi`` worker honours it; uvicorn-worker never calls pre_request at all
-#: (the ASGI middleware, gunicorn_zdt.asgi, closes keep-alive there instead).
-_MUST_CLOSE_UNSUPPORTED = ("gevent_pywsgi", "geventwebsocket")
 _WORKER_BOOT_ERROR = 3  # Gunicorn's exit code for "worker failed to boot": the master halts
 
 
@@ -212,8 +208,7 @@ def _on_starting_hook(plan: DrainPlan | None, errors: list[str]) -> Callable[[An
         plan_budget = plan.budget_for(server.cfg)
         for warning in plan_budget.warnings():
             server.log.warning("gunicorn-zdt: %s", warning)
-        worker_class = str(server.cfg.worker_class_str).lower()
-        if any(name in worker_class for name in _MUST_CLOSE_UNSUPPORTED):
+        if workers.kind(server.cfg.worker_class_str) in workers.MUST_CLOSE_IGNORED:
             server.log.warning(
                 "gunicorn-zdt: worker class %s ignores req.must_close: keep-alive connections "
                 "are not closed during the drain; use sync, gthread or gevent",
@@ -245,28 +240,12 @@ def _when_ready_hook(plan: DrainPlan | None, rt: context.Runtime) -> Callable[[A
         assert plan is not None  # on_starting refused to start otherwise
         rt.state.set_serving()
         rt.state.beat_master()
-        rt.state.set_worker_threads(_requests_per_worker(server.cfg))
+        rt.state.set_worker_threads(workers.requests_per_worker(server.cfg))
         _spawn_probe_listener(server, plan, rt)
         rt.termination = Termination(server, plan, rt.state, rt.listener)
         rt.termination.take_over()  # the drain's SIGTERM, Gunicorn's stop watched
 
     return when_ready
-
-
-def _requests_per_worker(cfg: Any) -> int:
-    """One worker's request slots: the capacity the utilisation metric divides by.
-
-    A thread for sync (1) and gthread (``threads``). For gevent/eventlet, the worker's one
-    event loop (1), not ``worker_connections``: greenlets share one CPU, so 1000
-    connections made the ratio read 0.03 on a pod whose CPUs were saturated. Utilisation
-    then means, for every class, the share of request slots busy now.
-    """
-    worker_class = str(cfg.worker_class_str).lower()
-    if "gevent" in worker_class or "eventlet" in worker_class:
-        return 1
-    if keeps_alive(cfg) and "thread" in worker_class:
-        return max(1, int(cfg.threads))
-    return 1
 
 
 def _pre_fork_hook(rt: context.Runtime) -> Callable[[Any, Any], None]:
@@ -304,7 +283,7 @@ def _post_worker_init_hook(rt: context.Runtime) -> Callable[[Any], None]:
     def post_worker_init(worker: Worker) -> None:
         """Worker, app loaded: start publishing readiness; tolerate the listener's shutdown;
         dump stacks on request (after Gunicorn reset its signals); phase() sees exits."""
-        if _is_asgi_worker(worker):  # probes, evidence, quiet stop: gunicorn_zdt.asgi
+        if workers.asgi_kind(type(worker)):  # probes, evidence, quiet stop: gunicorn_zdt.asgi
             from ..asgi.wiring import wire_worker
 
             wire_worker(worker, rt)  # before the publisher: its first verdict has our checks
@@ -316,13 +295,6 @@ def _post_worker_init_hook(rt: context.Runtime) -> Callable[[Any], None]:
         tolerate_listener_shutdown(worker, lambda: rt.state.phase == state.Phase.STOPPING)
 
     return post_worker_init
-
-
-def _is_asgi_worker(worker: Any) -> bool:
-    """uvicorn-worker or Gunicorn's own ``asgi`` worker (without importing either)."""
-    return any(
-        c.__module__.startswith(("uvicorn", "gunicorn.workers.gasgi")) for c in type(worker).__mro__
-    )
 
 
 def _spawn_probe_listener(server: Arbiter, plan: DrainPlan, rt: context.Runtime) -> None:

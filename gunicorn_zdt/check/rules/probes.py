@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
+from ...core import workers
 from ...core.budget import fmt
 from ...k8s import Probe
 from ..pod import ERROR, SLOW_START_SECONDS, WARNING, Finding, Pod
@@ -182,17 +183,18 @@ def rule_probe_listener(pod: Pod) -> Iterator[Finding]:
         return
     cfg = pod.view.cfg
     worker_class = str(cfg.worker_class_str).rsplit(".", 1)[-1].lower()
-    workers = cfg.workers
-    if worker_class in {"gevent", "geventworker", "eventlet", "eventletworker"}:
+    cooperative = workers.kind(cfg.worker_class_str) in workers.COOPERATIVE
+    count = cfg.workers
+    if cooperative:
         busy = (
             f"{worker_class} is cooperative, but one CPU-bound request or blocking call stalls "
-            f"every greenlet of its worker ({workers} workers), and worker_connections caps "
+            f"every greenlet of its worker ({count} workers), and worker_connections caps "
             "the rest"
         )
     else:
         # Gunicorn reports a sync worker with threads > 1 as gthread: sync shows 1 thread
         threads = cfg.threads
-        busy = f"{workers} workers x {threads} threads ({worker_class}) can all be busy"
+        busy = f"{count} workers x {threads} threads ({worker_class}) can all be busy"
     port = 8081 if 8081 not in pod.workload.container_ports else 18081
     fix = (
         f"set ZDT_PROBE_BIND=0.0.0.0:{port}, declare containerPort {port} (name: probes) "
