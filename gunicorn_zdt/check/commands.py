@@ -77,12 +77,7 @@ def _budget_without_manifest(config: str | None) -> tuple[str, Budget]:
         minimum = settings.resolve("ZDT_MIN_PROPAGATION_SECONDS")
     except settings.SettingError:
         minimum = None
-    plan = view.plan or DrainPlan(
-        drain_seconds=0.0,
-        prestop_seconds=0.0,
-        grace_period_seconds=None,
-        min_propagation_seconds=minimum,
-    )
+    plan = view.plan or DrainPlan.no_drain(minimum)
     b = dataclasses.replace(plan.budget_for(view.cfg), min_propagation_seconds=minimum)
     title = view.location or "Gunicorn defaults"
     return title, b

@@ -184,7 +184,7 @@ def model_plan(view: GunicornView, env: dict[str, str], min_propagation: float) 
     if view.plan is not None:
         return view.plan
     if view.install is None:
-        return DrainPlan(0.0, 0.0, None, min_propagation)
+        return DrainPlan.no_drain(min_propagation)
     args = view.install.arguments
 
     def value(name: str, argument: str | None = None) -> Any:

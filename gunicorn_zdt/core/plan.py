@@ -32,7 +32,7 @@ class DrainPlan:
     drain_seconds: float
     prestop_seconds: float
     grace_period_seconds: float | None
-    min_propagation_seconds: float
+    min_propagation_seconds: float | None
     probe_bind: tuple[str, int] | None = None  # ZDT_PROBE_BIND; None: no probe listener
     heartbeat_timeout_seconds: float | None = None  # None: Gunicorn's timeout
     probe_prefix: str = "/healthz"  # ZDT_PROBE_PREFIX, also served by the probe listener
@@ -53,6 +53,11 @@ class DrainPlan:
         if self.drain_max_seconds is None:
             return self.drain_seconds
         return self.drain_max_seconds
+
+    @classmethod
+    def no_drain(cls, min_propagation_seconds: float | None = None) -> DrainPlan:
+        """What a config without our hooks runs: SIGTERM closes the listeners at once."""
+        return cls(0.0, 0.0, None, min_propagation_seconds)
 
     @property
     def window(self) -> DrainWindow:
