@@ -1552,6 +1552,9 @@ CASES: dict[str, Case] = {
 # --- issue 25: the stream read as the cluster reads it ---------------------------------
 
 
+COMMAND = ["gunicorn", "-c", "example_app/gunicorn.conf.py", "example_app.wsgi:app"]
+
+
 def pdb(docs: Docs) -> dict[str, Any]:
     return of_kind(docs, "PodDisruptionBudget")
 
@@ -2023,6 +2026,30 @@ CASES.update(
             ),
             allowed_when_passing=(),
         ),
+        "bind-from-the-command": Case(
+            "bind",
+            setter("command", [*COMMAND[:3], "-b", "0.0.0.0:9000", COMMAND[3]]),
+            setter("command", [*COMMAND[:3], "-b", "0.0.0.0:8080", COMMAND[3]]),
+            f"Deployment/app: {C}.ports: error[bind]: Gunicorn binds port 9000 but the container "
+            "declares 8080, 8081; declare containerPort: 9000 (name: http) or change --bind in "
+            "the container's command to the declared port",
+        ),
+        "bind-from-the-command-equals": Case(
+            "bind",
+            setter("command", [*COMMAND[:3], "--bind=0.0.0.0:9000", COMMAND[3]]),
+            setter("command", [*COMMAND[:3], "--bind=0.0.0.0:8080", COMMAND[3]]),
+            f"Deployment/app: {C}.ports: error[bind]: Gunicorn binds port 9000 but the container "
+            "declares 8080, 8081; declare containerPort: 9000 (name: http) or change --bind in "
+            "the container's command to the declared port",
+        ),
+        "bind-from-gunicorn-cmd-args-short": Case(
+            "bind",
+            gunicorn_args("--keep-alive 1 -b 0.0.0.0:9000"),
+            gunicorn_args("--keep-alive 1 -b 0.0.0.0:8080"),
+            f"Deployment/app: {C}.ports: error[bind]: Gunicorn binds port 9000 but the container "
+            "declares 8080, 8081; declare containerPort: 9000 (name: http) or change --bind in "
+            "GUNICORN_CMD_ARGS to the declared port (it overrides PORT and the config file)",
+        ),
         "listener-exposed-swapped-names": Case(
             "listener-exposed",
             swapped_port_names,
@@ -2227,6 +2254,49 @@ def test_config_without_the_hooks(config: str, where: str) -> None:
 LATE_HOOK = str(MANIFESTS / "late_hook.conf.py")
 
 
+INSTALL_ARGS = str(MANIFESTS / "install_args.conf.py")
+WITHOUT_GRACE_AND_PRESTOP = both(
+    set_env("ZDT_GRACE_PERIOD_SECONDS", None), set_env("ZDT_PRESTOP_SECONDS", None)
+)
+
+
+def test_install_arguments_are_named_when_the_values_came_from_them() -> None:
+    docs = edited(WITHOUT_GRACE_AND_PRESTOP)
+    analysis = cli.analyse_documents([Document(SOURCE, obj) for obj in docs], INSTALL_ARGS)
+    lines = [f.line() for pod in analysis.pods for f in check_pod(pod) if f.rule == "zdt-env"]
+    assert lines == [
+        f"{SOURCE}: Deployment/app: {C}.env[ZDT_GRACE_PERIOD_SECONDS]: error[zdt-env]: "
+        f"install(grace_period_seconds=...) in {INSTALL_ARGS} 40 != terminationGracePeriodSeconds "
+        "30: Gunicorn derives graceful_timeout for the wrong grace period; pass "
+        'grace_period_seconds=30 to install(), or set ZDT_GRACE_PERIOD_SECONDS: "30" (the env '
+        "wins over the argument)",
+        f"{SOURCE}: Deployment/app: {C}.env[ZDT_PRESTOP_SECONDS]: error[zdt-env]: "
+        f"install(prestop_seconds=...) in {INSTALL_ARGS} 3 != preStop sleep 0 "
+        f"({C}.lifecycle.preStop): Gunicorn derives graceful_timeout for the wrong preStop; "
+        'pass prestop_seconds=0 to install(), or set ZDT_PRESTOP_SECONDS: "0" (the env wins '
+        "over the argument)",
+    ]
+
+
+def test_the_env_is_named_when_it_overrides_the_install_arguments() -> None:
+    docs = edited(set_env("ZDT_GRACE_PERIOD_SECONDS", "35"))
+    analysis = cli.analyse_documents([Document(SOURCE, obj) for obj in docs], INSTALL_ARGS)
+    lines = [f.line() for pod in analysis.pods for f in check_pod(pod) if f.rule == "zdt-env"]
+    assert lines == [
+        f"{SOURCE}: Deployment/app: {C}.env[ZDT_GRACE_PERIOD_SECONDS]: error[zdt-env]: "
+        "ZDT_GRACE_PERIOD_SECONDS 35 != terminationGracePeriodSeconds 30: Gunicorn derives "
+        'graceful_timeout for the wrong grace period; set it to "30"',
+    ]
+
+
+@pytest.mark.parametrize("name", ["zdt-env-invalid", "zdt-env-configmap-value"])
+def test_an_unparsable_value_is_reported_once_by_zdt_env(name: str) -> None:
+    """Gunicorn refuses it too; the startup rule leaves it to zdt-env (same text, no twice)."""
+    out = check(edited(CASES[name].breaks))
+    assert [line for line in out if "[startup]" in line] == []
+    assert len([line for line in out if "[zdt-env]" in line]) == 1
+
+
 def test_hooks_redefined_after_install_are_the_runtime_refusal() -> None:
     """check names the hooks Gunicorn's on_starting refuses to start with, in its words."""
     docs = edited(nothing)
@@ -2245,7 +2315,8 @@ def _load_every_view() -> None:
     needs = [(edit, CONF) for case in CASES.values() for edit in (case.breaks, case.passes)]
     needs += [(liveness_on_app_port(worker), CONF) for worker, _ in WORKERS]
     needs += [(EVERY_BUDGET_RULE, CONF), (WITH_A_PROXY, NO_HOOKS), (WITH_A_PROXY, "")]
-    needs += [(nothing, LATE_HOOK)]
+    needs += [(nothing, LATE_HOOK), (WITHOUT_GRACE_AND_PRESTOP, INSTALL_ARGS)]
+    needs += [(set_env("ZDT_GRACE_PERIOD_SECONDS", "35"), INSTALL_ARGS)]
     for edit, config in needs:
         for w in workloads([Document(SOURCE, obj) for obj in edited(edit)]):
             if isinstance(w, Workload):

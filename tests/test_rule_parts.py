@@ -251,3 +251,50 @@ def test_install_record_is_found_on_any_of_its_hooks() -> None:
 )
 def test_hpa_target_near_miss(name: str, names: set[str], close: bool) -> None:
     assert routing._close(name, "app", names) is close
+
+
+@pytest.mark.parametrize(
+    ("error", "setting"),
+    [
+        ("ZDT_DRAIN_SECONDS=20 > ZDT_DRAIN_MAX_SECONDS=15: the minimum ...", "ZDT_DRAIN_SECONDS"),
+        ("ZDT_DRAIN_SECONDS='1e9' is over the limit of 3600 s", "ZDT_DRAIN_SECONDS"),
+        ("ZDT_PROBE_PREFIX must start with /", "ZDT_PROBE_PREFIX"),
+        ("your Gunicorn hook when_ready takes 2 argument(s); ...", "hooks"),
+        ("drain_seconds=abc is not a number", "hooks"),
+        ("", "hooks"),
+    ],
+)
+def test_the_setting_a_refusal_names(error: str, setting: str) -> None:
+    from gunicorn_zdt.refusals import _setting_in
+
+    assert _setting_in(error) == setting
+
+
+@pytest.mark.parametrize(
+    ("worker", "timeout", "limit", "bind", "refused"),
+    [
+        ("sync", 20, 10.0, ("0.0.0.0", 8081), True),  # = timeout/2: an idle worker's interval
+        ("sync", 20, 10.5, ("0.0.0.0", 8081), False),
+        ("sync", 20, 10.0, None, False),  # no probe listener: nothing reads the heartbeat
+        ("sync", 20, None, ("0.0.0.0", 8081), False),  # unset: Gunicorn's timeout
+        ("gthread", 20, 1.0, ("0.0.0.0", 8081), False),  # beats every second
+        ("sync", 0, 1.0, ("0.0.0.0", 8081), False),  # no timeout: no idle interval
+    ],
+)
+def test_heartbeat_refusal(
+    worker: str, timeout: int, limit: float | None, bind: Any, refused: bool
+) -> None:
+    from types import SimpleNamespace
+
+    from gunicorn_zdt.plan import DrainPlan
+    from gunicorn_zdt.refusals import heartbeat_refusal
+
+    plan = DrainPlan(5.0, 0.0, None, 3.0, probe_bind=bind, heartbeat_timeout_seconds=limit)
+    line = heartbeat_refusal(plan, SimpleNamespace(worker_class_str=worker, timeout=timeout))
+    assert (line is not None) is refused
+    if refused:
+        assert line == (
+            "gunicorn-zdt: ZDT_HEARTBEAT_TIMEOUT_SECONDS=10 <= timeout/2 = 10: an idle sync "
+            "worker reports its heartbeat only every timeout/2 s, so liveness would fail on an "
+            "idle pod; raise it above 10 (or unset it: default timeout 20)"
+        )
