@@ -2034,6 +2034,20 @@ CASES.update(
             "declares 8080, 8081; declare containerPort: 9000 (name: http) or change --bind in "
             "the container's command to the declared port",
         ),
+        "bind-from-the-args": Case(
+            "bind",
+            both(
+                setter("command", ["gunicorn"]),
+                setter("args", [*COMMAND[1:3], "--bind", "0.0.0.0:9000", COMMAND[3]]),
+            ),
+            both(
+                setter("command", ["gunicorn"]),
+                setter("args", [*COMMAND[1:3], "--bind", "0.0.0.0:8080", COMMAND[3]]),
+            ),
+            f"Deployment/app: {C}.ports: error[bind]: Gunicorn binds port 9000 but the container "
+            "declares 8080, 8081; declare containerPort: 9000 (name: http) or change --bind in "
+            "the container's command to the declared port",
+        ),
         "bind-from-the-command-equals": Case(
             "bind",
             setter("command", [*COMMAND[:3], "--bind=0.0.0.0:9000", COMMAND[3]]),
@@ -2297,6 +2311,58 @@ def test_an_unparsable_value_is_reported_once_by_zdt_env(name: str) -> None:
     assert len([line for line in out if "[zdt-env]" in line]) == 1
 
 
+#: Gunicorn refuses this pod (the drain's minimum above its maximum); the other rules see
+#: the pod as install() would have resolved it (env > install() arguments > defaults).
+REFUSED_PAIR = both(
+    set_env("ZDT_DRAIN_MAX_SECONDS", "4"),
+    prestop_sleep(2),
+    set_env("ZDT_PRESTOP_SECONDS", "2"),
+    gunicorn_args("--timeout 25"),
+)
+
+
+def test_a_refused_config_is_modelled_with_the_pods_own_settings() -> None:
+    """Only the refusal and what the pod's real numbers give (graceful_timeout derived as
+    install() would: 30 - 2 - 4 - 2 = 22 < timeout 25), never the defaults' port errors."""
+    assert check(edited(REFUSED_PAIR)) == [
+        f"{SOURCE}: Deployment/app: {C}.env[ZDT_DRAIN_SECONDS]: error[startup]: gunicorn-zdt: "
+        "ZDT_DRAIN_SECONDS=5 > ZDT_DRAIN_MAX_SECONDS=4: the minimum drain exceeds the maximum; "
+        "raise ZDT_DRAIN_MAX_SECONDS to at least 5 or lower ZDT_DRAIN_SECONDS",
+        f"{SOURCE}: Deployment/app: gunicorn.timeout: warning[worker-timeout]: graceful_timeout "
+        "22 < timeout 25: a request that runs longer than 22 s when the graceful stop begins is "
+        "cut; lower timeout or raise graceful_timeout (and the grace period with it)",
+    ]
+
+
+def test_a_refused_config_keeps_its_install_arguments() -> None:
+    """install(grace_period_seconds=40): the model derives 40 - 3 - 4 - 2 = 31 from it."""
+    docs = edited(both(WITHOUT_GRACE_AND_PRESTOP, set_env("ZDT_DRAIN_MAX_SECONDS", "4")))
+    analysis = cli.analyse_documents([Document(SOURCE, obj) for obj in docs], INSTALL_ARGS)
+    lines = [f.line() for pod in analysis.pods for f in check_pod(pod)]
+    assert lines == [
+        f"{SOURCE}: Deployment/app: spec.template.spec.terminationGracePeriodSeconds: "
+        "error[grace-period]: terminationGracePeriodSeconds 30 < preStop 0 + drain 4 + "
+        "graceful_timeout 31 + margin 2 = 37; raise it to 37 or lower graceful_timeout to 24, "
+        "so the kubelet's SIGKILL cannot cut a request",
+        f"{SOURCE}: Deployment/app: {C}.env[ZDT_DRAIN_SECONDS]: error[startup]: gunicorn-zdt: "
+        "ZDT_DRAIN_SECONDS=5 > ZDT_DRAIN_MAX_SECONDS=4: the minimum drain exceeds the maximum; "
+        "raise ZDT_DRAIN_MAX_SECONDS to at least 5 or lower ZDT_DRAIN_SECONDS",
+    ]
+
+
+def test_min_propagation_overrides_the_load_balancer_in_memory() -> None:
+    """--min-propagation decides: the load balancer's reasons are not shown."""
+    docs = [Document(SOURCE, obj) for obj in edited(nothing)]
+    lb = lb_presets.parse("aws-alb")
+    analysis = cli.analyse_documents(docs, CONF, min_propagation=6, lb=lb)
+    lines = [f.line() for pod in analysis.pods for f in check_pod(pod) if f.rule == "propagation"]
+    assert lines == [
+        f"{SOURCE}: Deployment/app: {C}.env[ZDT_DRAIN_SECONDS]: error[propagation]: preStop 0 + "
+        "drain 5 < propagation 6: new connections may still arrive after the listeners close; "
+        "raise ZDT_DRAIN_SECONDS or add a preStop sleep"
+    ]
+
+
 def test_hooks_redefined_after_install_are_the_runtime_refusal() -> None:
     """check names the hooks Gunicorn's on_starting refuses to start with, in its words."""
     docs = edited(nothing)
@@ -2315,7 +2381,10 @@ def _load_every_view() -> None:
     needs = [(edit, CONF) for case in CASES.values() for edit in (case.breaks, case.passes)]
     needs += [(liveness_on_app_port(worker), CONF) for worker, _ in WORKERS]
     needs += [(EVERY_BUDGET_RULE, CONF), (WITH_A_PROXY, NO_HOOKS), (WITH_A_PROXY, "")]
-    needs += [(nothing, LATE_HOOK), (WITHOUT_GRACE_AND_PRESTOP, INSTALL_ARGS)]
+    needs += [(nothing, LATE_HOOK), (WITHOUT_GRACE_AND_PRESTOP, INSTALL_ARGS), (REFUSED_PAIR, CONF)]
+    needs += [
+        (both(WITHOUT_GRACE_AND_PRESTOP, set_env("ZDT_DRAIN_MAX_SECONDS", "4")), INSTALL_ARGS)
+    ]
     needs += [(set_env("ZDT_GRACE_PERIOD_SECONDS", "35"), INSTALL_ARGS)]
     for edit, config in needs:
         for w in workloads([Document(SOURCE, obj) for obj in edited(edit)]):

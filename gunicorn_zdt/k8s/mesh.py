@@ -57,6 +57,7 @@ class InjectedProxy:
     stays_seconds: float
     setting: str  # the annotation that sets stays_seconds
     exits_when_idle: bool = False
+    key: str = ""  # Istio: the field inside the proxy.istio.io/config annotation
 
 
 def injected_proxies(
@@ -113,19 +114,19 @@ def _istio(fld: str, annotations: Mapping[str, str]) -> InjectedProxy:
     if str(metadata.get("EXIT_ON_ZERO_ACTIVE_CONNECTIONS", "")).lower() == "true":
         minimum = _seconds(metadata.get("MINIMUM_DRAIN_DURATION"))
         stays = ISTIO_DEFAULT_DRAIN_SECONDS if minimum is None else minimum
-        setting = f"{ISTIO_CONFIG} proxyMetadata.MINIMUM_DRAIN_DURATION"
-        return InjectedProxy("istio", "istio-proxy", fld, native, stays, setting, True)
+        key = "proxyMetadata.MINIMUM_DRAIN_DURATION"
+        setting = f"{ISTIO_CONFIG} {key}"
+        return InjectedProxy("istio", "istio-proxy", fld, native, stays, setting, True, key)
     drain = _seconds(config.get("terminationDrainDuration"))
     stays = ISTIO_DEFAULT_DRAIN_SECONDS if drain is None else drain
-    setting = f"{ISTIO_CONFIG} terminationDrainDuration"
-    return InjectedProxy("istio", "istio-proxy", fld, native, stays, setting)
+    key = "terminationDrainDuration"
+    setting = f"{ISTIO_CONFIG} {key}"
+    return InjectedProxy("istio", "istio-proxy", fld, native, stays, setting, False, key)
 
 
 def _seconds(raw: object) -> float | None:
     """``"30s"``, ``"1m"``, ``"500ms"``, ``30`` -> seconds; None when not a duration."""
-    if raw is None or isinstance(raw, bool):
-        return None
-    match = _DURATION.match(str(raw))
+    match = _DURATION.match(str(raw))  # None, True: no match
     if match is None:
         return None
     number, unit = float(match.group(1)), match.group(2) or "s"
