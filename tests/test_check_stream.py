@@ -238,9 +238,9 @@ def sources() -> EnvSources:
                 "Secret",
                 "db",
                 data={
+                    "bad": "%%%",  # first: one bad value does not hide the ones after it
                     "url": base64.b64encode(b"postgres://db").decode(),
                     "user": base64.b64encode(b"overridden").decode(),
-                    "bad": "%%%",
                     "binary": base64.b64encode(bytes([255, 254])).decode(),
                 },
                 stringData={"user": "app"},
@@ -840,3 +840,21 @@ def test_service_links_as_the_kubelet_adds_them() -> None:
         "FRESH_PORT_8080_TCP_PORT": "8080",
         "FRESH_PORT_8080_TCP_ADDR": "10.96.0.10",
     }
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_an_injected_proxy_is_a_container_of_the_pod(native: bool) -> None:
+    """What the rules see: a container (or native sidecar) with no ports, no preStop and no
+    command of its own; its drain is in its mesh record."""
+    from gunicorn_zdt.k8s import Neighbour, PreStop
+
+    docs = list(yaml.safe_load_all((MANIFESTS / "good.yaml").read_text()))
+    meta = docs[0]["spec"]["template"]["metadata"]
+    meta["annotations"] = {"sidecar.istio.io/inject": "true"}
+    if native:
+        meta["annotations"]["sidecar.istio.io/nativeSidecar"] = "true"
+    (w,) = [w for w in workloads([Document("s", o) for o in docs]) if isinstance(w, Workload)]
+    (proxy,) = injected_proxies({}, meta["annotations"], {}, {})
+    fld = "spec.template.metadata.annotations[sidecar.istio.io/inject]"
+    role = "sidecar" if native else "container"
+    assert w.neighbours == (Neighbour("istio-proxy", fld, role, (), PreStop(), (), proxy),)

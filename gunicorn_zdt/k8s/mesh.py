@@ -103,15 +103,11 @@ def _linkerd_field(annotations: Mapping[str, str], namespace: Mapping[str, str])
 
 
 def _istio(fld: str, annotations: Mapping[str, str]) -> InjectedProxy:
-    native = annotations.get(ISTIO_NATIVE, "").lower() == "true"
-    try:
-        config = yaml.safe_load(annotations.get(ISTIO_CONFIG) or "{}")
-    except yaml.YAMLError:
-        config = {}
-    config = config if isinstance(config, Mapping) else {}
-    metadata = config.get("proxyMetadata") or {}
+    native = str(annotations.get(ISTIO_NATIVE)).lower() == "true"
+    config = _yaml_mapping(annotations.get(ISTIO_CONFIG))
+    metadata = config.get("proxyMetadata")
     metadata = metadata if isinstance(metadata, Mapping) else {}
-    if str(metadata.get("EXIT_ON_ZERO_ACTIVE_CONNECTIONS", "")).lower() == "true":
+    if str(metadata.get("EXIT_ON_ZERO_ACTIVE_CONNECTIONS")).lower() == "true":
         minimum = _seconds(metadata.get("MINIMUM_DRAIN_DURATION"))
         stays = ISTIO_DEFAULT_DRAIN_SECONDS if minimum is None else minimum
         key = "proxyMetadata.MINIMUM_DRAIN_DURATION"
@@ -122,6 +118,15 @@ def _istio(fld: str, annotations: Mapping[str, str]) -> InjectedProxy:
     key = "terminationDrainDuration"
     setting = f"{ISTIO_CONFIG} {key}"
     return InjectedProxy("istio", "istio-proxy", fld, native, stays, setting, False, key)
+
+
+def _yaml_mapping(text: str | None) -> Mapping[str, object]:
+    """An annotation that holds YAML (Istio's proxy config) as a mapping; {} if it is not one."""
+    try:
+        loaded = yaml.safe_load(text or "")
+    except yaml.YAMLError:
+        return {}
+    return loaded if isinstance(loaded, Mapping) else {}
 
 
 def _seconds(raw: object) -> float | None:
