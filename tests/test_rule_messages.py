@@ -2350,6 +2350,32 @@ def test_a_refused_config_keeps_its_install_arguments() -> None:
     ]
 
 
+ALL_ARGS = str(MANIFESTS / "install_all_args.conf.py")
+ONLY_THE_MAXIMUM_IN_ENV = both(
+    WITHOUT_GRACE_AND_PRESTOP,
+    set_env("ZDT_DRAIN_SECONDS", None),
+    set_env("ZDT_PROBE_BIND", None),
+    set_env("ZDT_DRAIN_MAX_SECONDS", "4"),
+)
+
+
+def test_a_refused_config_is_modelled_from_every_install_argument() -> None:
+    """install(drain_seconds=6, ...) with ZDT_DRAIN_MAX_SECONDS=4 in the env: Gunicorn refuses;
+    the model keeps the arguments' probe listener (no port errors), grace 40 and preStop 3:
+    graceful_timeout 40 - 3 - 4 - 2 = 31, too long for the manifest's 30 s."""
+    docs = edited(ONLY_THE_MAXIMUM_IN_ENV)
+    analysis = cli.analyse_documents([Document(SOURCE, obj) for obj in docs], ALL_ARGS)
+    assert [f.line() for pod in analysis.pods for f in check_pod(pod)] == [
+        f"{SOURCE}: Deployment/app: spec.template.spec.terminationGracePeriodSeconds: "
+        "error[grace-period]: terminationGracePeriodSeconds 30 < preStop 0 + drain 4 + "
+        "graceful_timeout 31 + margin 2 = 37; raise it to 37 or lower graceful_timeout to 24, "
+        "so the kubelet's SIGKILL cannot cut a request",
+        f"{SOURCE}: Deployment/app: {C}.env[ZDT_DRAIN_SECONDS]: error[startup]: gunicorn-zdt: "
+        "ZDT_DRAIN_SECONDS=6 > ZDT_DRAIN_MAX_SECONDS=4: the minimum drain exceeds the maximum; "
+        "raise ZDT_DRAIN_MAX_SECONDS to at least 6 or lower ZDT_DRAIN_SECONDS",
+    ]
+
+
 def test_min_propagation_overrides_the_load_balancer_in_memory() -> None:
     """--min-propagation decides: the load balancer's reasons are not shown."""
     docs = [Document(SOURCE, obj) for obj in edited(nothing)]
@@ -2382,6 +2408,7 @@ def _load_every_view() -> None:
     needs += [(liveness_on_app_port(worker), CONF) for worker, _ in WORKERS]
     needs += [(EVERY_BUDGET_RULE, CONF), (WITH_A_PROXY, NO_HOOKS), (WITH_A_PROXY, "")]
     needs += [(nothing, LATE_HOOK), (WITHOUT_GRACE_AND_PRESTOP, INSTALL_ARGS), (REFUSED_PAIR, CONF)]
+    needs += [(ONLY_THE_MAXIMUM_IN_ENV, ALL_ARGS)]
     needs += [
         (both(WITHOUT_GRACE_AND_PRESTOP, set_env("ZDT_DRAIN_MAX_SECONDS", "4")), INSTALL_ARGS)
     ]
