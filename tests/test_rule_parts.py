@@ -164,6 +164,7 @@ def test_own_drain_seconds(words: list[str], seconds: float | None) -> None:
         (["python", "-m"], False),
         (["python", "run.py", "-m", "gunicorn"], False),
         (["python", "-u"], False),
+        (["python3", "-W"], False),  # an option's value missing at the end: not a crash
         (["python"], False),
     ],
 )
