@@ -1643,6 +1643,18 @@ def backend_config(interval: int, threshold: int) -> Edit:
     )
 
 
+def twin_in_namespace(namespace: str, labels: dict[str, str]) -> Edit:
+    """good.yaml's Deployment again in another namespace, with other pod labels."""
+
+    def edit(docs: Docs) -> None:
+        twin = copy.deepcopy(deployment(docs))
+        twin["metadata"]["namespace"] = namespace
+        twin["spec"]["template"]["metadata"]["labels"] = dict(labels)
+        docs.append(twin)
+
+    return edit
+
+
 def swapped_port_names(docs: Docs) -> None:
     """http is the probe listener's 8081 and probes is Gunicorn's 8080: names swapped."""
     container(docs)["ports"] = [
@@ -1769,6 +1781,76 @@ CASES.update(
                 "autoscaler scales nothing (or another workload); set scaleTargetRef to kind: "
                 "Deployment, name: app"
             ),
+        ),
+        "not-ready-addresses-after-a-headless-one": Case(
+            "not-ready-addresses",
+            both(
+                setter("spec.publishNotReadyAddresses", True, service),
+                services_first(
+                    other_service("peers", {"app": "app"}, [{"port": 8080}], clusterIP=None)
+                    | {
+                        "spec": {
+                            "clusterIP": "None",
+                            "publishNotReadyAddresses": True,
+                            "selector": {"app": "app"},
+                            "ports": [{"port": 8080}],
+                        }
+                    },
+                    other_service("admin", {"app": "app"}, [{"port": 8081}])
+                    | {
+                        "spec": {
+                            "publishNotReadyAddresses": True,
+                            "selector": {"app": "app"},
+                            "ports": [{"port": 9000, "targetPort": "probes"}],
+                        }
+                    },
+                ),
+            ),
+            services_first(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": {"name": "peers"},
+                    "spec": {
+                        "clusterIP": "None",
+                        "publishNotReadyAddresses": True,
+                        "selector": {"app": "app"},
+                        "ports": [{"port": 8080}],
+                    },
+                },
+            ),
+            "Service/app: spec.publishNotReadyAddresses: error[not-ready-addresses]: true on a "
+            "Service that carries traffic to the app: its endpoints ignore readiness, so the "
+            "drain's 503 removes the pod from nothing and new pods get traffic before they can "
+            "serve; remove it (keep it only on a headless Service for peer discovery, "
+            "clusterIP: None)",
+            allowed_when_passing=(),
+            along=(),
+        ),
+        "selector-service-next-to-other-namespaces": Case(
+            "selector",
+            both(
+                services_first(
+                    {
+                        "apiVersion": "policy/v1",
+                        "kind": "PodDisruptionBudget",
+                        "metadata": {"name": "x", "namespace": "other"},
+                        "spec": {"selector": "?"},
+                    },
+                    other_service(
+                        "web", {"app": "app", "version": "v2"}, [{"port": 80, "targetPort": "http"}]
+                    ),
+                ),
+                twin_in_namespace("other", {"app": "app", "version": "v2"}),
+            ),
+            services_first(
+                other_service("web", {"app": "app"}, [{"port": 80, "targetPort": "http"}]),
+            ),
+            "Service/web: spec.selector: error[selector]: selects app=app, version=v2, which "
+            "matches no pod template in the input (Deployment/app's pods carry app=app): the "
+            "Service has no endpoints once the rollout replaced the pods, a total outage; select "
+            "only labels spec.template.metadata.labels has",
+            allowed_when_passing=(),
         ),
         "not-ready-addresses": Case(
             "not-ready-addresses",
@@ -2376,6 +2458,23 @@ def test_a_refused_config_is_modelled_from_every_install_argument() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("grace", "line"),
+    [
+        # 10 - 3 - 4 - 2 = 1 s: derived and used (only the worker timeout is longer)
+        ("10", "warning[worker-timeout]: graceful_timeout 1 < timeout 20"),
+        # 9 - 3 - 4 - 2 = 0 s: nothing fits, Gunicorn's own 30 s stays (and does not fit)
+        ("9", "error[grace-period]: terminationGracePeriodSeconds 30 < preStop 0 + drain 4 + "
+              "graceful_timeout 30"),
+    ],
+)  # fmt: skip
+def test_a_refused_config_derives_graceful_timeout_only_when_it_fits(grace: str, line: str) -> None:
+    docs = edited(both(ONLY_THE_MAXIMUM_IN_ENV, set_env("ZDT_GRACE_PERIOD_SECONDS", grace)))
+    analysis = cli.analyse_documents([Document(SOURCE, obj) for obj in docs], ALL_ARGS)
+    lines = [f.line() for pod in analysis.pods for f in check_pod(pod) if f.rule != "startup"]
+    assert [x.split(": ", 3)[3][: len(line)] for x in lines] == [line]
+
+
 def test_min_propagation_overrides_the_load_balancer_in_memory() -> None:
     """--min-propagation decides: the load balancer's reasons are not shown."""
     docs = [Document(SOURCE, obj) for obj in edited(nothing)]
@@ -2409,6 +2508,10 @@ def _load_every_view() -> None:
     needs += [(EVERY_BUDGET_RULE, CONF), (WITH_A_PROXY, NO_HOOKS), (WITH_A_PROXY, "")]
     needs += [(nothing, LATE_HOOK), (WITHOUT_GRACE_AND_PRESTOP, INSTALL_ARGS), (REFUSED_PAIR, CONF)]
     needs += [(ONLY_THE_MAXIMUM_IN_ENV, ALL_ARGS)]
+    needs += [
+        (both(ONLY_THE_MAXIMUM_IN_ENV, set_env("ZDT_GRACE_PERIOD_SECONDS", g)), ALL_ARGS)
+        for g in ("9", "10")
+    ]
     needs += [
         (both(WITHOUT_GRACE_AND_PRESTOP, set_env("ZDT_DRAIN_MAX_SECONDS", "4")), INSTALL_ARGS)
     ]
