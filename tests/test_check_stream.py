@@ -238,9 +238,9 @@ def sources() -> EnvSources:
                 "Secret",
                 "db",
                 data={
+                    "bad": "%%%",  # first: one bad value does not hide the ones after it
                     "url": base64.b64encode(b"postgres://db").decode(),
                     "user": base64.b64encode(b"overridden").decode(),
-                    "bad": "%%%",
                     "binary": base64.b64encode(bytes([255, 254])).decode(),
                 },
                 stringData={"user": "app"},
@@ -368,6 +368,32 @@ def test_env_as_the_kubelet_resolves_it(
     assert (dict(env.values), dict(env.unknown), env.hidden) == (values, unknown, hidden)
 
 
+def test_references_are_read_in_the_pods_namespace() -> None:
+    here = EnvSources.of(
+        [
+            Document(
+                "s",
+                {
+                    "kind": "ConfigMap",
+                    "metadata": {"name": "c", "namespace": "shop"},
+                    "data": {"A": "shop"},
+                },
+            ),
+            Document(
+                "s", {"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"A": "default"}}
+            ),
+        ]
+    )
+    ref = {"name": "A", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "A"}}}
+    assert resolve_env({"env": [ref]}, "shop", here, "c").values == {"A": "shop"}
+    assert resolve_env(
+        {"envFrom": [{"configMapRef": {"name": "c"}}]}, "shop", here, "c"
+    ).values == {"A": "shop"}
+    assert resolve_env({"env": [ref]}, "other", here, "c").unknown == {
+        "A": "ConfigMap/c, which is not in the input"
+    }
+
+
 def test_field_ref_namespace_is_the_objects() -> None:
     ref = {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}
     assert resolve_env({"env": [ref]}, "shop", sources(), "c").values == {"NS": "shop"}
@@ -464,6 +490,65 @@ def test_config_path_as_the_container_sees_it(config: str, working_dir: str, loc
             [("istio", True, 5.0, True)],
         ),
         ({}, {}, {}, {"linkerd.io/inject": "enabled"}, [("linkerd", False, 0.0, False)]),
+        (
+            {},
+            {"sidecar.istio.io/inject": "true", "proxy.istio.io/config": "[not, a, mapping]"},
+            {},
+            {},
+            [("istio", False, 5.0, False)],
+        ),
+        (
+            {},
+            {"sidecar.istio.io/inject": "true", "proxy.istio.io/config": "{unclosed"},
+            {},
+            {},
+            [("istio", False, 5.0, False)],
+        ),
+        (
+            {},
+            {
+                "sidecar.istio.io/inject": "TRUE",
+                "proxy.istio.io/config": "terminationDrainDuration: 2h\nproxyMetadata: [x]",
+            },
+            {},
+            {},
+            [("istio", False, 7200.0, False)],
+        ),
+        (
+            {},
+            {
+                "sidecar.istio.io/inject": "true",
+                "proxy.istio.io/config": (
+                    "proxyMetadata: {EXIT_ON_ZERO_ACTIVE_CONNECTIONS: 'TRUE', "
+                    "MINIMUM_DRAIN_DURATION: 1.5m}"
+                ),
+            },
+            {},
+            {},
+            [("istio", False, 90.0, True)],
+        ),
+        (
+            {},
+            {
+                "sidecar.istio.io/inject": "true",
+                "proxy.istio.io/config": "terminationDrainDuration: soon",
+            },
+            {},
+            {},
+            [("istio", False, 5.0, False)],
+        ),
+        (
+            {},
+            {
+                "linkerd.io/inject": "enabled",
+                "config.alpha.linkerd.io/proxy-wait-before-exit-seconds": "30",
+                "sidecar.istio.io/inject": "true",
+                "proxy.istio.io/config": "terminationDrainDuration: 45",
+            },
+            {},
+            {},
+            [("istio", False, 45.0, False), ("linkerd", False, 30.0, False)],
+        ),
         ({}, {"linkerd.io/inject": "disabled"}, {}, {"linkerd.io/inject": "enabled"}, []),
         (
             {},
@@ -487,6 +572,28 @@ def test_injected_proxies(
 ) -> None:
     proxies = injected_proxies(labels, annotations, ns_labels, ns_annotations)
     assert [(p.mesh, p.native, p.stays_seconds, p.exits_when_idle) for p in proxies] == found
+    names = {"istio": "istio-proxy", "linkerd": "linkerd-proxy"}
+    assert [p.name for p in proxies] == [names[p.mesh] for p in proxies]
+    for p in proxies:
+        assert (
+            p.setting
+            == {
+                (True, "istio"): "proxy.istio.io/config proxyMetadata.MINIMUM_DRAIN_DURATION",
+                (False, "istio"): "proxy.istio.io/config terminationDrainDuration",
+                (False, "linkerd"): "config.alpha.linkerd.io/proxy-wait-before-exit-seconds",
+            }[(p.exits_when_idle, p.mesh)]
+        )
+
+
+@pytest.mark.parametrize(
+    ("raw", "seconds"),
+    [("30s", 30.0), ("500ms", 0.5), ("2m", 120.0), ("1h", 3600.0), (" 7 ", 7.0), (12, 12.0),
+     ("1.5s", 1.5), ("soon", None), ("-3s", None), (True, None), (None, None), ("3d", None)],
+)  # fmt: skip
+def test_mesh_durations(raw: object, seconds: float | None) -> None:
+    from gunicorn_zdt.k8s.mesh import _seconds
+
+    assert _seconds(raw) == seconds
 
 
 def _stream(*extra: dict[str, Any]) -> tuple[Workload, list[Document]]:
@@ -733,3 +840,21 @@ def test_service_links_as_the_kubelet_adds_them() -> None:
         "FRESH_PORT_8080_TCP_PORT": "8080",
         "FRESH_PORT_8080_TCP_ADDR": "10.96.0.10",
     }
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_an_injected_proxy_is_a_container_of_the_pod(native: bool) -> None:
+    """What the rules see: a container (or native sidecar) with no ports, no preStop and no
+    command of its own; its drain is in its mesh record."""
+    from gunicorn_zdt.k8s import Neighbour, PreStop
+
+    docs = list(yaml.safe_load_all((MANIFESTS / "good.yaml").read_text()))
+    meta = docs[0]["spec"]["template"]["metadata"]
+    meta["annotations"] = {"sidecar.istio.io/inject": "true"}
+    if native:
+        meta["annotations"]["sidecar.istio.io/nativeSidecar"] = "true"
+    (w,) = [w for w in workloads([Document("s", o) for o in docs]) if isinstance(w, Workload)]
+    (proxy,) = injected_proxies({}, meta["annotations"], {}, {})
+    fld = "spec.template.metadata.annotations[sidecar.istio.io/inject]"
+    role = "sidecar" if native else "container"
+    assert w.neighbours == (Neighbour("istio-proxy", fld, role, (), PreStop(), (), proxy),)

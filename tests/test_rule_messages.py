@@ -1576,6 +1576,9 @@ CASES: dict[str, Case] = {
 # --- issue 25: the stream read as the cluster reads it ---------------------------------
 
 
+COMMAND = ["gunicorn", "-c", "example_app/gunicorn.conf.py", "example_app.wsgi:app"]
+
+
 def pdb(docs: Docs) -> dict[str, Any]:
     return of_kind(docs, "PodDisruptionBudget")
 
@@ -1662,6 +1665,18 @@ def backend_config(interval: int, threshold: int) -> Edit:
             }
         ),
     )
+
+
+def twin_in_namespace(namespace: str, labels: dict[str, str]) -> Edit:
+    """good.yaml's Deployment again in another namespace, with other pod labels."""
+
+    def edit(docs: Docs) -> None:
+        twin = copy.deepcopy(deployment(docs))
+        twin["metadata"]["namespace"] = namespace
+        twin["spec"]["template"]["metadata"]["labels"] = dict(labels)
+        docs.append(twin)
+
+    return edit
 
 
 def swapped_port_names(docs: Docs) -> None:
@@ -1791,6 +1806,76 @@ CASES.update(
                 "Deployment, name: app"
             ),
         ),
+        "not-ready-addresses-after-a-headless-one": Case(
+            "not-ready-addresses",
+            both(
+                setter("spec.publishNotReadyAddresses", True, service),
+                services_first(
+                    other_service("peers", {"app": "app"}, [{"port": 8080}], clusterIP=None)
+                    | {
+                        "spec": {
+                            "clusterIP": "None",
+                            "publishNotReadyAddresses": True,
+                            "selector": {"app": "app"},
+                            "ports": [{"port": 8080}],
+                        }
+                    },
+                    other_service("admin", {"app": "app"}, [{"port": 8081}])
+                    | {
+                        "spec": {
+                            "publishNotReadyAddresses": True,
+                            "selector": {"app": "app"},
+                            "ports": [{"port": 9000, "targetPort": "probes"}],
+                        }
+                    },
+                ),
+            ),
+            services_first(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": {"name": "peers"},
+                    "spec": {
+                        "clusterIP": "None",
+                        "publishNotReadyAddresses": True,
+                        "selector": {"app": "app"},
+                        "ports": [{"port": 8080}],
+                    },
+                },
+            ),
+            "Service/app: spec.publishNotReadyAddresses: error[not-ready-addresses]: true on a "
+            "Service that carries traffic to the app: its endpoints ignore readiness, so the "
+            "drain's 503 removes the pod from nothing and new pods get traffic before they can "
+            "serve; remove it (keep it only on a headless Service for peer discovery, "
+            "clusterIP: None)",
+            allowed_when_passing=(),
+            along=(),
+        ),
+        "selector-service-next-to-other-namespaces": Case(
+            "selector",
+            both(
+                services_first(
+                    {
+                        "apiVersion": "policy/v1",
+                        "kind": "PodDisruptionBudget",
+                        "metadata": {"name": "x", "namespace": "other"},
+                        "spec": {"selector": "?"},
+                    },
+                    other_service(
+                        "web", {"app": "app", "version": "v2"}, [{"port": 80, "targetPort": "http"}]
+                    ),
+                ),
+                twin_in_namespace("other", {"app": "app", "version": "v2"}),
+            ),
+            services_first(
+                other_service("web", {"app": "app"}, [{"port": 80, "targetPort": "http"}]),
+            ),
+            "Service/web: spec.selector: error[selector]: selects app=app, version=v2, which "
+            "matches no pod template in the input (Deployment/app's pods carry app=app): the "
+            "Service has no endpoints once the rollout replaced the pods, a total outage; select "
+            "only labels spec.template.metadata.labels has",
+            allowed_when_passing=(),
+        ),
         "not-ready-addresses": Case(
             "not-ready-addresses",
             setter("spec.publishNotReadyAddresses", True, service),
@@ -1854,7 +1939,7 @@ CASES.update(
             ),
             both(
                 env_from("app-env"),
-                config_map("app-env", {"ZDT_DRAIN_SECONDS": "5"}),
+                config_map("app-env", {"ZDT_DRAIN_SECONDS": "5", "ZDT_DRAIN_MAX_SECONDS": "5"}),
                 set_env("ZDT_DRAIN_SECONDS", None),
             ),
             (
@@ -1867,13 +1952,13 @@ CASES.update(
             "grace-period",
             both(
                 env_from("app-env"),
-                config_map("app-env", {"ZDT_DRAIN_SECONDS": "5"}),
+                config_map("app-env", {"ZDT_DRAIN_SECONDS": "5", "ZDT_DRAIN_MAX_SECONDS": "5"}),
                 set_env("ZDT_DRAIN_SECONDS", None),
                 gunicorn_args("--graceful-timeout 24"),
             ),
             both(
                 env_from("app-env"),
-                config_map("app-env", {"ZDT_DRAIN_SECONDS": "5"}),
+                config_map("app-env", {"ZDT_DRAIN_SECONDS": "5", "ZDT_DRAIN_MAX_SECONDS": "5"}),
                 set_env("ZDT_DRAIN_SECONDS", None),
                 gunicorn_args("--graceful-timeout 23"),
             ),
@@ -2010,8 +2095,8 @@ CASES.update(
         ),
         "propagation-gke-neg-detected": Case(
             "propagation",
-            backend_config(3, 2),
-            backend_config(2, 2),
+            both(backend_config(3, 2), gunicorn_args("--keep-alive 620")),  # GCLB idles 600 s
+            both(backend_config(2, 2), gunicorn_args("--keep-alive 620")),
             (
                 f"Deployment/app: {C}.env[ZDT_DRAIN_SECONDS]: error[propagation]: preStop 0 + "
                 "drain 5 < propagation 6 (gke-neg (Service/app): health check 3 s x 2 + sync "
@@ -2046,6 +2131,44 @@ CASES.update(
                 "and the config file)"
             ),
             allowed_when_passing=(),
+        ),
+        "bind-from-the-command": Case(
+            "bind",
+            setter("command", [*COMMAND[:3], "-b", "0.0.0.0:9000", COMMAND[3]]),
+            setter("command", [*COMMAND[:3], "-b", "0.0.0.0:8080", COMMAND[3]]),
+            f"Deployment/app: {C}.ports: error[bind]: Gunicorn binds port 9000 but the container "
+            "declares 8080, 8081; declare containerPort: 9000 (name: http) or change --bind in "
+            "the container's command to the declared port",
+        ),
+        "bind-from-the-args": Case(
+            "bind",
+            both(
+                setter("command", ["gunicorn"]),
+                setter("args", [*COMMAND[1:3], "--bind", "0.0.0.0:9000", COMMAND[3]]),
+            ),
+            both(
+                setter("command", ["gunicorn"]),
+                setter("args", [*COMMAND[1:3], "--bind", "0.0.0.0:8080", COMMAND[3]]),
+            ),
+            f"Deployment/app: {C}.ports: error[bind]: Gunicorn binds port 9000 but the container "
+            "declares 8080, 8081; declare containerPort: 9000 (name: http) or change --bind in "
+            "the container's command to the declared port",
+        ),
+        "bind-from-the-command-equals": Case(
+            "bind",
+            setter("command", [*COMMAND[:3], "--bind=0.0.0.0:9000", COMMAND[3]]),
+            setter("command", [*COMMAND[:3], "--bind=0.0.0.0:8080", COMMAND[3]]),
+            f"Deployment/app: {C}.ports: error[bind]: Gunicorn binds port 9000 but the container "
+            "declares 8080, 8081; declare containerPort: 9000 (name: http) or change --bind in "
+            "the container's command to the declared port",
+        ),
+        "bind-from-gunicorn-cmd-args-short": Case(
+            "bind",
+            gunicorn_args("--keep-alive 90 -b 0.0.0.0:9000"),
+            gunicorn_args("--keep-alive 90 -b 0.0.0.0:8080"),
+            f"Deployment/app: {C}.ports: error[bind]: Gunicorn binds port 9000 but the container "
+            "declares 8080, 8081; declare containerPort: 9000 (name: http) or change --bind in "
+            "GUNICORN_CMD_ARGS to the declared port (it overrides PORT and the config file)",
         ),
         "listener-exposed-swapped-names": Case(
             "listener-exposed",
@@ -2253,6 +2376,144 @@ def test_config_without_the_hooks(config: str, where: str) -> None:
 LATE_HOOK = str(MANIFESTS / "late_hook.conf.py")
 
 
+INSTALL_ARGS = str(MANIFESTS / "install_args.conf.py")
+WITHOUT_GRACE_AND_PRESTOP = both(
+    set_env("ZDT_GRACE_PERIOD_SECONDS", None), set_env("ZDT_PRESTOP_SECONDS", None)
+)
+
+
+def test_install_arguments_are_named_when_the_values_came_from_them() -> None:
+    docs = edited(WITHOUT_GRACE_AND_PRESTOP)
+    analysis = cli.analyse_documents([Document(SOURCE, obj) for obj in docs], INSTALL_ARGS)
+    lines = [f.line() for pod in analysis.pods for f in check_pod(pod) if f.rule == "zdt-env"]
+    assert lines == [
+        f"{SOURCE}: Deployment/app: {C}.env[ZDT_GRACE_PERIOD_SECONDS]: error[zdt-env]: "
+        f"install(grace_period_seconds=...) in {INSTALL_ARGS} 40 != terminationGracePeriodSeconds "
+        "30: Gunicorn derives graceful_timeout for the wrong grace period; pass "
+        'grace_period_seconds=30 to install(), or set ZDT_GRACE_PERIOD_SECONDS: "30" (the env '
+        "wins over the argument)",
+        f"{SOURCE}: Deployment/app: {C}.env[ZDT_PRESTOP_SECONDS]: error[zdt-env]: "
+        f"install(prestop_seconds=...) in {INSTALL_ARGS} 3 != preStop sleep 0 "
+        f"({C}.lifecycle.preStop): Gunicorn derives graceful_timeout for the wrong preStop; "
+        'pass prestop_seconds=0 to install(), or set ZDT_PRESTOP_SECONDS: "0" (the env wins '
+        "over the argument)",
+    ]
+
+
+def test_the_env_is_named_when_it_overrides_the_install_arguments() -> None:
+    docs = edited(set_env("ZDT_GRACE_PERIOD_SECONDS", "35"))
+    analysis = cli.analyse_documents([Document(SOURCE, obj) for obj in docs], INSTALL_ARGS)
+    lines = [f.line() for pod in analysis.pods for f in check_pod(pod) if f.rule == "zdt-env"]
+    assert lines == [
+        f"{SOURCE}: Deployment/app: {C}.env[ZDT_GRACE_PERIOD_SECONDS]: error[zdt-env]: "
+        "ZDT_GRACE_PERIOD_SECONDS 35 != terminationGracePeriodSeconds 30: Gunicorn derives "
+        'graceful_timeout for the wrong grace period; set it to "30"',
+    ]
+
+
+@pytest.mark.parametrize("name", ["zdt-env-invalid", "zdt-env-configmap-value"])
+def test_an_unparsable_value_is_reported_once_by_zdt_env(name: str) -> None:
+    """Gunicorn refuses it too; the startup rule leaves it to zdt-env (same text, no twice)."""
+    out = check(edited(CASES[name].breaks))
+    assert [line for line in out if "[startup]" in line] == []
+    assert len([line for line in out if "[zdt-env]" in line]) == 1
+
+
+#: Gunicorn refuses this pod (the drain's minimum above its maximum); the other rules see
+#: the pod as install() would have resolved it (env > install() arguments > defaults).
+REFUSED_PAIR = both(
+    set_env("ZDT_DRAIN_MAX_SECONDS", "4"),
+    prestop_sleep(2),
+    set_env("ZDT_PRESTOP_SECONDS", "2"),
+    gunicorn_args("--timeout 25"),
+)
+
+
+def test_a_refused_config_is_modelled_with_the_pods_own_settings() -> None:
+    """Only the refusal and what the pod's real numbers give (graceful_timeout derived as
+    install() would: 30 - 2 - 4 - 2 = 22 < timeout 25), never the defaults' port errors."""
+    assert check(edited(REFUSED_PAIR)) == [
+        f"{SOURCE}: Deployment/app: {C}.env[ZDT_DRAIN_SECONDS]: error[startup]: gunicorn-zdt: "
+        "ZDT_DRAIN_SECONDS=5 > ZDT_DRAIN_MAX_SECONDS=4: the minimum drain exceeds the maximum; "
+        "raise ZDT_DRAIN_MAX_SECONDS to at least 5 or lower ZDT_DRAIN_SECONDS",
+        f"{SOURCE}: Deployment/app: gunicorn.timeout: warning[worker-timeout]: graceful_timeout "
+        "22 < timeout 25: a request that runs longer than 22 s when the graceful stop begins is "
+        "cut; lower timeout or raise graceful_timeout (and the grace period with it)",
+    ]
+
+
+def test_a_refused_config_keeps_its_install_arguments() -> None:
+    """install(grace_period_seconds=40): the model derives 40 - 3 - 4 - 2 = 31 from it."""
+    docs = edited(both(WITHOUT_GRACE_AND_PRESTOP, set_env("ZDT_DRAIN_MAX_SECONDS", "4")))
+    analysis = cli.analyse_documents([Document(SOURCE, obj) for obj in docs], INSTALL_ARGS)
+    lines = [f.line() for pod in analysis.pods for f in check_pod(pod)]
+    assert lines == [
+        f"{SOURCE}: Deployment/app: spec.template.spec.terminationGracePeriodSeconds: "
+        "error[grace-period]: terminationGracePeriodSeconds 30 < preStop 0 + drain 4 + "
+        "graceful_timeout 31 + margin 2 = 37; raise it to 37 or lower graceful_timeout to 24, "
+        "so the kubelet's SIGKILL cannot cut a request",
+        f"{SOURCE}: Deployment/app: {C}.env[ZDT_DRAIN_SECONDS]: error[startup]: gunicorn-zdt: "
+        "ZDT_DRAIN_SECONDS=5 > ZDT_DRAIN_MAX_SECONDS=4: the minimum drain exceeds the maximum; "
+        "raise ZDT_DRAIN_MAX_SECONDS to at least 5 or lower ZDT_DRAIN_SECONDS",
+    ]
+
+
+ALL_ARGS = str(MANIFESTS / "install_all_args.conf.py")
+ONLY_THE_MAXIMUM_IN_ENV = both(
+    WITHOUT_GRACE_AND_PRESTOP,
+    set_env("ZDT_DRAIN_SECONDS", None),
+    set_env("ZDT_PROBE_BIND", None),
+    set_env("ZDT_DRAIN_MAX_SECONDS", "4"),
+)
+
+
+def test_a_refused_config_is_modelled_from_every_install_argument() -> None:
+    """install(drain_seconds=6, ...) with ZDT_DRAIN_MAX_SECONDS=4 in the env: Gunicorn refuses;
+    the model keeps the arguments' probe listener (no port errors), grace 40 and preStop 3:
+    graceful_timeout 40 - 3 - 4 - 2 = 31, too long for the manifest's 30 s."""
+    docs = edited(ONLY_THE_MAXIMUM_IN_ENV)
+    analysis = cli.analyse_documents([Document(SOURCE, obj) for obj in docs], ALL_ARGS)
+    assert [f.line() for pod in analysis.pods for f in check_pod(pod)] == [
+        f"{SOURCE}: Deployment/app: spec.template.spec.terminationGracePeriodSeconds: "
+        "error[grace-period]: terminationGracePeriodSeconds 30 < preStop 0 + drain 4 + "
+        "graceful_timeout 31 + margin 2 = 37; raise it to 37 or lower graceful_timeout to 24, "
+        "so the kubelet's SIGKILL cannot cut a request",
+        f"{SOURCE}: Deployment/app: {C}.env[ZDT_DRAIN_SECONDS]: error[startup]: gunicorn-zdt: "
+        "ZDT_DRAIN_SECONDS=6 > ZDT_DRAIN_MAX_SECONDS=4: the minimum drain exceeds the maximum; "
+        "raise ZDT_DRAIN_MAX_SECONDS to at least 6 or lower ZDT_DRAIN_SECONDS",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("grace", "line"),
+    [
+        # 10 - 3 - 4 - 2 = 1 s: derived and used (only the worker timeout is longer)
+        ("10", "warning[worker-timeout]: graceful_timeout 1 < timeout 20"),
+        # 9 - 3 - 4 - 2 = 0 s: nothing fits, Gunicorn's own 30 s stays (and does not fit)
+        ("9", "error[grace-period]: terminationGracePeriodSeconds 30 < preStop 0 + drain 4 + "
+              "graceful_timeout 30"),
+    ],
+)  # fmt: skip
+def test_a_refused_config_derives_graceful_timeout_only_when_it_fits(grace: str, line: str) -> None:
+    docs = edited(both(ONLY_THE_MAXIMUM_IN_ENV, set_env("ZDT_GRACE_PERIOD_SECONDS", grace)))
+    analysis = cli.analyse_documents([Document(SOURCE, obj) for obj in docs], ALL_ARGS)
+    lines = [f.line() for pod in analysis.pods for f in check_pod(pod) if f.rule != "startup"]
+    assert [x.split(": ", 3)[3][: len(line)] for x in lines] == [line]
+
+
+def test_min_propagation_overrides_the_load_balancer_in_memory() -> None:
+    """--min-propagation decides: the load balancer's reasons are not shown."""
+    docs = [Document(SOURCE, obj) for obj in edited(nothing)]
+    lb = lb_presets.parse("aws-alb")
+    analysis = cli.analyse_documents(docs, CONF, min_propagation=6, lb=lb)
+    lines = [f.line() for pod in analysis.pods for f in check_pod(pod) if f.rule == "propagation"]
+    assert lines == [
+        f"{SOURCE}: Deployment/app: {C}.env[ZDT_DRAIN_SECONDS]: error[propagation]: preStop 0 + "
+        "drain 5 < propagation 6: new connections may still arrive after the listeners close; "
+        "raise ZDT_DRAIN_SECONDS or add a preStop sleep"
+    ]
+
+
 def test_hooks_redefined_after_install_are_the_runtime_refusal() -> None:
     """check names the hooks Gunicorn's on_starting refuses to start with, in its words."""
     docs = edited(nothing)
@@ -2271,7 +2532,16 @@ def _load_every_view() -> None:
     needs = [(edit, CONF) for case in CASES.values() for edit in (case.breaks, case.passes)]
     needs += [(liveness_on_app_port(worker), CONF) for worker, _ in WORKERS]
     needs += [(EVERY_BUDGET_RULE, CONF), (WITH_A_PROXY, NO_HOOKS), (WITH_A_PROXY, "")]
-    needs += [(nothing, LATE_HOOK)]
+    needs += [(nothing, LATE_HOOK), (WITHOUT_GRACE_AND_PRESTOP, INSTALL_ARGS), (REFUSED_PAIR, CONF)]
+    needs += [(ONLY_THE_MAXIMUM_IN_ENV, ALL_ARGS)]
+    needs += [
+        (both(ONLY_THE_MAXIMUM_IN_ENV, set_env("ZDT_GRACE_PERIOD_SECONDS", g)), ALL_ARGS)
+        for g in ("9", "10")
+    ]
+    needs += [
+        (both(WITHOUT_GRACE_AND_PRESTOP, set_env("ZDT_DRAIN_MAX_SECONDS", "4")), INSTALL_ARGS)
+    ]
+    needs += [(set_env("ZDT_GRACE_PERIOD_SECONDS", "35"), INSTALL_ARGS)]
     for edit, config in needs:
         for w in workloads([Document(SOURCE, obj) for obj in edited(edit)]):
             if isinstance(w, Workload):

@@ -164,6 +164,7 @@ def test_own_drain_seconds(words: list[str], seconds: float | None) -> None:
         (["python", "-m"], False),
         (["python", "run.py", "-m", "gunicorn"], False),
         (["python", "-u"], False),
+        (["python3", "-W"], False),  # an option's value missing at the end: not a crash
         (["python"], False),
     ],
 )
@@ -247,7 +248,102 @@ def test_install_record_is_found_on_any_of_its_hooks() -> None:
         ("other", {"app"}, False),
         ("app-v2", {"app", "app-v"}, False),  # closer to another workload
         ("ap", {"app"}, True),
+        ("app-v2", {"app", "xapp"}, True),  # another one close too, but mine is the closest
     ],
 )
 def test_hpa_target_near_miss(name: str, names: set[str], close: bool) -> None:
     assert routing._close(name, "app", names) is close
+
+
+@pytest.mark.parametrize(
+    ("error", "setting"),
+    [
+        ("ZDT_DRAIN_SECONDS=20 > ZDT_DRAIN_MAX_SECONDS=15: the minimum ...", "ZDT_DRAIN_SECONDS"),
+        ("ZDT_DRAIN_SECONDS='1e9' is over the limit of 3600 s", "ZDT_DRAIN_SECONDS"),
+        ("ZDT_PROBE_PREFIX must start with /", "ZDT_PROBE_PREFIX"),
+        ("your Gunicorn hook when_ready takes 2 argument(s); ...", "hooks"),
+        ("drain_seconds=abc is not a number", "hooks"),
+        ("", "hooks"),
+    ],
+)
+def test_the_setting_a_refusal_names(error: str, setting: str) -> None:
+    from gunicorn_zdt.core.refusals import _setting_in
+
+    assert _setting_in(error) == setting
+
+
+@pytest.mark.parametrize(
+    ("worker", "timeout", "limit", "bind", "refused"),
+    [
+        ("sync", 20, 10.0, ("0.0.0.0", 8081), True),  # = timeout/2: an idle worker's interval
+        ("sync", 20, 10.5, ("0.0.0.0", 8081), False),
+        ("sync", 20, 10.0, None, False),  # no probe listener: nothing reads the heartbeat
+        ("sync", 20, None, ("0.0.0.0", 8081), False),  # unset: Gunicorn's timeout
+        ("gthread", 20, 1.0, ("0.0.0.0", 8081), False),  # beats every second
+        ("sync", 0, 1.0, ("0.0.0.0", 8081), False),  # no timeout: no idle interval
+    ],
+)
+def test_heartbeat_refusal(
+    worker: str, timeout: int, limit: float | None, bind: Any, refused: bool
+) -> None:
+    from types import SimpleNamespace
+
+    from gunicorn_zdt.core.plan import DrainPlan
+    from gunicorn_zdt.core.refusals import heartbeat_refusal
+
+    plan = DrainPlan(5.0, 0.0, None, 3.0, probe_bind=bind, heartbeat_timeout_seconds=limit)
+    line = heartbeat_refusal(plan, SimpleNamespace(worker_class_str=worker, timeout=timeout))
+    assert (line is not None) is refused
+    if refused:
+        assert line == (
+            "gunicorn-zdt: ZDT_HEARTBEAT_TIMEOUT_SECONDS=10 <= timeout/2 = 10: an idle sync "
+            "worker reports its heartbeat only every timeout/2 s, so liveness would fail on an "
+            "idle pod; raise it above 10 (or unset it: default timeout 20)"
+        )
+
+
+def test_startup_refusals_in_on_startings_order() -> None:
+    """Each refusal as data (kind, setting, line), in the order on_starting checks them."""
+    from types import SimpleNamespace
+
+    from gunicorn_zdt.core.plan import DrainPlan
+    from gunicorn_zdt.core.refusals import HOOK_NAMES, integration_problem, startup_refusals
+
+    ours = SimpleNamespace(zdt_hook=True)
+    cfg = SimpleNamespace(
+        worker_class_str="sync", timeout=20, graceful_timeout=30, keepalive=2,
+        **{name: ours for name in HOOK_NAMES},
+    )  # fmt: skip
+    cfg.pre_request = lambda worker, req: None  # defined after install()
+    plan = DrainPlan(5.0, 0.0, 20.0, 3.0, probe_bind=("0.0.0.0", 8081), heartbeat_timeout_seconds=9)
+    got = [(r.kind, r.setting) for r in startup_refusals(cfg, plan, [])]
+    assert got == [
+        ("hooks", "hooks"),
+        ("budget", "ZDT_GRACE_PERIOD_SECONDS"),
+        ("heartbeat", "ZDT_HEARTBEAT_TIMEOUT_SECONDS"),
+    ]
+    errors = ["ZDT_DRAIN_SECONDS=9 > ZDT_DRAIN_MAX_SECONDS=5: ...", "a second one, never shown"]
+    assert [(r.kind, r.setting, r.line) for r in startup_refusals(cfg, None, errors)] == [
+        ("hooks", "hooks", integration_problem(cfg)),
+        ("setting", "ZDT_DRAIN_SECONDS", f"gunicorn-zdt: {errors[0]}"),
+    ]
+    cfg.pre_request = ours
+    assert startup_refusals(cfg, None, []) == []
+
+
+def test_integration_problem_without_any_hook_of_ours() -> None:
+    from types import SimpleNamespace
+
+    from gunicorn_zdt.core.refusals import integration_problem
+
+    assert integration_problem(SimpleNamespace(on_starting=SimpleNamespace(zdt_hook=1))) == (
+        "gunicorn-zdt: Gunicorn hook(s) when_ready, pre_fork, post_fork, post_worker_init, "
+        "pre_request, post_request, on_exit defined after install(globals()) replaced ours, "
+        "which turns the drain off; define your hooks before install(globals()) (it chains "
+        "them) and call it last"
+    )
+    assert integration_problem(SimpleNamespace()) == (
+        "gunicorn-zdt: the Gunicorn config does not call install(globals()) (or every hook was "
+        "redefined after it): add `from gunicorn_zdt.hooks import install` and "
+        "`install(globals())` as its last line"
+    )

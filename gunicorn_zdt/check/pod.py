@@ -136,7 +136,6 @@ def make_pod(
         plan_budget,
         prestop_seconds=workload.prestop.seconds,
         grace_period_seconds=workload.grace_period_seconds,
-        min_propagation_seconds=min_propagation_seconds,
         proxy_idle_seconds=lb.idle_seconds if lb is not None else None,
     )
     binds = view.tcp_binds
@@ -182,24 +181,24 @@ def model_plan(view: GunicornView, env: dict[str, str], min_propagation: float) 
     No hooks: SIGTERM closes the listeners at once (no drain, no probe listener).
     """
     if view.plan is not None:
-        return view.plan
+        return dataclasses.replace(view.plan, min_propagation_seconds=min_propagation)
     if view.install is None:
         return DrainPlan.no_drain(min_propagation)
     args = view.install.arguments
 
-    def value(name: str, argument: str | None = None) -> Any:
+    def value(argument: str) -> Any:
+        name = f"ZDT_{argument.upper()}"
         try:
-            return settings.resolve(name, args.get(argument or ""), environ=env)
+            return settings.resolve(name, args.get(argument), environ=env)
         except SettingError:
             return settings.BY_NAME[name].default
 
+    # what the rules read of a plan: the quiet period and probe prefix are not among it
     return DrainPlan(
-        drain_seconds=value("ZDT_DRAIN_SECONDS", "drain_seconds"),
-        prestop_seconds=value("ZDT_PRESTOP_SECONDS", "prestop_seconds"),
-        grace_period_seconds=value("ZDT_GRACE_PERIOD_SECONDS", "grace_period_seconds"),
+        drain_seconds=value("drain_seconds"),
+        prestop_seconds=value("prestop_seconds"),
+        grace_period_seconds=value("grace_period_seconds"),
         min_propagation_seconds=min_propagation,
-        probe_bind=value("ZDT_PROBE_BIND", "probe_bind"),
-        drain_max_seconds=value("ZDT_DRAIN_MAX_SECONDS", "drain_max_seconds"),
-        drain_quiet_seconds=value("ZDT_DRAIN_QUIET_SECONDS"),
-        probe_prefix=value("ZDT_PROBE_PREFIX"),
+        probe_bind=value("probe_bind"),
+        drain_max_seconds=value("drain_max_seconds"),
     )

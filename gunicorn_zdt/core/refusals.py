@@ -106,9 +106,7 @@ def integration_problem(cfg: Any) -> str | None:
     A hook defined after ``install(globals())`` replaces ours: the drain, or the closing
     of keep-alive connections, is then silently off. Also used by ``gunicorn-zdt check``.
     """
-    replaced = [
-        name for name in HOOK_NAMES if not getattr(getattr(cfg, name, None), "zdt_hook", False)
-    ]
+    replaced = [name for name in HOOK_NAMES if not hasattr(getattr(cfg, name, None), "zdt_hook")]
     if not replaced:
         return None
     if len(replaced) == len(HOOK_NAMES):
@@ -173,5 +171,5 @@ def startup_refusals(cfg: Any, plan: DrainPlan | None, errors: Sequence[str]) ->
 
 def _setting_in(error: str) -> str:
     """The setting an error line starts with (``ZDT_DRAIN_SECONDS=20 > ...``), else hooks."""
-    head = error.split("=", 1)[0].split()[0] if error else ""
-    return head if head.startswith("ZDT_") else "hooks"
+    words = error.partition("=")[0].split()
+    return words[0] if words and words[0].startswith("ZDT_") else "hooks"

@@ -76,12 +76,12 @@ def tini_process_group(options: set[str]) -> bool:
 
 def python_runs_gunicorn(words: Sequence[str]) -> bool:
     """``python [OPTIONS] -m gunicorn ...``: the interpreter process is Gunicorn's arbiter."""
-    i = 1
-    while i < len(words):
-        word = words[i]
+    rest = iter(words[1:])
+    for word in rest:
         if word == "-m":
-            return list(words[i + 1 : i + 2]) == ["gunicorn"]
+            return next(rest, None) == "gunicorn"
         if not word.startswith("-"):
             return False  # a script: it may or may not exec gunicorn
-        i += 2 if word in {"-W", "-X"} else 1  # the options that take a separate value
+        if word in {"-W", "-X"}:  # the options that take a separate value
+            next(rest, None)
     return False

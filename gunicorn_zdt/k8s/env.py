@@ -62,7 +62,7 @@ def _secret_values(obj: Mapping[str, Any]) -> dict[str, str]:
     data, plain = obj.get("data"), obj.get("stringData")
     for key, raw in (data if isinstance(data, Mapping) else {}).items():
         try:
-            out[str(key)] = base64.b64decode(str(raw), validate=True).decode("utf-8")
+            out[str(key)] = base64.b64decode(str(raw), validate=True).decode()
         except (binascii.Error, UnicodeDecodeError):
             continue  # not a value the container could use as text: unknown
     out.update({str(k): str(v) for k, v in (plain if isinstance(plain, Mapping) else {}).items()})
@@ -108,9 +108,10 @@ def resolve_env(
         if not isinstance(source, Mapping):
             continue
         prefix = str(source.get("prefix") or "")
-        kind, ref = _env_from_ref(source)
-        if ref is None:
+        found = _env_from_ref(source)
+        if found is None:
             continue
+        kind, ref = found
         data = sources.lookup(kind, namespace, ref)
         if data is None:
             if not _optional(source, kind):
@@ -146,12 +147,13 @@ def expand_words(words: Sequence[str] | None, values: Mapping[str, str]) -> list
     return None if words is None else [expand(str(w), values) for w in words]
 
 
-def _env_from_ref(source: Mapping[str, Any]) -> tuple[str, str | None]:
+def _env_from_ref(source: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(kind, name) of an envFrom source; None when it names nothing."""
     for key, kind in (("configMapRef", "ConfigMap"), ("secretRef", "Secret")):
         ref = source.get(key)
         if isinstance(ref, Mapping) and ref.get("name"):
             return kind, str(ref["name"])
-    return "ConfigMap", None
+    return None
 
 
 def _optional(source: Mapping[str, Any], kind: str) -> bool:

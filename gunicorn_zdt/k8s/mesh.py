@@ -57,6 +57,7 @@ class InjectedProxy:
     stays_seconds: float
     setting: str  # the annotation that sets stays_seconds
     exits_when_idle: bool = False
+    key: str = ""  # Istio: the field inside the proxy.istio.io/config annotation
 
 
 def injected_proxies(
@@ -102,30 +103,35 @@ def _linkerd_field(annotations: Mapping[str, str], namespace: Mapping[str, str])
 
 
 def _istio(fld: str, annotations: Mapping[str, str]) -> InjectedProxy:
-    native = annotations.get(ISTIO_NATIVE, "").lower() == "true"
-    try:
-        config = yaml.safe_load(annotations.get(ISTIO_CONFIG) or "{}")
-    except yaml.YAMLError:
-        config = {}
-    config = config if isinstance(config, Mapping) else {}
-    metadata = config.get("proxyMetadata") or {}
+    native = str(annotations.get(ISTIO_NATIVE)).lower() == "true"
+    config = _yaml_mapping(annotations.get(ISTIO_CONFIG))
+    metadata = config.get("proxyMetadata")
     metadata = metadata if isinstance(metadata, Mapping) else {}
-    if str(metadata.get("EXIT_ON_ZERO_ACTIVE_CONNECTIONS", "")).lower() == "true":
+    if str(metadata.get("EXIT_ON_ZERO_ACTIVE_CONNECTIONS")).lower() == "true":
         minimum = _seconds(metadata.get("MINIMUM_DRAIN_DURATION"))
         stays = ISTIO_DEFAULT_DRAIN_SECONDS if minimum is None else minimum
-        setting = f"{ISTIO_CONFIG} proxyMetadata.MINIMUM_DRAIN_DURATION"
-        return InjectedProxy("istio", "istio-proxy", fld, native, stays, setting, True)
+        key = "proxyMetadata.MINIMUM_DRAIN_DURATION"
+        setting = f"{ISTIO_CONFIG} {key}"
+        return InjectedProxy("istio", "istio-proxy", fld, native, stays, setting, True, key)
     drain = _seconds(config.get("terminationDrainDuration"))
     stays = ISTIO_DEFAULT_DRAIN_SECONDS if drain is None else drain
-    setting = f"{ISTIO_CONFIG} terminationDrainDuration"
-    return InjectedProxy("istio", "istio-proxy", fld, native, stays, setting)
+    key = "terminationDrainDuration"
+    setting = f"{ISTIO_CONFIG} {key}"
+    return InjectedProxy("istio", "istio-proxy", fld, native, stays, setting, False, key)
+
+
+def _yaml_mapping(text: str | None) -> Mapping[str, object]:
+    """An annotation that holds YAML (Istio's proxy config) as a mapping; {} if it is not one."""
+    try:
+        loaded = yaml.safe_load(text or "")
+    except yaml.YAMLError:
+        return {}
+    return loaded if isinstance(loaded, Mapping) else {}
 
 
 def _seconds(raw: object) -> float | None:
     """``"30s"``, ``"1m"``, ``"500ms"``, ``30`` -> seconds; None when not a duration."""
-    if raw is None or isinstance(raw, bool):
-        return None
-    match = _DURATION.match(str(raw))
+    match = _DURATION.match(str(raw))  # None, True: no match
     if match is None:
         return None
     number, unit = float(match.group(1)), match.group(2) or "s"

@@ -366,10 +366,9 @@ def _injected(
 
 
 def _proxy_neighbour(proxy: InjectedProxy) -> Neighbour:
-    """An injected mesh proxy as a container: its drain as a preStop-like sleep."""
+    """An injected mesh proxy as a container (its drain is in ``proxy``, not a preStop)."""
     role = "sidecar" if proxy.native else "container"
-    stays = PreStop("sleep", proxy.stays_seconds, proxy.field) if proxy.stays_seconds else PreStop()
-    return Neighbour(proxy.name, proxy.field, role, (), stays, (), proxy)
+    return Neighbour(proxy.name, proxy.field, role, (), PreStop(), (), proxy)
 
 
 def _str_list(value: Any) -> list[str] | None:

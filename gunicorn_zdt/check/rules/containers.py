@@ -129,7 +129,7 @@ def _mesh_proxy(pod: Pod, proxy: InjectedProxy) -> Iterator[Finding]:
     n = fmt(math.ceil(needed))
     if proxy.mesh == "istio":
         fix = (
-            f'set {proxy.setting.split(" ", 1)[1]}: "{n}s" in the {ISTIO_CONFIG} annotation, '
+            f'set {proxy.key}: "{n}s" in the {ISTIO_CONFIG} annotation, '
             f'or {ISTIO_NATIVE}: "true" (a native sidecar stops after the app)'
         )
     else:

@@ -141,8 +141,8 @@ def _bind_source(pod: Pod) -> str:
     argv = gunicorn_argv(w.command, w.args) or []
     if any(word in {"-b", "--bind"} or word.startswith("--bind=") for word in argv):
         return "change --bind in the container's command to the declared port"
-    cmd_args = w.env.get("GUNICORN_CMD_ARGS", "")
-    if re.search(r"(^|\s)(-b|--bind)(\s|=|$)", cmd_args):
+    cmd_args = w.env.get("GUNICORN_CMD_ARGS")
+    if cmd_args and re.search(r"(^|\s)(-b|--bind)(\s|=|$)", cmd_args):
         return (
             "change --bind in GUNICORN_CMD_ARGS to the declared port (it overrides PORT and "
             "the config file)"

@@ -165,7 +165,7 @@ def _near_misses(pod: Pod) -> Iterator[tuple[Document, str, str]]:
 
 def _close(name: str, mine: str, names: set[str]) -> bool:
     """``name`` is a near miss of ``mine`` (``app-v2``, ``webapp``) more than of the rest."""
-    best = difflib.get_close_matches(name, sorted(names), n=1, cutoff=0.6)
+    best = difflib.get_close_matches(name, sorted(names), n=1)  # similarity >= 0.6
     return best == [mine]
 
 
