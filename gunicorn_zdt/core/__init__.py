@@ -9,4 +9,6 @@
 * :mod:`.readiness` - the one readiness/startup decision both probe servers answer with.
 * :mod:`.refusals` - every reason the hooks refuse to start Gunicorn, as data: the runtime
   raises them and ``gunicorn-zdt check`` reports them, from the same code.
+* :mod:`.report` - the termination report's JSON line (marker, fields, parser): the runtime
+  logs it, ``gunicorn-zdt drill`` reads it.
 """

@@ -41,8 +41,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from .events import EventLog
 from .pinning import Use
-from .timeline import Timeline
 
 MODES = ("kube-proxy", "l7", "health-check", "haproxy", "haproxy-retry", "nginx")
 _HOP_BY_HOP = {
@@ -97,7 +97,7 @@ class Service:
     def __init__(
         self,
         mode: str,
-        timeline: Timeline,
+        event_log: EventLog,
         *,
         propagation_seconds: tuple[float, float] = (1.0, 3.0),
         health_check: HealthCheck | None = None,
@@ -110,7 +110,7 @@ class Service:
         if not 0 <= lo <= hi:
             raise ValueError(f"propagation {lo}-{hi} s: need 0 <= min <= max")
         self.mode = mode
-        self.timeline = timeline
+        self.event_log = event_log
         self.propagation_seconds = (lo, hi)
         self.health_check = health_check or HealthCheck()
         self.rng = rng or random.Random()
@@ -223,10 +223,10 @@ class Service:
     def _apply(self, ep: Endpoint, add: bool) -> None:
         if add and ep not in self.endpoints:
             self.endpoints.append(ep)
-            self.timeline.record(ep.name, "endpoint-added", self.mode)
+            self.event_log.record(ep.name, "endpoint-added", self.mode)
         elif not add and ep in self.endpoints:
             self.endpoints.remove(ep)
-            self.timeline.record(ep.name, "endpoint-removed", self.mode)
+            self.event_log.record(ep.name, "endpoint-removed", self.mode)
             for _, writer, _ in self._pool.pop(ep.name, []):
                 _close(writer)
         with self._routable:
@@ -411,7 +411,7 @@ class Service:
             self._upstream_serial[conn[1]] = next(self._serials)
         up_reader, up_writer = conn
         serial = self._upstream_serial.get(up_writer, -1)
-        started = self.timeline.now()
+        started = self.event_log.now()
         lines = [method + b" " + target + b" HTTP/1.1"]
         lines += [k + b": " + v for k, v in headers.items() if k not in _HOP_BY_HOP]
         lines.append(b"Content-Length: " + str(len(body)).encode())

@@ -8,9 +8,10 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from ..core.report import last_report, render_text
+from .events import Event
 from .outcomes import FAILURE_CLASSES, Record
-from .pods import Pod
-from .timeline import Event
+from .pods import PodProcess
 
 _CLASS_COLOURS = {
     "refused": "#d62728",
@@ -26,11 +27,12 @@ _CLASS_COLOURS = {
 }
 
 
-def pod_row(pod: Pod) -> dict[str, Any]:
+def pod_row(pod: PodProcess) -> dict[str, Any]:
     """One line of the termination table (times in rehearsal seconds)."""
     term_to_exit = None
     if pod.sigterm_at is not None and pod.exited_at is not None:
         term_to_exit = round(pod.exited_at - pod.sigterm_at, 3)
+    report = termination_report(pod.log_path)
     return {
         "pod": pod.name,
         "revision": pod.revision,
@@ -48,23 +50,20 @@ def pod_row(pod: Pod) -> dict[str, Any]:
         "sigterm_to_exit_seconds": term_to_exit,
         "restarts": pod.restarts,
         "stopped_by": "rollout" if pod.deleted_at is not None else "teardown",
-        "termination_report": termination_report(pod.log_path),
+        "termination_report": None if report is None else render_text(report),  # for people
+        "termination_report_data": report,  # the JSON report's fields (core/report.py)
     }
 
 
-_REPORT_MARK = "gunicorn-zdt: termination report: "
-
-
-def termination_report(log: Path) -> str | None:
-    """The pod's own account of its termination (gunicorn-zdt logs it at exit), if any."""
+def termination_report(log: Path) -> dict[str, Any] | None:
+    """The pod's own account of its termination: the JSON report gunicorn-zdt logs at exit
+    (:mod:`gunicorn_zdt.core.report`; the drill runs every pod with ``ZDT_REPORT_JSON``), the
+    last one when the pod restarted; None without one."""
     try:
         text = log.read_text(errors="replace")
     except OSError:
         return None
-    found = [
-        line.split(_REPORT_MARK, 1)[1].strip() for line in text.splitlines() if _REPORT_MARK in line
-    ]
-    return found[-1] if found else None
+    return last_report(text.splitlines())
 
 
 def summarize(
@@ -74,7 +73,7 @@ def summarize(
     acked: int,
     lost: list[str],
     unverified: list[str],
-    pods: list[Pod],
+    pods: list[PodProcess],
     events: list[Event],
     service_stats: dict[str, Any],
     duration_seconds: float,
