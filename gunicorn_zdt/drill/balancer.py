@@ -390,26 +390,10 @@ class Service:
             return _proxy_error(b"503 Service Unavailable", b"no endpoints")
         ep = self.rng.choice(self.endpoints)
         pool = self._pool[ep.name]
-        conn = None
-        while pool and conn is None:
-            reader, writer, idle_since = pool.pop()
-            stale = time.monotonic() - idle_since > self.upstream_idle_seconds
-            if stale or reader.at_eof() or writer.transport.is_closing():
-                _close(writer)
-            else:
-                conn = reader, writer
-        reused = conn is not None
+        conn = await self._upstream_connection(ep)
         if conn is None:
-            try:
-                conn = await asyncio.wait_for(
-                    asyncio.open_connection("127.0.0.1", ep.port), timeout=5
-                )
-            except (OSError, TimeoutError):
-                self.upstream_failures["connect"] += 1
-                return _proxy_error(b"502 Bad Gateway", b"upstream connect failed")
-            self.connections[ep.name] += 1
-            self._upstream_serial[conn[1]] = next(self._serials)
-        up_reader, up_writer = conn
+            return _proxy_error(b"502 Bad Gateway", b"upstream connect failed")
+        up_reader, up_writer, reused = conn
         serial = self._upstream_serial.get(up_writer, -1)
         started = self.event_log.now()
         lines = [method + b" " + target + b" HTTP/1.1"]
@@ -446,6 +430,30 @@ class Service:
             _close(up_writer)
         kept = [(k, v) for k, v in resp_headers.items() if k not in _HOP_BY_HOP]
         return status, kept, resp_body
+
+    async def _upstream_connection(
+        self, ep: Endpoint
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool] | None:
+        """A pooled connection to ``ep`` still fit for reuse, else a new one (the flag: reused);
+        None when a new one cannot be opened."""
+        pool = self._pool[ep.name]
+        while pool:
+            reader, writer, idle_since = pool.pop()
+            stale = time.monotonic() - idle_since > self.upstream_idle_seconds
+            if stale or reader.at_eof() or writer.transport.is_closing():
+                _close(writer)
+            else:
+                return reader, writer, True
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection("127.0.0.1", ep.port), timeout=5
+            )
+        except (OSError, TimeoutError):
+            self.upstream_failures["connect"] += 1
+            return None
+        self.connections[ep.name] += 1
+        self._upstream_serial[writer] = next(self._serials)
+        return reader, writer, False
 
 
 class _Stream:

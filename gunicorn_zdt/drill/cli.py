@@ -67,6 +67,19 @@ def add_parser(subparsers: Any) -> None:
             "failed request and lost write. Exit 0 only with zero failures and zero lost writes."
         ),
     )
+    _rehearsal_arguments(p)
+    _proxy_arguments(p)
+    _deployment_arguments(p)
+    _health_check_arguments(p)
+    _load_arguments(p)
+    p.add_argument("--out", type=Path, default=Path("drill-report"), help="report directory")
+    p.add_argument("--seed", type=int, help="random seed (propagation, endpoint choice)")
+    p.add_argument("--quiet", action="store_true", help="print only the verdict line")
+    p.set_defaults(func=run)
+
+
+def _rehearsal_arguments(p: argparse.ArgumentParser) -> None:
+    """The pods' command, the Deployment, the Service, the rollouts and the clock."""
     p.add_argument(
         "--command",
         dest="pod_command",
@@ -105,6 +118,10 @@ def add_parser(subparsers: Any) -> None:
         help="take the pods' ports (and their probe listeners') from this range, e.g. "
         "20000-20999 (default: free ports below the ephemeral range)",
     )
+
+
+def _proxy_arguments(p: argparse.ArgumentParser) -> None:
+    """A proxy's pooled upstream connections and the clients that let them sit idle."""
     p.add_argument(
         "--upstream-idle-timeout",
         type=float,
@@ -129,6 +146,9 @@ def add_parser(subparsers: Any) -> None:
         metavar="MIN-MAX",
         help="the gap clients' idle gaps in seconds, not time-scaled (default 0.5-2.5)",
     )
+
+
+def _deployment_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("Deployment overrides (win over --manifest)")
     g.add_argument("--replicas", type=int)
     g.add_argument("--max-surge", type=_int_or_percent)
@@ -142,12 +162,18 @@ def add_parser(subparsers: Any) -> None:
     g.add_argument(
         "--env", type=_env, action="append", default=[], metavar="KEY=VALUE", help="pod env"
     )
+
+
+def _health_check_arguments(p: argparse.ArgumentParser) -> None:
     h = p.add_argument_group("health-check service")
     h.add_argument("--hc-path", help="checked path (default: the readiness probe's)")
     h.add_argument("--hc-interval", type=float, default=2.0)
     h.add_argument("--hc-timeout", type=float, default=1.0)
     h.add_argument("--hc-healthy", type=int, default=2, help="passes to add a pod")
     h.add_argument("--hc-unhealthy", type=int, default=2, help="failures to remove a pod")
+
+
+def _load_arguments(p: argparse.ArgumentParser) -> None:
     ld = p.add_argument_group("load (no client retries)")
     ld.add_argument("--get-path", default="/", help="GET path (default /)")
     ld.add_argument("--write-path", help="POST JSON {'id': ...} here; GET <path>/<id> verifies")
@@ -171,36 +197,10 @@ def add_parser(subparsers: Any) -> None:
     ld.add_argument("--timeout", type=float, default=10.0, help="client timeout (seconds)")
     ld.add_argument("--warmup", type=float, default=3.0, help="load before the first rollout")
     ld.add_argument("--settle", type=float, default=3.0, help="load after the last pod exited")
-    p.add_argument("--out", type=Path, default=Path("drill-report"), help="report directory")
-    p.add_argument("--seed", type=int, help="random seed (propagation, endpoint choice)")
-    p.add_argument("--quiet", action="store_true", help="print only the verdict line")
-    p.set_defaults(func=run)
 
 
 def options_from_args(args: argparse.Namespace) -> DrillOptions:
-    spec = (
-        load_deployment(args.manifest, args.deployment)
-        if args.manifest
-        else DeploymentSpec(readiness=Probe("readiness", path="/healthz/ready", period_seconds=2))
-    )
-    readiness = spec.readiness
-    if args.readiness_path or args.readiness_period:
-        readiness = dataclasses.replace(
-            readiness or Probe("readiness", path="/healthz/ready"),
-            **{"path": args.readiness_path} if args.readiness_path else {},
-            **{"period_seconds": args.readiness_period} if args.readiness_period else {},
-        )
-    spec = spec.with_overrides(
-        replicas=args.replicas,
-        max_surge=args.max_surge,
-        max_unavailable=args.max_unavailable,
-        min_ready_seconds=args.min_ready_seconds,
-        grace_period_seconds=args.grace_period,
-        readiness=readiness,
-        prestop=None if args.prestop_sleep is None else PreStop.sleeping(args.prestop_sleep),
-    )
-    if args.no_liveness:
-        spec = dataclasses.replace(spec, liveness=None)
+    spec = _spec_from_args(args)
     hc_path = args.hc_path or (spec.readiness and spec.readiness.path) or "/healthz/ready"
     return DrillOptions(
         command=args.pod_command,
@@ -224,29 +224,62 @@ def options_from_args(args: argparse.Namespace) -> DrillOptions:
             healthy_threshold=args.hc_healthy,
             unhealthy_threshold=args.hc_unhealthy,
         ),
-        load=LoadProfile(
-            get_path=args.get_path,
-            write_path=args.write_path,
-            slow_path=args.slow_path,
-            clients_per_kind=args.clients,
-            think_seconds=args.think_ms / 1000,
-            timeout_seconds=args.timeout,
-            stream_path=args.stream_path if args.stream_clients else None,
-            stream_clients=args.stream_clients,
-            gap_clients=(
-                args.gap_clients
-                if args.gap_clients is not None
-                else 2
-                if args.service == "nginx"
-                else 0
-            ),
-            gap_seconds=args.gaps,
-        ),
+        load=_load_from_args(args),
         env=dict(args.env),
         work_dir=args.out,
         warmup_seconds=args.warmup,
         settle_seconds=args.settle,
         seed=args.seed,
+    )
+
+
+def _spec_from_args(args: argparse.Namespace) -> DeploymentSpec:
+    """The Deployment: --manifest's (or the default one), with the overrides applied."""
+    spec = (
+        load_deployment(args.manifest, args.deployment)
+        if args.manifest
+        else DeploymentSpec(readiness=Probe("readiness", path="/healthz/ready", period_seconds=2))
+    )
+    readiness = spec.readiness
+    if args.readiness_path or args.readiness_period:
+        readiness = dataclasses.replace(
+            readiness or Probe("readiness", path="/healthz/ready"),
+            **{"path": args.readiness_path} if args.readiness_path else {},
+            **{"period_seconds": args.readiness_period} if args.readiness_period else {},
+        )
+    spec = spec.with_overrides(
+        replicas=args.replicas,
+        max_surge=args.max_surge,
+        max_unavailable=args.max_unavailable,
+        min_ready_seconds=args.min_ready_seconds,
+        grace_period_seconds=args.grace_period,
+        readiness=readiness,
+        prestop=None if args.prestop_sleep is None else PreStop.sleeping(args.prestop_sleep),
+    )
+    if args.no_liveness:
+        spec = dataclasses.replace(spec, liveness=None)
+    return spec
+
+
+def _load_from_args(args: argparse.Namespace) -> LoadProfile:
+    """The clients: request kinds, streams and gap clients."""
+    return LoadProfile(
+        get_path=args.get_path,
+        write_path=args.write_path,
+        slow_path=args.slow_path,
+        clients_per_kind=args.clients,
+        think_seconds=args.think_ms / 1000,
+        timeout_seconds=args.timeout,
+        stream_path=args.stream_path if args.stream_clients else None,
+        stream_clients=args.stream_clients,
+        gap_clients=(
+            args.gap_clients
+            if args.gap_clients is not None
+            else 2
+            if args.service == "nginx"
+            else 0
+        ),
+        gap_seconds=args.gaps,
     )
 
 
