@@ -11,13 +11,15 @@ import dataclasses
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .balancer import MODES, HealthCheck
 from .load import LoadProfile
 from .manifest import DeploymentSpec, ManifestError, PreStop, Probe, load_deployment
 from .report import svg_report, text_report, write_json
 from .runner import DrillError, DrillOptions, run_drill
+
+_T = TypeVar("_T")
 
 EXAMPLE_COMMAND = (
     "gunicorn -c example_app/gunicorn.conf.py example_app.wsgi:app --bind 127.0.0.1:{port}"
@@ -210,13 +212,7 @@ def options_from_args(args: argparse.Namespace) -> DrillOptions:
         time_scale=args.time_scale,
         propagation_seconds=args.propagation,
         port_range=args.pod_ports,
-        upstream_idle_seconds=(
-            args.upstream_idle_timeout
-            if args.upstream_idle_timeout is not None
-            else 60.0
-            if args.service == "nginx"
-            else 1.0
-        ),
+        upstream_idle_seconds=_by_service(args, args.upstream_idle_timeout, nginx=60.0, other=1.0),
         health_check=HealthCheck(
             path=hc_path,
             interval=args.hc_interval,
@@ -261,6 +257,13 @@ def _spec_from_args(args: argparse.Namespace) -> DeploymentSpec:
     return spec
 
 
+def _by_service(args: argparse.Namespace, given: _T | None, *, nginx: _T, other: _T) -> _T:
+    """An option's value when given, else its default for --service nginx or the others."""
+    if given is not None:
+        return given
+    return nginx if args.service == "nginx" else other
+
+
 def _load_from_args(args: argparse.Namespace) -> LoadProfile:
     """The clients: request kinds, streams and gap clients."""
     return LoadProfile(
@@ -272,13 +275,7 @@ def _load_from_args(args: argparse.Namespace) -> LoadProfile:
         timeout_seconds=args.timeout,
         stream_path=args.stream_path if args.stream_clients else None,
         stream_clients=args.stream_clients,
-        gap_clients=(
-            args.gap_clients
-            if args.gap_clients is not None
-            else 2
-            if args.service == "nginx"
-            else 0
-        ),
+        gap_clients=_by_service(args, args.gap_clients, nginx=2, other=0),
         gap_seconds=args.gaps,
     )
 
