@@ -7,6 +7,7 @@ The end-to-end rehearsals are in test_drill_e2e.py.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import socket
 import threading
@@ -18,8 +19,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gunicorn_zdt.core.report import JSON_MARK, parse_line, render_text
 from gunicorn_zdt.drill import cli
 from gunicorn_zdt.drill.balancer import HealthCheck, Service
+from gunicorn_zdt.drill.events import Event, EventLog
 from gunicorn_zdt.drill.load import ClientConnection, Load, LoadProfile
 from gunicorn_zdt.drill.manifest import (
     DeploymentSpec,
@@ -36,7 +39,6 @@ from gunicorn_zdt.drill.report import summarize, svg_report, termination_report,
 from gunicorn_zdt.drill.rollout import Deployment
 from gunicorn_zdt.drill.runner import DrillOptions, describe_settings
 from gunicorn_zdt.drill.streams import SseResponse, StreamRecord, stream_outcome, summarize_streams
-from gunicorn_zdt.drill.timeline import Event, Timeline
 from tests.support import TcpServer, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
@@ -229,7 +231,7 @@ def backends() -> Iterator[list[Backend]]:
 
 def _service(mode: str, **kw: object) -> Service:
     kw.setdefault("propagation_seconds", (0.0, 0.0))
-    service = Service(mode, Timeline(), **kw)  # type: ignore[arg-type]
+    service = Service(mode, EventLog(), **kw)  # type: ignore[arg-type]
     service.start()
     return service
 
@@ -367,7 +369,7 @@ def test_haproxy_service_follows_endpoint_changes(backends: list[Backend], tmp_p
     backends += [a, b]
     groups = ProcessGroups()
     service = HAProxyService(
-        Timeline(), groups=groups, work_dir=tmp_path, propagation_seconds=(0.0, 0.0)
+        EventLog(), groups=groups, work_dir=tmp_path, propagation_seconds=(0.0, 0.0)
     )
     try:
         service.start()
@@ -408,20 +410,20 @@ class FakeKubelet:
 
 def test_rollout_keeps_full_capacity_with_max_surge_1_max_unavailable_0() -> None:
     spec = DeploymentSpec(replicas=3, max_surge=1, max_unavailable=0)
-    timeline = Timeline()
+    event_log = EventLog()
     seen: list[tuple[int, int]] = []  # (live pods, available pods) after each change
 
     def make(revision: int, index: int) -> FakeKubelet:
         return FakeKubelet(deployment, revision, index)
 
-    deployment = Deployment(spec, scale=1.0, timeline=timeline, make_kubelet=make)  # type: ignore[arg-type]
+    deployment = Deployment(spec, scale=1.0, event_log=event_log, make_kubelet=make)  # type: ignore[arg-type]
 
     def readier() -> None:  # plays the kubelets: each new pod turns ready in turn
         while not done.is_set():
             with deployment.cond:
                 for k in deployment.kubelets:
                     if not k.pod.ready and not k.pod.terminating:
-                        k.pod.ready, k.pod.ready_since = True, timeline.now()
+                        k.pod.ready, k.pod.ready_since = True, event_log.now()
                         break
                 live = [k for k in deployment.kubelets if not k.pod.terminating]
                 seen.append((len(live), sum(k.available(0) for k in live)))
@@ -447,11 +449,11 @@ def test_rollout_keeps_full_capacity_with_max_surge_1_max_unavailable_0() -> Non
 def test_load_counts_acknowledged_writes(backends: list[Backend]) -> None:
     a = Backend("a", status=201)
     backends.append(a)
-    timeline = Timeline()
+    event_log = EventLog()
     load = Load(
         a.port,
         LoadProfile(write_path="/items", clients_per_kind=1, max_requests_per_client=5),
-        timeline.now,
+        event_log.now,
     )
     load.start()
     wait_until(lambda: len(load.records) >= 20, 10, "four clients x five requests")
@@ -465,8 +467,8 @@ def test_idempotent_failure_on_reused_connection_is_a_keepalive_race(
 ) -> None:
     a = Backend("a", drop_second=True)  # closes every connection at its 2nd request
     backends.append(a)
-    timeline = Timeline()
-    load = Load(a.port, LoadProfile(clients_per_kind=1, max_requests_per_client=4), timeline.now)
+    event_log = EventLog()
+    load = Load(a.port, LoadProfile(clients_per_kind=1, max_requests_per_client=4), event_log.now)
     load.start()
     wait_until(lambda: len(load.records) >= 8, 10, "two clients x four requests")
     load.stop()
@@ -546,7 +548,7 @@ def test_load_records_the_pod_and_connection_of_every_keepalive_request(
             service.pod_ready(backend.name, backend.port)
             assert service.wait_endpoints(1, timeout=5)
             profile = LoadProfile(clients_per_kind=1, max_requests_per_client=4)
-            load = Load(service.port, profile, Timeline().now, pod_of=service.pod_of)
+            load = Load(service.port, profile, EventLog().now, pod_of=service.pod_of)
             load.start()
             wait_until(lambda load=load: len(load.records) >= 8, 10, "two clients x four")
             load.stop()
@@ -616,7 +618,7 @@ def _result(records: list[Record] | None = None, events: list[Event] | None = No
         Record(0.5, 0.01, "fresh-get", "GET", 200, None, False),
         Record(2.2, 0.01, "fresh-get", "GET", 0, "refused", False, "refused"),
     ]
-    timeline = Timeline()
+    event_log = EventLog()
     return summarize(
         settings=describe_settings(
             DrillOptions(command="x {port}", spec=DeploymentSpec(), time_scale=0.5)
@@ -626,7 +628,7 @@ def _result(records: list[Record] | None = None, events: list[Event] | None = No
         lost=[],
         unverified=[],
         pods=[],
-        events=events or [timeline.record("pod-1", "deleted")],
+        events=events or [event_log.record("pod-1", "deleted")],
         service_stats={},
         duration_seconds=3.0,
     )
@@ -718,7 +720,7 @@ _NEVER_STARTED = (
 def test_startup_probe_window_keeps_its_real_length_under_a_time_scale(tmp_path: Path) -> None:
     """Booting takes real time: at scale 0.1 a 1 s x 2 startup window still lasts 2 s."""
     from gunicorn_zdt.drill.kubelet import Kubelet
-    from gunicorn_zdt.drill.pods import Pod, ProcessGroups, free_port
+    from gunicorn_zdt.drill.pods import PodProcess, ProcessGroups, free_port
 
     script = tmp_path / "never_started.py"
     script.write_text(_NEVER_STARTED)
@@ -727,19 +729,19 @@ def test_startup_probe_window_keeps_its_real_length_under_a_time_scale(tmp_path:
         startup=Probe("startup", path="/healthz/startup", period_seconds=1, failure_threshold=2),
         grace_period_seconds=5,
     )
-    timeline, groups, service = Timeline(), ProcessGroups(), _service("kube-proxy")
-    pod = Pod("pod-1", 1, port, build_command(f"python3 {script} {{port}}", port), {}, tmp_path,
+    event_log, groups, service = EventLog(), ProcessGroups(), _service("kube-proxy")
+    pod = PodProcess("pod-1", 1, port, build_command(f"python3 {script} {{port}}", port), {}, tmp_path,
               tmp_path / "pod-1.log")  # fmt: skip
-    kubelet = Kubelet(pod, spec, scale=0.1, groups=groups, timeline=timeline, service=service,
+    kubelet = Kubelet(pod, spec, scale=0.1, groups=groups, event_log=event_log, service=service,
                       changed=lambda: None)  # fmt: skip
     try:
         kubelet.start()
         failed = wait_until(
-            lambda: [e for e in timeline.events() if e.kind == "startup-probe-failed"],
+            lambda: [e for e in event_log.events() if e.kind == "startup-probe-failed"],
             10,
             "the startup probe gives up",
         )
-        created = next(e.t for e in timeline.events() if e.kind == "created")
+        created = next(e.t for e in event_log.events() if e.kind == "created")
         # 20 probes 0.1 s apart; the unscaled window would have been 2 x 0.1 = 0.2 s.
         assert failed[0].t - created >= 1.8
     finally:
@@ -767,17 +769,56 @@ def test_a_bad_pod_port_range_is_refused_in_one_line(
     )
 
 
+REPORT = {
+    "drain_seconds": 2.5,
+    "drain_ended_by": "minimum reached and quiet",
+    "arrived_while_draining": 3,
+    "last_new_connection_after_sigterm_seconds": 1.25,
+    "connections_closed_by_drain": 2,
+    "in_flight_at_graceful_stop": 0,
+    "requests_cut": 0,
+    "cut": [],
+    "exit_after_sigterm_seconds": 2.6,
+}
+PREFIX = "[2026-12-07 01:00:00 +0000] [41] [INFO] "
+
+
+@pytest.mark.parametrize(
+    ("line", "parsed"),
+    [
+        (PREFIX + JSON_MARK + json.dumps(REPORT), REPORT),
+        (JSON_MARK + json.dumps({**REPORT, "later_field": 1}), {**REPORT, "later_field": 1}),
+        (PREFIX + "Booting worker with pid: 42", None),  # no report
+        (PREFIX + "gunicorn-zdt: termination report: drain 2.5 s (...)", None),  # the text line
+        (PREFIX + JSON_MARK + '{"drain_seconds": 2.5', None),  # malformed: cut short
+        (PREFIX + JSON_MARK + "[1, 2]", None),  # not an object
+        (PREFIX + JSON_MARK + json.dumps({"drain_seconds": 2.5}), None),  # fields missing
+    ],
+)
+def test_a_log_line_is_parsed_to_the_termination_report_it_holds(
+    line: str, parsed: dict[str, object] | None
+) -> None:
+    assert parse_line(line) == parsed
+
+
 def test_the_pods_own_termination_report_is_read_from_its_log(tmp_path: Path) -> None:
     log = tmp_path / "pod-1.log"
     assert termination_report(log) is None  # no log yet
+    restarted = {**REPORT, "drain_seconds": 4.0}
     log.write_text(
-        "[INFO] Booting worker\n"
-        "[INFO] gunicorn-zdt: termination report: drain 2.5 s (minimum reached and quiet); "
-        "3 request(s) arrived while draining\n"
-        "[INFO] Shutting down: Master\n"
+        f"{PREFIX}Booting worker\n"
+        f"{PREFIX}{JSON_MARK}{json.dumps(REPORT)}\n"
+        f"{PREFIX}{JSON_MARK}{json.dumps(restarted)}\n"  # the pod restarted: the last one
+        f"{PREFIX}{JSON_MARK}{{broken\n"
+        f"{PREFIX}Shutting down: Master\n"
     )
-    assert termination_report(log) == (
-        "drain 2.5 s (minimum reached and quiet); 3 request(s) arrived while draining"
+    report = termination_report(log)
+    assert report == restarted
+    assert render_text(REPORT) == (
+        "drain 2.5 s (minimum reached and quiet); 3 request(s) arrived while draining, last new "
+        "connection 1.25 s after SIGTERM; 2 keep-alive connection(s) from before SIGTERM closed "
+        "by the drain; 0 in flight when the graceful stop began, 0 cut at graceful_timeout; exit "
+        "2.6 s after SIGTERM"
     )
 
 
@@ -910,11 +951,11 @@ def test_a_stream_client_reconnects_after_the_final_event_and_gets_its_next_even
     try:
         service.pod_ready("a", a.port)
         assert service.wait_endpoints(1, timeout=5)
-        timeline = Timeline()
+        event_log = EventLog()
         load = Load(
             service.port,
             LoadProfile(clients_per_kind=0, stream_path="/events", stream_clients=1),
-            timeline.now,
+            event_log.now,
             pod_of=service.pod_of,
             time_scale=0.5,  # retry: 100 -> 50 ms
         )

@@ -11,4 +11,6 @@
   slots, ASGI), decided once.
 * :mod:`.refusals` - every reason the hooks refuse to start Gunicorn, as data: the runtime
   raises them and ``gunicorn-zdt check`` reports them, from the same code.
+* :mod:`.report` - the termination report's JSON line (marker, fields, parser): the runtime
+  logs it, ``gunicorn-zdt drill`` reads it.
 """

@@ -6,7 +6,7 @@ Offline tool: imports the core and :mod:`gunicorn_zdt.k8s`, never the runtime.
   to verdict, every process stopped on every exit path.
 * :mod:`.manifest` - the Deployment as the rehearsal models it (read by
   :mod:`gunicorn_zdt.k8s`); :mod:`.rollout` - the Deployment controller's RollingUpdate.
-* :mod:`.pods` - pod processes and their process groups; :mod:`.kubelet` - probes,
+* :mod:`.pods` - pod processes (``PodProcess``) and their process groups; :mod:`.kubelet` - probes,
   preStop, SIGTERM and SIGKILL per pod.
 * The Service in front: :mod:`.services` chooses one; :mod:`.balancer` - the in-process
   models (kube-proxy, L7, health-checking); :mod:`.haproxy` and :mod:`.nginx` - real
@@ -16,7 +16,7 @@ Offline tool: imports the core and :mod:`gunicorn_zdt.k8s`, never the runtime.
   :mod:`.streams` - long-lived server-sent-events clients.
 * The verdict: :mod:`.outcomes` - one request's record and failure class;
   :mod:`.pinning` - keep-alive connections still reused after a pod's drain was visible;
-  :mod:`.timeline` - the rehearsal's clock and event log; :mod:`.report` - text, JSON, SVG.
+  :mod:`.events` - the rehearsal's clock and event log (``EventLog``); :mod:`.report` - text, JSON, SVG.
 """
 
 from .runner import DrillError, DrillOptions, run_drill

@@ -41,8 +41,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from .events import EventLog
 from .pinning import Use
-from .timeline import Timeline
 
 MODES = ("kube-proxy", "l7", "health-check", "haproxy", "haproxy-retry", "nginx")
 _HOP_BY_HOP = {
@@ -97,7 +97,7 @@ class Service:
     def __init__(
         self,
         mode: str,
-        timeline: Timeline,
+        event_log: EventLog,
         *,
         propagation_seconds: tuple[float, float] = (1.0, 3.0),
         health_check: HealthCheck | None = None,
@@ -110,7 +110,7 @@ class Service:
         if not 0 <= lo <= hi:
             raise ValueError(f"propagation {lo}-{hi} s: need 0 <= min <= max")
         self.mode = mode
-        self.timeline = timeline
+        self.event_log = event_log
         self.propagation_seconds = (lo, hi)
         self.health_check = health_check or HealthCheck()
         self.rng = rng or random.Random()
@@ -223,10 +223,10 @@ class Service:
     def _apply(self, ep: Endpoint, add: bool) -> None:
         if add and ep not in self.endpoints:
             self.endpoints.append(ep)
-            self.timeline.record(ep.name, "endpoint-added", self.mode)
+            self.event_log.record(ep.name, "endpoint-added", self.mode)
         elif not add and ep in self.endpoints:
             self.endpoints.remove(ep)
-            self.timeline.record(ep.name, "endpoint-removed", self.mode)
+            self.event_log.record(ep.name, "endpoint-removed", self.mode)
             for _, writer, _ in self._pool.pop(ep.name, []):
                 _close(writer)
         with self._routable:
@@ -390,28 +390,12 @@ class Service:
             return _proxy_error(b"503 Service Unavailable", b"no endpoints")
         ep = self.rng.choice(self.endpoints)
         pool = self._pool[ep.name]
-        conn = None
-        while pool and conn is None:
-            reader, writer, idle_since = pool.pop()
-            stale = time.monotonic() - idle_since > self.upstream_idle_seconds
-            if stale or reader.at_eof() or writer.transport.is_closing():
-                _close(writer)
-            else:
-                conn = reader, writer
-        reused = conn is not None
+        conn = await self._upstream_connection(ep)
         if conn is None:
-            try:
-                conn = await asyncio.wait_for(
-                    asyncio.open_connection("127.0.0.1", ep.port), timeout=5
-                )
-            except (OSError, TimeoutError):
-                self.upstream_failures["connect"] += 1
-                return _proxy_error(b"502 Bad Gateway", b"upstream connect failed")
-            self.connections[ep.name] += 1
-            self._upstream_serial[conn[1]] = next(self._serials)
-        up_reader, up_writer = conn
+            return _proxy_error(b"502 Bad Gateway", b"upstream connect failed")
+        up_reader, up_writer, reused = conn
         serial = self._upstream_serial.get(up_writer, -1)
-        started = self.timeline.now()
+        started = self.event_log.now()
         lines = [method + b" " + target + b" HTTP/1.1"]
         lines += [k + b": " + v for k, v in headers.items() if k not in _HOP_BY_HOP]
         lines.append(b"Content-Length: " + str(len(body)).encode())
@@ -446,6 +430,30 @@ class Service:
             _close(up_writer)
         kept = [(k, v) for k, v in resp_headers.items() if k not in _HOP_BY_HOP]
         return status, kept, resp_body
+
+    async def _upstream_connection(
+        self, ep: Endpoint
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool] | None:
+        """A pooled connection to ``ep`` still fit for reuse, else a new one (the flag: reused);
+        None when a new one cannot be opened."""
+        pool = self._pool[ep.name]
+        while pool:
+            reader, writer, idle_since = pool.pop()
+            stale = time.monotonic() - idle_since > self.upstream_idle_seconds
+            if stale or reader.at_eof() or writer.transport.is_closing():
+                _close(writer)
+            else:
+                return reader, writer, True
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection("127.0.0.1", ep.port), timeout=5
+            )
+        except (OSError, TimeoutError):
+            self.upstream_failures["connect"] += 1
+            return None
+        self.connections[ep.name] += 1
+        self._upstream_serial[writer] = next(self._serials)
+        return reader, writer, False
 
 
 class _Stream:

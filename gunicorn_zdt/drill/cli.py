@@ -11,13 +11,15 @@ import dataclasses
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .balancer import MODES, HealthCheck
 from .load import LoadProfile
 from .manifest import DeploymentSpec, ManifestError, PreStop, Probe, load_deployment
 from .report import svg_report, text_report, write_json
 from .runner import DrillError, DrillOptions, run_drill
+
+_T = TypeVar("_T")
 
 EXAMPLE_COMMAND = (
     "gunicorn -c example_app/gunicorn.conf.py example_app.wsgi:app --bind 127.0.0.1:{port}"
@@ -67,6 +69,19 @@ def add_parser(subparsers: Any) -> None:
             "failed request and lost write. Exit 0 only with zero failures and zero lost writes."
         ),
     )
+    _rehearsal_arguments(p)
+    _proxy_arguments(p)
+    _deployment_arguments(p)
+    _health_check_arguments(p)
+    _load_arguments(p)
+    p.add_argument("--out", type=Path, default=Path("drill-report"), help="report directory")
+    p.add_argument("--seed", type=int, help="random seed (propagation, endpoint choice)")
+    p.add_argument("--quiet", action="store_true", help="print only the verdict line")
+    p.set_defaults(func=run)
+
+
+def _rehearsal_arguments(p: argparse.ArgumentParser) -> None:
+    """The pods' command, the Deployment, the Service, the rollouts and the clock."""
     p.add_argument(
         "--command",
         dest="pod_command",
@@ -105,6 +120,10 @@ def add_parser(subparsers: Any) -> None:
         help="take the pods' ports (and their probe listeners') from this range, e.g. "
         "20000-20999 (default: free ports below the ephemeral range)",
     )
+
+
+def _proxy_arguments(p: argparse.ArgumentParser) -> None:
+    """A proxy's pooled upstream connections and the clients that let them sit idle."""
     p.add_argument(
         "--upstream-idle-timeout",
         type=float,
@@ -129,6 +148,9 @@ def add_parser(subparsers: Any) -> None:
         metavar="MIN-MAX",
         help="the gap clients' idle gaps in seconds, not time-scaled (default 0.5-2.5)",
     )
+
+
+def _deployment_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("Deployment overrides (win over --manifest)")
     g.add_argument("--replicas", type=int)
     g.add_argument("--max-surge", type=_int_or_percent)
@@ -142,12 +164,18 @@ def add_parser(subparsers: Any) -> None:
     g.add_argument(
         "--env", type=_env, action="append", default=[], metavar="KEY=VALUE", help="pod env"
     )
+
+
+def _health_check_arguments(p: argparse.ArgumentParser) -> None:
     h = p.add_argument_group("health-check service")
     h.add_argument("--hc-path", help="checked path (default: the readiness probe's)")
     h.add_argument("--hc-interval", type=float, default=2.0)
     h.add_argument("--hc-timeout", type=float, default=1.0)
     h.add_argument("--hc-healthy", type=int, default=2, help="passes to add a pod")
     h.add_argument("--hc-unhealthy", type=int, default=2, help="failures to remove a pod")
+
+
+def _load_arguments(p: argparse.ArgumentParser) -> None:
     ld = p.add_argument_group("load (no client retries)")
     ld.add_argument("--get-path", default="/", help="GET path (default /)")
     ld.add_argument("--write-path", help="POST JSON {'id': ...} here; GET <path>/<id> verifies")
@@ -171,13 +199,38 @@ def add_parser(subparsers: Any) -> None:
     ld.add_argument("--timeout", type=float, default=10.0, help="client timeout (seconds)")
     ld.add_argument("--warmup", type=float, default=3.0, help="load before the first rollout")
     ld.add_argument("--settle", type=float, default=3.0, help="load after the last pod exited")
-    p.add_argument("--out", type=Path, default=Path("drill-report"), help="report directory")
-    p.add_argument("--seed", type=int, help="random seed (propagation, endpoint choice)")
-    p.add_argument("--quiet", action="store_true", help="print only the verdict line")
-    p.set_defaults(func=run)
 
 
 def options_from_args(args: argparse.Namespace) -> DrillOptions:
+    spec = _spec_from_args(args)
+    hc_path = args.hc_path or (spec.readiness and spec.readiness.path) or "/healthz/ready"
+    return DrillOptions(
+        command=args.pod_command,
+        spec=spec,
+        service=args.service,
+        rollouts=args.rollouts,
+        time_scale=args.time_scale,
+        propagation_seconds=args.propagation,
+        port_range=args.pod_ports,
+        upstream_idle_seconds=_by_service(args, args.upstream_idle_timeout, nginx=60.0, other=1.0),
+        health_check=HealthCheck(
+            path=hc_path,
+            interval=args.hc_interval,
+            timeout=args.hc_timeout,
+            healthy_threshold=args.hc_healthy,
+            unhealthy_threshold=args.hc_unhealthy,
+        ),
+        load=_load_from_args(args),
+        env=dict(args.env),
+        work_dir=args.out,
+        warmup_seconds=args.warmup,
+        settle_seconds=args.settle,
+        seed=args.seed,
+    )
+
+
+def _spec_from_args(args: argparse.Namespace) -> DeploymentSpec:
+    """The Deployment: --manifest's (or the default one), with the overrides applied."""
     spec = (
         load_deployment(args.manifest, args.deployment)
         if args.manifest
@@ -201,52 +254,29 @@ def options_from_args(args: argparse.Namespace) -> DrillOptions:
     )
     if args.no_liveness:
         spec = dataclasses.replace(spec, liveness=None)
-    hc_path = args.hc_path or (spec.readiness and spec.readiness.path) or "/healthz/ready"
-    return DrillOptions(
-        command=args.pod_command,
-        spec=spec,
-        service=args.service,
-        rollouts=args.rollouts,
-        time_scale=args.time_scale,
-        propagation_seconds=args.propagation,
-        port_range=args.pod_ports,
-        upstream_idle_seconds=(
-            args.upstream_idle_timeout
-            if args.upstream_idle_timeout is not None
-            else 60.0
-            if args.service == "nginx"
-            else 1.0
-        ),
-        health_check=HealthCheck(
-            path=hc_path,
-            interval=args.hc_interval,
-            timeout=args.hc_timeout,
-            healthy_threshold=args.hc_healthy,
-            unhealthy_threshold=args.hc_unhealthy,
-        ),
-        load=LoadProfile(
-            get_path=args.get_path,
-            write_path=args.write_path,
-            slow_path=args.slow_path,
-            clients_per_kind=args.clients,
-            think_seconds=args.think_ms / 1000,
-            timeout_seconds=args.timeout,
-            stream_path=args.stream_path if args.stream_clients else None,
-            stream_clients=args.stream_clients,
-            gap_clients=(
-                args.gap_clients
-                if args.gap_clients is not None
-                else 2
-                if args.service == "nginx"
-                else 0
-            ),
-            gap_seconds=args.gaps,
-        ),
-        env=dict(args.env),
-        work_dir=args.out,
-        warmup_seconds=args.warmup,
-        settle_seconds=args.settle,
-        seed=args.seed,
+    return spec
+
+
+def _by_service(args: argparse.Namespace, given: _T | None, *, nginx: _T, other: _T) -> _T:
+    """An option's value when given, else its default for --service nginx or the others."""
+    if given is not None:
+        return given
+    return nginx if args.service == "nginx" else other
+
+
+def _load_from_args(args: argparse.Namespace) -> LoadProfile:
+    """The clients: request kinds, streams and gap clients."""
+    return LoadProfile(
+        get_path=args.get_path,
+        write_path=args.write_path,
+        slow_path=args.slow_path,
+        clients_per_kind=args.clients,
+        think_seconds=args.think_ms / 1000,
+        timeout_seconds=args.timeout,
+        stream_path=args.stream_path if args.stream_clients else None,
+        stream_clients=args.stream_clients,
+        gap_clients=_by_service(args, args.gap_clients, nginx=2, other=0),
+        gap_seconds=args.gaps,
     )
 
 

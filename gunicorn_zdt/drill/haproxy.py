@@ -48,7 +48,7 @@ backend pods
 class HAProxyService(Service):
     def __init__(
         self,
-        timeline: Any,
+        event_log: Any,
         *,
         groups: ProcessGroups,
         work_dir: Path,
@@ -56,7 +56,7 @@ class HAProxyService(Service):
         retries: bool = False,
         **kw: Any,
     ) -> None:
-        super().__init__("l7", timeline, **kw)
+        super().__init__("l7", event_log, **kw)
         self.mode = "haproxy-retry" if retries else "haproxy"
         self.retries = retries
         self.groups = groups
@@ -138,5 +138,5 @@ class HAProxyService(Service):
         try:
             self._runtime(command)
         except OSError as exc:
-            self.timeline.record(ep.name, "haproxy-error", str(exc))
+            self.event_log.record(ep.name, "haproxy-error", str(exc))
         super()._apply(ep, add)

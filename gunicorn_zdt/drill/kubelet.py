@@ -27,9 +27,9 @@ import time
 from collections.abc import Callable
 
 from .balancer import Service
+from .events import EventLog
 from .manifest import PRESTOP_OVERRUN_SECONDS, DeploymentSpec, Probe
-from .pods import Pod, ProcessGroups
-from .timeline import Timeline
+from .pods import PodProcess, ProcessGroups
 
 
 class Kubelet:
@@ -37,12 +37,12 @@ class Kubelet:
 
     def __init__(
         self,
-        pod: Pod,
+        pod: PodProcess,
         spec: DeploymentSpec,
         *,
         scale: float,
         groups: ProcessGroups,
-        timeline: Timeline,
+        event_log: EventLog,
         service: Service,
         changed: Callable[[], None],
     ) -> None:
@@ -50,7 +50,7 @@ class Kubelet:
         self.spec = spec
         self.scale = scale
         self.groups = groups
-        self.timeline = timeline
+        self.event_log = event_log
         self.service = service
         self.changed = changed
         self.failed: str | None = None  # set when the pod died before it was ever ready
@@ -67,9 +67,9 @@ class Kubelet:
     # -- start ----------------------------------------------------------------------------
     def start(self) -> None:
         pod = self.pod
-        pod.created_at = self.timeline.now()
+        pod.created_at = self.event_log.now()
         pod.start(self.groups)
-        self.timeline.record(pod.name, "created", f"revision {pod.revision}, pid {pod.pid}")
+        self.event_log.record(pod.name, "created", f"revision {pod.revision}, pid {pod.pid}")
         self.service.pod_created(pod.name, pod.port)
         self._spawn(self._watch, "watch")
         self._spawn(self._startup_loop, "startup")
@@ -91,14 +91,14 @@ class Kubelet:
                 self._restart_requested = False
             if restart:
                 pod.restarts += 1
-                self.timeline.record(pod.name, "restarted", f"exit code {code}")
+                self.event_log.record(pod.name, "restarted", f"exit code {code}")
                 self._set_ready(False)
                 pod.start(self.groups)
                 continue
-            pod.exited_at = self.timeline.now()
+            pod.exited_at = self.event_log.now()
             pod.exit_code = code
             detail = f"exit code {code}" + (" (SIGKILL)" if pod.sigkilled else "")
-            self.timeline.record(pod.name, "exited", detail)
+            self.event_log.record(pod.name, "exited", detail)
             if not pod.terminating:
                 self.failed = f"exited with code {code} before it was ever ready"
             self._stop_probes.set()
@@ -153,12 +153,12 @@ class Kubelet:
         def result(ok: bool, _status: int | None) -> bool:
             nonlocal fails
             if ok:
-                self.timeline.record(self.pod.name, "started")
+                self.event_log.record(self.pod.name, "started")
                 self._started.set()
                 return False
             fails += 1
             if fails >= allowed and not self.pod.terminating:
-                self.timeline.record(self.pod.name, "startup-probe-failed")
+                self.event_log.record(self.pod.name, "startup-probe-failed")
                 fails = 0
                 self._kill_for_restart()
             return True
@@ -189,14 +189,14 @@ class Kubelet:
             else:
                 passes, fails = 0, fails + 1
                 if pod.terminating and pod.readiness_failed_at is None:
-                    pod.readiness_failed_at = self.timeline.now()
+                    pod.readiness_failed_at = self.event_log.now()
                     pod.readiness_failing_status = status
-                    self.timeline.record(pod.name, "readiness-failing")
+                    self.event_log.record(pod.name, "readiness-failing")
                 if status == 503 and pod.sigterm_at is not None and pod.drain_seen_at is None:
                     # After SIGTERM a 503 is the drain's flip (as readiness_failing_status):
                     # from now on every request the pod starts must get Connection: close,
                     # what pinning.py counts on. A refusal or a timeout shows no flip.
-                    pod.drain_seen_at = self.timeline.now()
+                    pod.drain_seen_at = self.event_log.now()
                 if pod.ready and fails >= probe.failure_threshold:
                     self._set_ready(False)
             return True
@@ -215,7 +215,7 @@ class Kubelet:
                 return False  # liveness does not restart a terminating pod
             fails = 0 if ok else fails + 1
             if fails >= probe.failure_threshold:
-                self.timeline.record(self.pod.name, "liveness-failed")
+                self.event_log.record(self.pod.name, "liveness-failed")
                 fails = 0
                 self._kill_for_restart()
             return True
@@ -244,10 +244,10 @@ class Kubelet:
             if pod.ready == ready:
                 return
             pod.ready = ready
-            pod.ready_since = self.timeline.now() if ready else None
+            pod.ready_since = self.event_log.now() if ready else None
             if ready:
                 self._ever_ready = True
-        self.timeline.record(pod.name, "ready" if ready else "not-ready")
+        self.event_log.record(pod.name, "ready" if ready else "not-ready")
         if not pod.terminating:
             if ready:
                 self.service.pod_ready(pod.name, pod.port)
@@ -273,8 +273,8 @@ class Kubelet:
             if pod.terminating:
                 return
             pod.terminating = True
-        pod.deleted_at = self.timeline.now()
-        self.timeline.record(pod.name, "deleted")
+        pod.deleted_at = self.event_log.now()
+        self.event_log.record(pod.name, "deleted")
         self.service.pod_not_ready(pod.name, pod.port)  # EndpointSlice: ready=false
         self.changed()
         self._spawn(self._terminate, "terminate")
@@ -285,16 +285,16 @@ class Kubelet:
         deadline = start + self.s(self.spec.grace_period_seconds)
         prestop = self.spec.prestop
         if not prestop.empty and not self._exited.is_set():
-            self.timeline.record(pod.name, "prestop", prestop.describe())
+            self.event_log.record(pod.name, "prestop", prestop.describe())
             self._run_prestop(deadline)
             if time.monotonic() >= deadline:  # the kubelet grants 2 s more after an overrun
                 deadline = time.monotonic() + self.s(PRESTOP_OVERRUN_SECONDS)
         if pod.signal_main(signal.SIGTERM):
-            pod.sigterm_at = self.timeline.now()
-            self.timeline.record(pod.name, "sigterm")
+            pod.sigterm_at = self.event_log.now()
+            self.event_log.record(pod.name, "sigterm")
         if not self._exited.wait(max(0.0, deadline - time.monotonic())):
             pod.sigkilled = True
-            self.timeline.record(pod.name, "sigkill", "terminationGracePeriodSeconds ran out")
+            self.event_log.record(pod.name, "sigkill", "terminationGracePeriodSeconds ran out")
             if pod.proc is not None:
                 self.groups.kill_group(pod.proc.pid)
             self._exited.wait(10)

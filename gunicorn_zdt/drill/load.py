@@ -224,6 +224,14 @@ class Load:
         for thread in self._threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
+    def _request(self, op: str, item_id: str) -> tuple[str, str, bytes | None, str]:
+        """(method, path, body, write id) of one request of kind ``op``."""
+        p = self.profile
+        if op == "post":
+            body = json.dumps({"id": item_id, "by": "gunicorn-zdt drill"}).encode()
+            return "POST", p.write_path or "/", body, item_id
+        return "GET", (p.slow_path if op == "slow" else p.get_path) or "/", None, ""
+
     def _client(self, name: str, kind: str, op: str, keepalive: bool) -> None:
         p = self.profile
         gaps = random.Random(f"{self.run_id}-{name}") if kind.startswith("gap-") else None
@@ -231,14 +239,7 @@ class Load:
         for n in range(p.max_requests_per_client):
             if self._stop.is_set():
                 break
-            body = None
-            item_id = ""
-            if op == "post":
-                method, path = "POST", p.write_path or "/"
-                item_id = f"drill-{self.run_id}-{name}-{n}"
-                body = json.dumps({"id": item_id, "by": "gunicorn-zdt drill"}).encode()
-            else:
-                method, path = "GET", (p.slow_path if op == "slow" else p.get_path) or "/"
+            method, path, body, item_id = self._request(op, f"drill-{self.run_id}-{name}-{n}")
             reused = conn.requests > 0 and conn.sock is not None
             start = self.now()
             failure, status, detail, close = None, 0, "", not keepalive

@@ -260,14 +260,14 @@ class NginxService(Service):
 
     def __init__(
         self,
-        timeline: Any,
+        event_log: Any,
         *,
         groups: ProcessGroups,
         work_dir: Path,
         upstream_idle_seconds: float = 60.0,
         **kw: Any,
     ) -> None:
-        super().__init__("l7", timeline, upstream_idle_seconds=upstream_idle_seconds, **kw)
+        super().__init__("l7", event_log, upstream_idle_seconds=upstream_idle_seconds, **kw)
         self.mode = "nginx"
         # Clients get no keep-alive from this nginx: each reload (one per endpoint change)
         # closes the old workers' idle client connections, and a client reusing one at
@@ -301,7 +301,7 @@ class NginxService(Service):
         try:
             self.nginx.reload(wanted)
         except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
-            self.timeline.record(ep.name, "nginx-error", str(exc))
+            self.event_log.record(ep.name, "nginx-error", str(exc))
         super()._apply(ep, add)
 
     def failures(self) -> dict[str, int]:

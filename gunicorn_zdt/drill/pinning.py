@@ -51,6 +51,10 @@ class Use:
     server_close: bool  # its response carried ``Connection: close``
 
 
+#: The summary's counts (None each when the Service hides its connections).
+_COUNTS = ("connections_after_sigterm", "closed_by_pod", "pinned_connections", "pinned_requests")
+
+
 def keepalive_pinning(
     uses: Iterable[Use],
     sigterm_at: Mapping[str, float],
@@ -66,14 +70,7 @@ def keepalive_pinning(
     ``pinned_connections`` / ``pinned_requests``: see the module docstring (0 when correct).
     """
     if measured_at is None:
-        return {
-            "measured_at": None,
-            "connections_after_sigterm": None,
-            "closed_by_pod": None,
-            "pinned_connections": None,
-            "pinned_requests": None,
-            "list": [],
-        }
+        return {"measured_at": None, **dict.fromkeys(_COUNTS), "list": []}
     by_connection: defaultdict[tuple[int, str], list[Use]] = defaultdict(list)
     for use in uses:
         by_connection[use.connection, use.pod].append(use)

@@ -119,8 +119,12 @@ def _child_group_leaders() -> list[int]:
 
 
 @dataclass
-class Pod:
-    """One pod: its process and what happened to it (times in rehearsal seconds)."""
+class PodProcess:
+    """One pod: its process and what happened to it (times in rehearsal seconds).
+
+    Not :class:`gunicorn_zdt.check.pod.Pod` (a pod template as the checker reads it): this
+    is a running process the rehearsal started.
+    """
 
     name: str
     revision: int

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 from typing import Any
 
+from ..core.report import last_report, render_text
+from .events import Event
 from .outcomes import FAILURE_CLASSES, Record
-from .pods import Pod
-from .timeline import Event
+from .pods import PodProcess
 
 _CLASS_COLOURS = {
     "refused": "#d62728",
@@ -26,11 +28,12 @@ _CLASS_COLOURS = {
 }
 
 
-def pod_row(pod: Pod) -> dict[str, Any]:
+def pod_row(pod: PodProcess) -> dict[str, Any]:
     """One line of the termination table (times in rehearsal seconds)."""
     term_to_exit = None
     if pod.sigterm_at is not None and pod.exited_at is not None:
         term_to_exit = round(pod.exited_at - pod.sigterm_at, 3)
+    report = termination_report(pod.log_path)
     return {
         "pod": pod.name,
         "revision": pod.revision,
@@ -48,23 +51,20 @@ def pod_row(pod: Pod) -> dict[str, Any]:
         "sigterm_to_exit_seconds": term_to_exit,
         "restarts": pod.restarts,
         "stopped_by": "rollout" if pod.deleted_at is not None else "teardown",
-        "termination_report": termination_report(pod.log_path),
+        "termination_report": None if report is None else render_text(report),  # for people
+        "termination_report_data": report,  # the JSON report's fields (core/report.py)
     }
 
 
-_REPORT_MARK = "gunicorn-zdt: termination report: "
-
-
-def termination_report(log: Path) -> str | None:
-    """The pod's own account of its termination (gunicorn-zdt logs it at exit), if any."""
+def termination_report(log: Path) -> dict[str, Any] | None:
+    """The pod's own account of its termination: the JSON report gunicorn-zdt logs at exit
+    (:mod:`gunicorn_zdt.core.report`; the drill runs every pod with ``ZDT_REPORT_JSON``), the
+    last one when the pod restarted; None without one."""
     try:
         text = log.read_text(errors="replace")
     except OSError:
         return None
-    found = [
-        line.split(_REPORT_MARK, 1)[1].strip() for line in text.splitlines() if _REPORT_MARK in line
-    ]
-    return found[-1] if found else None
+    return last_report(text.splitlines())
 
 
 def summarize(
@@ -74,7 +74,7 @@ def summarize(
     acked: int,
     lost: list[str],
     unverified: list[str],
-    pods: list[Pod],
+    pods: list[PodProcess],
     events: list[Event],
     service_stats: dict[str, Any],
     duration_seconds: float,
@@ -84,9 +84,34 @@ def summarize(
     failures = [r for r in records if r.failure]
     pinned = bool(pinning and pinning["pinned_requests"])
     by_class = Counter(r.failure for r in failures)
+    return {
+        "passed": not failures and not lost and not unverified and not pinned,
+        "settings": settings,
+        "duration_seconds": round(duration_seconds, 3),
+        "requests": len(records),
+        "succeeded": len(records) - len(failures),
+        "failures": len(failures),
+        "failures_by_class": {c: by_class.get(c, 0) for c in FAILURE_CLASSES},
+        "by_client": _by_client(records),
+        "writes_acknowledged": acked,
+        "lost_writes": len(lost),
+        "lost_write_ids": lost[:50],
+        "unverified_writes": len(unverified),
+        "streams": streams,  # streams.summarize_streams; None without stream clients
+        "keepalive_pinning": pinning,  # pinning.keepalive_pinning; None: not computed
+        "pods": [pod_row(p) for p in pods],
+        "events": [e.__dict__ for e in events],
+        "failure_list": _failure_rows(failures[:2000], events),
+        "service": service_stats,
+        "timeseries": _bins(records, duration_seconds),
+    }
+
+
+def _failure_rows(failures: list[Record], events: list[Event]) -> list[dict[str, Any]]:
+    """One row per failed request, with the pod deletion it followed."""
     deletions = sorted((e.t, e.pod) for e in events if e.kind == "deleted")
     failure_rows = []
-    for r in failures[:2000]:
+    for r in failures:
         # A failure belongs to the deletion before the moment it was seen, not before the request
         # started: a connection queued just before a deletion is reset just after it.
         failed_at = r.seen_at
@@ -106,32 +131,16 @@ def summarize(
                 "seconds_after_deletion": round(failed_at - last[0], 3) if last else None,
             }
         )
+    return failure_rows
+
+
+def _by_client(records: list[Record]) -> dict[str, dict[str, int]]:
     by_client: dict[str, dict[str, int]] = {}
     for r in records:
         row = by_client.setdefault(r.client, {"requests": 0, "failures": 0})
         row["requests"] += 1
         row["failures"] += bool(r.failure)
-    return {
-        "passed": not failures and not lost and not unverified and not pinned,
-        "settings": settings,
-        "duration_seconds": round(duration_seconds, 3),
-        "requests": len(records),
-        "succeeded": len(records) - len(failures),
-        "failures": len(failures),
-        "failures_by_class": {c: by_class.get(c, 0) for c in FAILURE_CLASSES},
-        "by_client": by_client,
-        "writes_acknowledged": acked,
-        "lost_writes": len(lost),
-        "lost_write_ids": lost[:50],
-        "unverified_writes": len(unverified),
-        "streams": streams,  # streams.summarize_streams; None without stream clients
-        "keepalive_pinning": pinning,  # pinning.keepalive_pinning; None: not computed
-        "pods": [pod_row(p) for p in pods],
-        "events": [e.__dict__ for e in events],
-        "failure_list": failure_rows,
-        "service": service_stats,
-        "timeseries": _bins(records, duration_seconds),
-    }
+    return by_client
 
 
 def _nginx_lines(stats: dict[str, int] | None) -> list[str]:
@@ -252,9 +261,19 @@ def text_report(result: dict[str, Any]) -> str:
         *_pinning_lines(result.get("keepalive_pinning")),
         *_nginx_lines(result.get("service", {}).get("nginx")),
     ]
-    if result["failure_list"]:
+    lines += _failure_lines(result["failure_list"])
+    lines += _pod_lines(result["pods"])
+    verdict = "PASSED: zero failures, zero lost writes" if result["passed"] else "FAILED"
+    lines += ["", verdict]
+    return "\n".join(lines)
+
+
+def _failure_lines(failure_list: list[dict[str, Any]]) -> list[str]:
+    """The first failures, each placed after the pod deletion before it, and a histogram."""
+    lines: list[str] = []
+    if failure_list:
         lines += ["", "failures after pod deletions (first 20):"]
-        for f in result["failure_list"][:20]:
+        for f in failure_list[:20]:
             where = (
                 f"+{f['seconds_after_deletion']:.2f} s after {f['after_deletion_of']} deleted"
                 if f["after_deletion_of"]
@@ -266,20 +285,25 @@ def text_report(result: dict[str, Any]) -> str:
             )
         hist = Counter(
             int(f["seconds_after_deletion"])
-            for f in result["failure_list"]
+            for f in failure_list
             if f["seconds_after_deletion"] is not None
         )
         lines.append(
             "  seconds after deletion -> failures: "
             + ", ".join(f"{k}-{k + 1}s: {hist[k]}" for k in sorted(hist))
         )
-    lines += [
+    return lines
+
+
+def _pod_lines(pods: list[dict[str, Any]]) -> list[str]:
+    """The pod termination table, each pod's own termination report under its row."""
+    lines = [
         "",
         "pod termination (seconds since start):",
         f"  {'pod':<8} {'rev':>3} {'deleted':>8} {'503 at':>8} {'SIGTERM':>8} {'exited':>8} "
         f"{'exit':>5} {'SIGKILL':>7} {'TERM->exit':>10} {'restarts':>8}",
     ]
-    for p in result["pods"]:
+    for p in pods:
         lines.append(
             f"  {p['pod']:<8} {p['revision']:>3} {_fmt(p['deleted_at']):>8} "
             f"{_fmt(p['readiness_failing_at']):>8} {_fmt(p['sigterm_at']):>8} "
@@ -289,9 +313,7 @@ def text_report(result: dict[str, Any]) -> str:
         )
         if p.get("termination_report"):
             lines.append(f"           its report: {p['termination_report']}")
-    verdict = "PASSED: zero failures, zero lost writes" if result["passed"] else "FAILED"
-    lines += ["", verdict]
-    return "\n".join(lines)
+    return lines
 
 
 def write_json(result: dict[str, Any], path: Path) -> None:
@@ -301,38 +323,73 @@ def write_json(result: dict[str, Any], path: Path) -> None:
 def svg_report(result: dict[str, Any], title: str | None = None) -> str:
     """Requests per time bin (failures stacked by class) above one lane per pod."""
     s = result["settings"]
-    ts = result["timeseries"]
-    pods = result["pods"]
-    events = result["events"]
-    duration = max(result["duration_seconds"], 1.0)
-    left, right, top = 90, 20, 40
-    width = 960
-    plot_w = width - left - right
-    chart_h = 150
-    lane_h = 16
-    lanes_top = top + chart_h + 40
-    height = lanes_top + lane_h * len(pods) + 70
-
-    def x(t: float) -> float:
-        return left + plot_w * max(0.0, min(t, duration)) / duration
-
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'font-family="sans-serif" font-size="11">',
-        f'<rect width="{width}" height="{height}" fill="white"/>',
-    ]
+    frame = _Frame(max(result["duration_seconds"], 1.0), len(result["pods"]))
     heading = title or (
         f"{s['service']} service, {s['rollouts']} rollout(s) of {s['replicas']} pods, "
         f"time scale {s['time_scale']:g}: {result['requests']} requests, "
         f"{result['failures']} failed, {result['lost_writes']} lost writes"
     )
-    out.append(f'<text x="{left}" y="20" font-size="13">{escape(heading)}</text>')
-    # Requests per bin.
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{frame.width}" height="{frame.height}" '
+        f'font-family="sans-serif" font-size="11">',
+        f'<rect width="{frame.width}" height="{frame.height}" fill="white"/>',
+        f'<text x="{frame.left}" y="20" font-size="13">{escape(heading)}</text>',
+        *_request_bars(frame, result["timeseries"]),
+        *_failure_ticks(frame, result["failure_list"]),
+        *_time_axis(frame, result["events"]),
+        *_pod_lanes(frame, result["pods"], result["events"]),
+        *_legend(frame, result["timeseries"]),
+        "</svg>",
+    ]
+    return "\n".join(out) + "\n"
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """The picture's geometry: the request chart on top, then one lane per pod, the legend."""
+
+    duration: float  # seconds the time axis spans
+    lanes: int  # pods
+    left: int = 90
+    right: int = 20
+    top: int = 40
+    width: int = 960
+    chart_h: int = 150
+    lane_h: int = 16
+
+    @property
+    def plot_w(self) -> int:
+        return self.width - self.left - self.right
+
+    @property
+    def base(self) -> int:
+        """The chart's zero line."""
+        return self.top + self.chart_h
+
+    @property
+    def lanes_top(self) -> int:
+        return self.base + 40
+
+    @property
+    def lanes_bottom(self) -> int:
+        return self.lanes_top + self.lane_h * self.lanes
+
+    @property
+    def height(self) -> int:
+        return self.lanes_bottom + 70
+
+    def x(self, t: float) -> float:
+        return self.left + self.plot_w * max(0.0, min(t, self.duration)) / self.duration
+
+
+def _request_bars(frame: _Frame, ts: dict[str, Any]) -> list[str]:
+    """Requests per bin: successes, failures stacked on them by class, and the y axis."""
+    left, chart_h, base = frame.left, frame.chart_h, frame.base
     n = len(ts["ok"])
     totals = [ts["ok"][i] + sum(v[i] for v in ts["failed"].values()) for i in range(n)]
     peak = max([*totals, 1])
-    bw = plot_w / max(n, 1)
-    base = top + chart_h
+    bw = frame.plot_w / max(n, 1)
+    out = []
     for i in range(n):
         x0 = left + i * bw
         h_ok = chart_h * ts["ok"][i] / peak
@@ -349,45 +406,69 @@ def svg_report(result: dict[str, Any], title: str | None = None) -> str:
                     f'<rect x="{x0:.1f}" y="{y:.1f}" width="{max(bw - 0.5, 0.5):.1f}" '
                     f'height="{h:.1f}" fill="{_CLASS_COLOURS.get(cls, "#000")}"/>'
                 )
-    out.append(f'<line x1="{left}" y1="{base}" x2="{left + plot_w}" y2="{base}" stroke="#333"/>')
     out.append(
-        f'<text x="{left - 6}" y="{top + 10}" text-anchor="end">{peak}</text>'
+        f'<line x1="{left}" y1="{base}" x2="{left + frame.plot_w}" y2="{base}" stroke="#333"/>'
+    )
+    out.append(
+        f'<text x="{left - 6}" y="{frame.top + 10}" text-anchor="end">{peak}</text>'
         f'<text x="{left - 6}" y="{base}" text-anchor="end">0</text>'
-        f'<text x="{left - 6}" y="{top + chart_h / 2}" text-anchor="end">'
+        f'<text x="{left - 6}" y="{frame.top + chart_h / 2}" text-anchor="end">'
         f"req/{ts['bin_seconds']:g}s</text>"
     )
-    # Failure ticks (visible even when a bar is one pixel).
-    for f in result["failure_list"]:
-        out.append(
-            f'<line x1="{x(f["failed_at"]):.1f}" y1="{base + 4}" x2="{x(f["failed_at"]):.1f}" y2="{base + 14}" '
-            f'stroke="{_CLASS_COLOURS.get(f["class"], "#000")}"/>'
-        )
-    # Time axis.
-    step = max(1, round(duration / 12))
+    return out
+
+
+def _failure_ticks(frame: _Frame, failures: list[dict[str, Any]]) -> list[str]:
+    """One tick under the chart per failure (visible even when a bar is one pixel)."""
+    base = frame.base
+    return [
+        f'<line x1="{frame.x(f["failed_at"]):.1f}" y1="{base + 4}" '
+        f'x2="{frame.x(f["failed_at"]):.1f}" y2="{base + 14}" '
+        f'stroke="{_CLASS_COLOURS.get(f["class"], "#000")}"/>'
+        for f in failures
+    ]
+
+
+def _time_axis(frame: _Frame, events: list[dict[str, Any]]) -> list[str]:
+    """Seconds along the bottom of the chart, grid lines, and a dashed line per rollout."""
+    x, top, bottom = frame.x, frame.top, frame.lanes_bottom
+    out = []
+    step = max(1, round(frame.duration / 12))
     t = 0
-    while t <= duration:
+    while t <= frame.duration:
         out.append(
-            f'<text x="{x(t):.1f}" y="{base + 28}" text-anchor="middle">{t}s</text>'
-            f'<line x1="{x(t):.1f}" y1="{top}" x2="{x(t):.1f}" '
-            f'y2="{lanes_top + lane_h * len(pods)}" stroke="#eee"/>'
+            f'<text x="{x(t):.1f}" y="{frame.base + 28}" text-anchor="middle">{t}s</text>'
+            f'<line x1="{x(t):.1f}" y1="{top}" x2="{x(t):.1f}" y2="{bottom}" stroke="#eee"/>'
         )
         t += step
     for e in events:
         if e["kind"] == "rollout-started":
             out.append(
                 f'<line x1="{x(e["t"]):.1f}" y1="{top}" x2="{x(e["t"]):.1f}" '
-                f'y2="{lanes_top + lane_h * len(pods)}" stroke="#555" stroke-dasharray="4,3"/>'
+                f'y2="{bottom}" stroke="#555" stroke-dasharray="4,3"/>'
                 f'<text x="{x(e["t"]) + 3:.1f}" y="{top + 10}">{escape(e["detail"])}</text>'
             )
-    # One lane per pod.
+    return out
+
+
+#: Events drawn as a tick on a pod's lane.
+_LANE_MARKS = {"sigterm": "#6a3d9a", "endpoint-removed": "#1f77b4", "readiness-failing": "#000"}
+
+
+def _pod_lanes(
+    frame: _Frame, pods: list[dict[str, Any]], events: list[dict[str, Any]]
+) -> list[str]:
+    """One lane per pod: starting, ready, terminating (or SIGKILLed), with event ticks."""
+    x, lane_h = frame.x, frame.lane_h
     by_pod: dict[str, list[dict[str, Any]]] = {}
     for e in events:
         by_pod.setdefault(e["pod"], []).append(e)
+    out = []
     for row, p in enumerate(pods):
-        y0 = lanes_top + row * lane_h
-        out.append(f'<text x="{left - 6}" y="{y0 + 11}" text-anchor="end">{p["pod"]}</text>')
+        y0 = frame.lanes_top + row * lane_h
+        out.append(f'<text x="{frame.left - 6}" y="{y0 + 11}" text-anchor="end">{p["pod"]}</text>')
         start = p["created_at"] or 0.0
-        end = p["exited_at"] if p["exited_at"] is not None else duration
+        end = p["exited_at"] if p["exited_at"] is not None else frame.duration
         ready_at = next((e["t"] for e in by_pod.get(p["pod"], []) if e["kind"] == "ready"), None)
         stop_at = p["deleted_at"] if p["deleted_at"] is not None else end
         segments = [(start, ready_at or stop_at, "#cccccc")]
@@ -400,35 +481,42 @@ def svg_report(result: dict[str, Any], title: str | None = None) -> str:
                 f'<rect x="{x(a):.1f}" y="{y0 + 3}" width="{max(x(b) - x(a), 0.5):.1f}" '
                 f'height="{lane_h - 6}" fill="{colour}"/>'
             )
-        marks = {"sigterm": "#6a3d9a", "endpoint-removed": "#1f77b4", "readiness-failing": "#000"}
         for e in by_pod.get(p["pod"], []):
-            mark = marks.get(e["kind"])
+            mark = _LANE_MARKS.get(e["kind"])
             if mark:
                 out.append(
                     f'<line x1="{x(e["t"]):.1f}" y1="{y0 + 1}" x2="{x(e["t"]):.1f}" '
                     f'y2="{y0 + lane_h - 1}" stroke="{mark}" stroke-width="2"/>'
                 )
-    # Legend, wrapped to the picture's width.
-    items = [
-        ("#9ecae1", "requests ok"),
-        ("#cccccc", "pod starting"),
-        ("#74c476", "ready"),
-        ("#fdae6b", "terminating"),
-        ("#67000d", "SIGKILLed"),
-        ("#6a3d9a", "SIGTERM"),
-        ("#1f77b4", "endpoint removed at balancer"),
-        ("#000", "readiness failing"),
+    return out
+
+
+_LEGEND = [
+    ("#9ecae1", "requests ok"),
+    ("#cccccc", "pod starting"),
+    ("#74c476", "ready"),
+    ("#fdae6b", "terminating"),
+    ("#67000d", "SIGKILLed"),
+    ("#6a3d9a", "SIGTERM"),
+    ("#1f77b4", "endpoint removed at balancer"),
+    ("#000", "readiness failing"),
+]
+
+
+def _legend(frame: _Frame, ts: dict[str, Any]) -> list[str]:
+    """The colours' meanings (and the failure classes that occurred), wrapped to the width."""
+    items = _LEGEND + [
+        (_CLASS_COLOURS[c], f"failed: {c}") for c in FAILURE_CLASSES if c in ts["failed"]
     ]
-    items += [(_CLASS_COLOURS[c], f"failed: {c}") for c in FAILURE_CLASSES if c in ts["failed"]]
-    lx, ly = left, lanes_top + lane_h * len(pods) + 22
+    out = []
+    lx, ly = frame.left, frame.lanes_bottom + 22
     for colour, label in items:
         item_w = 14 + 7 * len(label) + 14
-        if lx + item_w > width - right:
-            lx, ly = left, ly + 18
+        if lx + item_w > frame.width - frame.right:
+            lx, ly = frame.left, ly + 18
         out.append(
             f'<rect x="{lx}" y="{ly - 9}" width="10" height="10" fill="{colour}"/>'
             f'<text x="{lx + 14}" y="{ly}">{escape(label)}</text>'
         )
         lx += item_w
-    out.append("</svg>")
-    return "\n".join(out) + "\n"
+    return out

@@ -14,9 +14,9 @@ import threading
 import time
 from collections.abc import Callable
 
+from .events import EventLog
 from .kubelet import Kubelet
 from .manifest import DeploymentSpec
-from .timeline import Timeline
 
 
 class RolloutError(RuntimeError):
@@ -29,12 +29,12 @@ class Deployment:
         spec: DeploymentSpec,
         *,
         scale: float,
-        timeline: Timeline,
+        event_log: EventLog,
         make_kubelet: Callable[[int, int], Kubelet],
     ) -> None:
         self.spec = spec
         self.scale = scale
-        self.timeline = timeline
+        self.event_log = event_log
         self.make_kubelet = make_kubelet  # (revision, index) -> a started Kubelet
         self.kubelets: list[Kubelet] = []
         self.cond = threading.Condition()
@@ -70,11 +70,11 @@ class Deployment:
         surge, unavailable = self.spec.surge_and_unavailable()
         min_available = replicas - unavailable
         deadline = time.monotonic() + self.spec.progress_deadline_seconds * self.scale
-        self.timeline.record("", "rollout-started", f"revision {revision}")
+        self.event_log.record("", "rollout-started", f"revision {revision}")
         with self.cond:
             while True:
                 self._check_failed()
-                now = self.timeline.now()
+                now = self.event_log.now()
                 live = self._live()
                 new = [k for k in live if k.pod.revision == revision]
                 old = [k for k in live if k.pod.revision != revision]
@@ -102,7 +102,7 @@ class Deployment:
                         + ", ".join(f"{k.pod.name} ready={k.pod.ready}" for k in live)
                     )
                 self.cond.wait(self._wake_after(now, deadline))
-        self.timeline.record("", "rollout-complete", f"revision {revision}")
+        self.event_log.record("", "rollout-complete", f"revision {revision}")
 
     def _wake_after(self, now: float, deadline: float) -> float:
         """Seconds until the next pod turns available by minReadySeconds alone, or the

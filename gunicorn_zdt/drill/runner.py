@@ -7,24 +7,26 @@ import random
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..core import settings
+from ..core.report import SETTING as REPORT_JSON_SETTING
 from ..core.settings import SettingError
-from .balancer import HealthCheck
+from .balancer import HealthCheck, Service
+from .events import EventLog
 from .kubelet import Kubelet
 from .load import Load, LoadProfile, verify_writes
 from .manifest import DeploymentSpec
 from .nginx import NginxService
 from .pinning import keepalive_pinning
-from .pods import Pod, ProcessGroups, build_command, free_port, pod_environment
+from .pods import PodProcess, ProcessGroups, build_command, free_port, pod_environment
 from .report import summarize
 from .rollout import Deployment, RolloutError
 from .services import make_service
 from .streams import summarize_streams
-from .timeline import Timeline
 
 #: Environment variables of the pods whose values are durations, scaled by --time-scale.
 _SCALED_ENV = re.compile(r"^ZDT_\w*_SECONDS$")
@@ -122,18 +124,184 @@ def run_drill(opts: DrillOptions, log: Any = None) -> dict[str, Any]:
     Raises :class:`DrillError` when the rehearsal itself cannot run. Every process it
     started is gone when it returns or raises (including on KeyboardInterrupt).
     """
-    say = log or (lambda _msg: None)
     if opts.time_scale <= 0:
         raise DrillError("--time-scale must be > 0")
     build_command(opts.command, 1)  # fail early on a template without {port}
     opts.work_dir.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(opts.seed)
-    timeline = Timeline()
-    groups = ProcessGroups()
+    rehearsal = _Rehearsal(opts, log or (lambda _msg: None))
+    try:
+        rehearsal.start_pods()
+        rehearsal.steady_state_and_rollouts()
+        lost, unverified = rehearsal.write_audit()
+    finally:
+        rehearsal.stop()
+    return rehearsal.summary(lost, unverified)
+
+
+class _Rehearsal:
+    """One rehearsal's processes and records, step by step; :meth:`stop` ends every process."""
+
+    def __init__(self, opts: DrillOptions, say: Callable[[str], None]) -> None:
+        self.opts = opts
+        self.say = say
+        self.event_log = EventLog()
+        self.groups = ProcessGroups()
+        self.service = _make_service(opts, self.event_log, self.groups, random.Random(opts.seed))
+        # Every pod logs its termination report as JSON too: the drill reads that one.
+        self.env = pod_environment({**opts.pod_env(), REPORT_JSON_SETTING: "true"})
+        self.listener_probes = _listener_probes(opts.spec, self.env)
+        self.runtime_root = tempfile.TemporaryDirectory(prefix="zdt-drill-")
+        self.deployment: Deployment | None = None
+        self.load: Load | None = None
+
+    def make_kubelet(self, revision: int, index: int) -> Kubelet:
+        """Start pod ``index`` of ``revision`` on ports of its own, under its kubelet."""
+        opts = self.opts
+        assert self.deployment is not None
+        port = free_port(opts.port_range)
+        # What a container has of its own: Gunicorn's control socket directory (>= 25;
+        # one shared path would have every master replace the others' socket) ...
+        runtime_dir = Path(self.runtime_root.name) / f"pod-{index}"  # short: a unix socket path
+        runtime_dir.mkdir()
+        pod_env = {**self.env, "XDG_RUNTIME_DIR": str(runtime_dir)}
+        probe_ports = {}
+        if self.listener_probes is not None:  # ... and the probe listener's port
+            listener = free_port(opts.port_range)
+            pod_env["ZDT_PROBE_BIND"] = f"127.0.0.1:{listener}"
+            probe_ports = dict.fromkeys(self.listener_probes, listener)
+        pod = PodProcess(
+            name=f"pod-{index}",
+            revision=revision,
+            port=port,
+            command=build_command(opts.command, port),
+            env=pod_env,
+            cwd=opts.cwd,
+            log_path=opts.work_dir / f"pod-{index}.log",
+            probe_ports=probe_ports,
+        )
+        kubelet = Kubelet(
+            pod,
+            opts.spec,
+            scale=opts.time_scale,
+            groups=self.groups,
+            event_log=self.event_log,
+            service=self.service,
+            changed=self.deployment.changed,
+        )
+        kubelet.start()
+        return kubelet
+
+    def start_pods(self) -> None:
+        """The Service, then the first revision's pods, available and routed to."""
+        opts, service = self.opts, self.service
+        service.start()
+        self.deployment = Deployment(
+            opts.spec,
+            scale=opts.time_scale,
+            event_log=self.event_log,
+            make_kubelet=self.make_kubelet,
+        )
+        self.say(f"starting {opts.spec.replicas} pods behind the {opts.service} service")
+        try:
+            self.deployment.rollout(1)
+        except RolloutError as exc:
+            raise DrillError(f"the first pods never became available: {exc}") from None
+        if not service.wait_endpoints(opts.spec.replicas, timeout=_admit_timeout(opts)):
+            raise DrillError(
+                f"the {opts.service} service did not route to the first "
+                f"{opts.spec.replicas} pods in time"
+            )
+
+    def steady_state_and_rollouts(self) -> None:
+        """Load, a steady state, the rolling updates, every old pod gone, an observation tail."""
+        opts, deployment = self.opts, self.deployment
+        assert deployment is not None
+        load = self.load = Load(
+            self.service.port,
+            opts.load,
+            self.event_log.now,
+            self.service.was_refused,
+            pod_of=self.service.pod_of,
+            time_scale=opts.time_scale,
+        )
+        load.start()
+        self.event_log.record("", "load-started")
+        warmup = opts.scaled(opts.warmup_seconds)
+        self.say(f"load started; {warmup:g} s of steady state before the first update")
+        _modelled_delay(warmup)  # modelled steady state
+        for n in range(opts.rollouts):
+            self.say(f"rolling update {n + 1}/{opts.rollouts}")
+            try:
+                deployment.rollout(n + 2)
+            except RolloutError as exc:
+                raise DrillError(str(exc)) from None
+        grace = opts.scaled(opts.spec.grace_period_seconds)
+        if not deployment.wait_terminated(grace + opts.scaled(2) + 10):
+            raise DrillError("a deleted pod outlived its grace period by more than 10 s")
+        settle = opts.scaled(opts.settle_seconds)
+        self.say(f"every old pod exited; load goes on for {settle:g} s")
+        _modelled_delay(settle)  # modelled observation tail
+        load.stop()
+        self.event_log.record("", "load-stopped")
+        self.say(f"load stopped after {len(load.records)} requests")
+
+    def write_audit(self) -> tuple[list[str], list[str]]:
+        """The acknowledged writes a running pod cannot find (lost) or could not check."""
+        load, deployment, write_path = self.load, self.deployment, self.opts.load.write_path
+        assert load is not None and deployment is not None
+        if not (write_path and load.acked):
+            return [], []
+        port = deployment.ready_port()
+        if port is None:
+            raise DrillError("no pod left running to verify the acknowledged writes against")
+        self.say(f"verifying {len(load.acked)} acknowledged writes")
+        return verify_writes(load.acked, port, write_path)
+
+    def stop(self) -> None:
+        """Stop the load, the pods, the Service and every process group; on every exit path."""
+        if self.load is not None:
+            self.load.stop()
+        if self.deployment is not None:
+            self.deployment.teardown()
+        self.service.stop()
+        self.groups.kill_all()
+        self.runtime_root.cleanup()
+
+    def summary(self, lost: list[str], unverified: list[str]) -> dict[str, Any]:
+        """The result dict (:func:`.report.summarize`) of a rehearsal that ran to the end."""
+        opts, service, load, deployment = self.opts, self.service, self.load, self.deployment
+        assert load is not None and deployment is not None
+        pods = [k.pod for k in deployment.kubelets]
+        return summarize(
+            settings=describe_settings(opts),
+            records=sorted(load.records, key=lambda r: r.t),
+            acked=len(load.acked),
+            streams=summarize_streams(
+                load.streams, path=opts.load.stream_path, clients=opts.load.stream_clients
+            ),
+            lost=lost,
+            unverified=unverified,
+            pods=pods,
+            events=self.event_log.events(),
+            pinning=_pinning(service, load, pods),
+            service_stats={
+                "new_connections_per_pod": dict(service.connections),
+                "refused_for_clients": len(service.refused_ports),
+                "l7_upstream_failures": dict(service.upstream_failures),
+                **({"nginx": service.failures()} if isinstance(service, NginxService) else {}),
+            },
+            duration_seconds=self.event_log.now(),
+        )
+
+
+def _make_service(
+    opts: DrillOptions, event_log: EventLog, groups: ProcessGroups, rng: random.Random
+) -> Service:
+    """The Service in front of the pods, its periods time-scaled (not yet started)."""
     hc = opts.health_check
-    service = make_service(
+    return make_service(
         opts.service,
-        timeline,
+        event_log,
         groups=groups,
         work_dir=opts.work_dir,
         propagation_seconds=(
@@ -150,141 +318,22 @@ def run_drill(opts: DrillOptions, log: Any = None) -> dict[str, Any]:
         rng=rng,
         upstream_idle_seconds=opts.upstream_idle_seconds,
     )
-    env = pod_environment(opts.pod_env())
-    deployment: Deployment | None = None
-    load: Load | None = None
 
-    listener_probes = _listener_probes(opts.spec, env)
-    runtime_root = tempfile.TemporaryDirectory(prefix="zdt-drill-")
 
-    def make_kubelet(revision: int, index: int) -> Kubelet:
-        assert deployment is not None
-        port = free_port(opts.port_range)
-        # What a container has of its own: Gunicorn's control socket directory (>= 25;
-        # one shared path would have every master replace the others' socket) ...
-        runtime_dir = Path(runtime_root.name) / f"pod-{index}"  # short: a unix socket path
-        runtime_dir.mkdir()
-        pod_env = {**env, "XDG_RUNTIME_DIR": str(runtime_dir)}
-        probe_ports = {}
-        if listener_probes is not None:  # ... and the probe listener's port
-            listener = free_port(opts.port_range)
-            pod_env["ZDT_PROBE_BIND"] = f"127.0.0.1:{listener}"
-            probe_ports = dict.fromkeys(listener_probes, listener)
-        pod = Pod(
-            name=f"pod-{index}",
-            revision=revision,
-            port=port,
-            command=build_command(opts.command, port),
-            env=pod_env,
-            cwd=opts.cwd,
-            log_path=opts.work_dir / f"pod-{index}.log",
-            probe_ports=probe_ports,
-        )
-        kubelet = Kubelet(
-            pod,
-            opts.spec,
-            scale=opts.time_scale,
-            groups=groups,
-            timeline=timeline,
-            service=service,
-            changed=deployment.changed,
-        )
-        kubelet.start()
-        return kubelet
-
-    lost: list[str] = []
-    unverified: list[str] = []
-    try:
-        service.start()
-        deployment = Deployment(
-            opts.spec, scale=opts.time_scale, timeline=timeline, make_kubelet=make_kubelet
-        )
-        say(f"starting {opts.spec.replicas} pods behind the {opts.service} service")
-        try:
-            deployment.rollout(1)
-        except RolloutError as exc:
-            raise DrillError(f"the first pods never became available: {exc}") from None
-        if not service.wait_endpoints(opts.spec.replicas, timeout=_admit_timeout(opts)):
-            raise DrillError(
-                f"the {opts.service} service did not route to the first "
-                f"{opts.spec.replicas} pods in time"
-            )
-        load = Load(
-            service.port,
-            opts.load,
-            timeline.now,
-            service.was_refused,
-            pod_of=service.pod_of,
-            time_scale=opts.time_scale,
-        )
-        load.start()
-        timeline.record("", "load-started")
-        warmup = opts.scaled(opts.warmup_seconds)
-        say(f"load started; {warmup:g} s of steady state before the first update")
-        _modelled_delay(warmup)  # modelled steady state
-        for n in range(opts.rollouts):
-            say(f"rolling update {n + 1}/{opts.rollouts}")
-            try:
-                deployment.rollout(n + 2)
-            except RolloutError as exc:
-                raise DrillError(str(exc)) from None
-        grace = opts.scaled(opts.spec.grace_period_seconds)
-        if not deployment.wait_terminated(grace + opts.scaled(2) + 10):
-            raise DrillError("a deleted pod outlived its grace period by more than 10 s")
-        settle = opts.scaled(opts.settle_seconds)
-        say(f"every old pod exited; load goes on for {settle:g} s")
-        _modelled_delay(settle)  # modelled observation tail
-        load.stop()
-        timeline.record("", "load-stopped")
-        say(f"load stopped after {len(load.records)} requests")
-        if opts.load.write_path and load.acked:
-            port = deployment.ready_port()
-            if port is None:
-                raise DrillError("no pod left running to verify the acknowledged writes against")
-            say(f"verifying {len(load.acked)} acknowledged writes")
-            lost, unverified = verify_writes(load.acked, port, opts.load.write_path)
-    finally:
-        if load is not None:
-            load.stop()
-        if deployment is not None:
-            deployment.teardown()
-        service.stop()
-        groups.kill_all()
-        runtime_root.cleanup()
-    assert load is not None and deployment is not None
-    pods = [k.pod for k in deployment.kubelets]
-    # Where a keep-alive connection can stay pinned to a pod (see pinning.py): the client's own
-    # behind an L4 Service, the proxy's upstream one behind l7; HAProxy's are not visible.
+def _pinning(service: Service, load: Load, pods: list[PodProcess]) -> dict[str, Any]:
+    """Keep-alive connections still reused after a pod's drain was visible (pinning.py)."""
+    # Where a keep-alive connection can stay pinned to a pod: the client's own behind an
+    # L4 Service, the proxy's upstream one behind l7; HAProxy's are not visible.
     measured_at, uses = {
         "kube-proxy": ("client", load.uses),
         "health-check": ("client", load.uses),
         "l7": ("l7-upstream", service.upstream_uses),
     }.get(service.mode, (None, []))
-    pinning = keepalive_pinning(
+    return keepalive_pinning(
         uses,
         {p.name: p.sigterm_at for p in pods if p.sigterm_at is not None},
         {p.name: p.drain_seen_at for p in pods if p.drain_seen_at is not None},
         measured_at=measured_at,
-    )
-    return summarize(
-        settings=describe_settings(opts),
-        records=sorted(load.records, key=lambda r: r.t),
-        acked=len(load.acked),
-        streams=summarize_streams(
-            load.streams, path=opts.load.stream_path, clients=opts.load.stream_clients
-        ),
-        lost=lost,
-        unverified=unverified,
-        pods=pods,
-        events=timeline.events(),
-        pinning=pinning,
-        service_stats={
-            "new_connections_per_pod": dict(service.connections),
-            "refused_for_clients": len(service.refused_ports),
-            "l7_upstream_failures": dict(service.upstream_failures),
-            **({"nginx": service.failures()} if isinstance(service, NginxService) else {}),
-        },
-        duration_seconds=timeline.now(),
     )
 
 

@@ -283,6 +283,12 @@ class StreamClient:
         stopped = False
         pod = None
         local_port = 0
+
+        def on_data() -> None:  # which pod serves it: known once the Service connected one
+            nonlocal pod
+            if pod is None:
+                pod = self.pod_of(local_port)
+
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -295,29 +301,7 @@ class StreamClient:
             if self.last_event_id:
                 head += f"Last-Event-ID: {self.last_event_id}\r\n"
             sock.sendall(head.encode() + b"\r\n")
-            idle_until = time.monotonic() + self.timeout
-            while True:
-                if self.stop.is_set():
-                    stopped = True
-                    break
-                sock.settimeout(max(0.001, min(_POLL_SECONDS, idle_until - time.monotonic())))
-                try:
-                    data = sock.recv(65536)
-                except TimeoutError:
-                    if time.monotonic() >= idle_until:
-                        raise TimeoutError(f"{self.timeout:g} s") from None
-                    continue
-                if not data:
-                    response.eof()
-                    break
-                idle_until = time.monotonic() + self.timeout
-                if pod is None:
-                    pod = self.pod_of(local_port)
-                response.feed(data)
-                if response.head_done and not 200 <= response.status < 300:
-                    break
-                if response.body_complete:
-                    break
+            stopped = self._receive(sock, response, on_data=on_data)
         except Exception as e:  # connect, send or read: classified below
             exc = e
         finally:
@@ -326,28 +310,7 @@ class StreamClient:
             self.retry_ms = response.retry_ms
         if response.last_event_id:
             self.last_event_id = response.last_event_id
-        failure: str | None
-        if stopped:
-            failure, outcome, detail = None, "open_at_end", "still open when the load stopped"
-        elif not response.head_done:
-            if exc is None:
-                failure, detail = "closed", "the connection ended before a response"
-            else:
-                failure = classify(
-                    exc,
-                    reused=False,
-                    idempotent=True,
-                    got_bytes=response.got_bytes,
-                    refused=not response.got_bytes and self.was_refused(local_port),
-                )
-                detail = f"{type(exc).__name__}: {exc}"
-            outcome = failure
-        elif not 200 <= response.status < 300:
-            failure = "5xx" if response.status >= 500 else "other"
-            outcome, detail = failure, f"status {response.status}: no event stream"
-        else:
-            failure, detail = stream_outcome(response, exc)
-            outcome = failure or "reconnect"
+        failure, outcome, detail = self._outcome(response, exc, stopped, local_port)
         end = self.now()
         record = Record(
             round(start, 4), round(end - start, 4), "stream", "GET", response.status, failure,
@@ -366,6 +329,61 @@ class StreamClient:
             previous_pod=previous_pod,
         )
         return record, stream
+
+    def _receive(
+        self, sock: socket.socket, response: SseResponse, *, on_data: Callable[[], None]
+    ) -> bool:
+        """Read the stream into ``response`` until it ends or breaks off (errors raise); True
+        when the load stopped first. Silence longer than the client timeout raises."""
+        idle_until = time.monotonic() + self.timeout
+        while True:
+            if self.stop.is_set():
+                return True
+            sock.settimeout(max(0.001, min(_POLL_SECONDS, idle_until - time.monotonic())))
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                if time.monotonic() >= idle_until:
+                    raise TimeoutError(f"{self.timeout:g} s") from None
+                continue
+            if not data:
+                response.eof()
+                return False
+            idle_until = time.monotonic() + self.timeout
+            on_data()
+            response.feed(data)
+            if response.head_done and not 200 <= response.status < 300:
+                return False
+            if response.body_complete:
+                return False
+
+    def _outcome(
+        self, response: SseResponse, exc: BaseException | None, stopped: bool, local_port: int
+    ) -> tuple[str | None, str, str]:
+        """(failure class or None, outcome, detail) of one stream."""
+        failure: str | None
+        if stopped:
+            return None, "open_at_end", "still open when the load stopped"
+        if not response.head_done:
+            if exc is None:
+                failure, detail = "closed", "the connection ended before a response"
+            else:
+                failure = classify(
+                    exc,
+                    reused=False,
+                    idempotent=True,
+                    got_bytes=response.got_bytes,
+                    refused=not response.got_bytes and self.was_refused(local_port),
+                )
+                detail = f"{type(exc).__name__}: {exc}"
+            outcome = failure
+        elif not 200 <= response.status < 300:
+            failure = "5xx" if response.status >= 500 else "other"
+            outcome, detail = failure, f"status {response.status}: no event stream"
+        else:
+            failure, detail = stream_outcome(response, exc)
+            outcome = failure or "reconnect"
+        return failure, outcome, detail
 
 
 def summarize_streams(

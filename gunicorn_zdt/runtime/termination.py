@@ -26,6 +26,7 @@ from typing import Any
 
 from ..core import budget, drain
 from ..core.plan import DrainPlan
+from ..core.report import JSON_MARK
 from .backlog import drop_new_connections, listen_backlog
 from .stacks import DUMP_SIGNAL
 from .state import Phase, Serving, SharedState
@@ -382,7 +383,7 @@ class Termination:
             budget.fmt(fields["exit_after_sigterm_seconds"]),
         )
         if self.report_json:
-            log.info("gunicorn-zdt: termination report json %s", json.dumps(fields))
+            log.info("%s%s", JSON_MARK, json.dumps(fields))
         if self.reason == drain.MAXIMUM and last is not None:
             needed = last + self.window.quiet_seconds
             log.warning(

@@ -15,8 +15,12 @@ class Event:
     detail: str = ""
 
 
-class Timeline:
-    """Every lifecycle event, in the order it happened."""
+class EventLog:
+    """Every lifecycle event, in the order it happened.
+
+    Not :mod:`gunicorn_zdt.check.timeline` (the termination budget drawn for one pod):
+    this is what happened during one rehearsal, on its own clock.
+    """
 
     def __init__(self) -> None:
         self.t0 = time.monotonic()
