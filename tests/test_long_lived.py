@@ -260,7 +260,7 @@ def test_the_dump_signal_writes_every_stack_and_the_process_goes_on() -> None:
     done = _run(
         """
         import os, signal
-        from gunicorn_zdt import stacks
+        from gunicorn_zdt.runtime import stacks
         def handler_frame():
             assert stacks.arm()
             os.kill(os.getpid(), stacks.DUMP_SIGNAL)
@@ -277,7 +277,7 @@ def test_an_apps_own_handler_for_the_dump_signal_is_left_alone() -> None:
     done = _run(
         """
         import os, signal
-        from gunicorn_zdt import stacks
+        from gunicorn_zdt.runtime import stacks
         signal.signal(stacks.DUMP_SIGNAL, lambda *a: print("the app's handler"))
         assert not stacks.arm()
         os.kill(os.getpid(), stacks.DUMP_SIGNAL)

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-import gunicorn_zdt
+import gunicorn_zdt.runtime
 from gunicorn_zdt.drill.pods import free_port
 from gunicorn_zdt.runtime import probe_server, state
 from tests.faults.helpers import PROBE_ENV, probe_port
@@ -178,10 +178,10 @@ def test_without_prometheus_client_metrics_answer_501_with_the_fix_and_probes_st
     for name in [n for n in sys.modules if n.split(".")[0] == "prometheus_client"]:
         monkeypatch.setitem(sys.modules, name, None)
     monkeypatch.setitem(sys.modules, "prometheus_client", None)
-    monkeypatch.delitem(sys.modules, "gunicorn_zdt.metrics", raising=False)
+    monkeypatch.delitem(sys.modules, "gunicorn_zdt.runtime.metrics", raising=False)
     # `from . import metrics` takes the package's attribute first: another test's import
-    # of gunicorn_zdt.metrics must not make it succeed here.
-    monkeypatch.delattr(gunicorn_zdt, "metrics", raising=False)
+    # of gunicorn_zdt.runtime.metrics must not make it succeed here.
+    monkeypatch.delattr(gunicorn_zdt.runtime, "metrics", raising=False)
     shared = state.SharedState()
     shared.set_serving()
     config = probe_server.ProbeConfig("/healthz", 30.0, 1)

@@ -3,7 +3,7 @@
 Issue 9: the Flask view and the probe listener each wrote their own readiness and the
 bodies had already drifted. One table of query strings runs against both servers of the
 same real Gunicorn, while serving and during the drain after SIGTERM; only float
-``seconds`` values may differ. Then a pure table of :mod:`gunicorn_zdt.readiness`.
+``seconds`` values may differ. Then a pure table of :mod:`gunicorn_zdt.core.readiness`.
 """
 
 from __future__ import annotations

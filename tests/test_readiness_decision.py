@@ -1,4 +1,4 @@
-"""The readiness decision (gunicorn_zdt.readiness) at its edges, as tables.
+"""The readiness decision (gunicorn_zdt.core.readiness) at its edges, as tables.
 
 test_readiness_both_servers.py runs the answers through both servers of a real Gunicorn and
 has the main pure tables; these rows add the edges: a verdict that expires exactly now, how
@@ -27,7 +27,7 @@ BAD = Outcome(False, 0.02, "refused")
 
 
 def slot(published: float, valid_until: float, **detail: Any) -> Any:
-    """A worker's slot as pod_view reads it (gunicorn_zdt.state.Slot's verdict fields)."""
+    """A worker's slot as pod_view reads it (gunicorn_zdt.runtime.state.Slot's verdict fields)."""
     return SimpleNamespace(
         verdict_published=published, verdict_valid_until=valid_until, detail=detail
     )

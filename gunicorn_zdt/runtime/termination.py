@@ -26,7 +26,7 @@ from typing import Any
 
 from ..core import budget, drain
 from ..core.plan import DrainPlan
-from ..core.report import JSON_MARK
+from ..core.report import JSON_MARK, render_text
 from .backlog import drop_new_connections, listen_backlog
 from .stacks import DUMP_SIGNAL
 from .state import Phase, Serving, SharedState
@@ -368,20 +368,7 @@ class Termination:
             "exit_after_sigterm_seconds": round(now - started, 3),
         }
         log = self.server.log
-        log.info(
-            "gunicorn-zdt: termination report: drain %s s (%s); %s request(s) arrived while "
-            "draining, last new connection %s after SIGTERM; %s keep-alive connection(s) from "
-            "before SIGTERM closed by the drain; %s in flight when the graceful stop began, %s "
-            "cut at graceful_timeout; exit %s s after SIGTERM",
-            budget.fmt(fields["drain_seconds"]),
-            fields["drain_ended_by"],
-            fields["arrived_while_draining"],
-            "none" if last is None else f"{last:.2f} s",
-            fields["connections_closed_by_drain"],
-            fields["in_flight_at_graceful_stop"],
-            fields["requests_cut"],
-            budget.fmt(fields["exit_after_sigterm_seconds"]),
-        )
+        log.info("gunicorn-zdt: termination report: %s", render_text(fields))  # core/report.py
         if self.report_json:
             log.info("%s%s", JSON_MARK, json.dumps(fields))
         if self.reason == drain.MAXIMUM and last is not None:
