@@ -1,6 +1,6 @@
 """The budget's inequalities at their boundaries: exactly equal, one second short, one over.
 
-Every comparison in gunicorn_zdt/budget.py has a row on each side of its edge, so moving
+Every comparison in gunicorn_zdt/core/budget.py has a row on each side of its edge, so moving
 an edge by a second (or turning ``<`` into ``<=``) fails a test.
 """
 

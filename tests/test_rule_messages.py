@@ -438,7 +438,7 @@ CASES: dict[str, Case] = {
         set_env("ZDT_COLOUR", "blue"),
         set_env("COLOUR", "blue"),  # not ours: not our business
         f"Deployment/app: {C}.env[ZDT_COLOUR]: warning[zdt-env]: unknown setting, ignored; "
-        "see gunicorn_zdt/settings.py",
+        "see the configuration reference in the README",
     ),
     "zdt-env-invalid": Case(
         "zdt-env",
@@ -1369,10 +1369,10 @@ CASES: dict[str, Case] = {
         both(set_env("COLOUR", "red"), set_env("ZDT_COLOUR", "blue"), set_env("ZDT_SHAPE", "x")),
         both(set_env("COLOUR", "red"), set_env("SHAPE", "x")),
         f"Deployment/app: {C}.env[ZDT_SHAPE]: warning[zdt-env]: unknown setting, ignored; see "
-        "gunicorn_zdt/settings.py",
+        "the configuration reference in the README",
         along=(
             f"Deployment/app: {C}.env[ZDT_COLOUR]: warning[zdt-env]: unknown setting, ignored; "
-            "see gunicorn_zdt/settings.py",
+            "see the configuration reference in the README",
         ),
     ),
     "zdt-env-grace-value-from": Case(

@@ -3,7 +3,7 @@
 Each preset turns into the propagation the termination budget must cover (seconds after
 the pod's deletion during which new connections may still reach it) and into the fix to
 print when preStop + drain does not cover it. The comparison itself is
-:meth:`gunicorn_zdt.budget.Budget.warnings`; this module only says how long the load
+:meth:`gunicorn_zdt.core.budget.Budget.warnings`; this module only says how long the load
 balancer needs. Numbers and their sources: ``docs/k8s.md`` ("Load balancer presets").
 Stdlib only.
 """

@@ -3,7 +3,7 @@
 A :class:`Pod` is everything the rules look at for one Deployment's or StatefulSet's pod:
 the workload (:mod:`gunicorn_zdt.k8s`), the Gunicorn config as Gunicorn loads it with the
 pod's env (:mod:`.app_config`), the termination budget they make together
-(:mod:`gunicorn_zdt.budget`), the objects around it and the load balancer in front
+(:mod:`gunicorn_zdt.core.budget`), the objects around it and the load balancer in front
 (``--lb``, else detected from the stream: :mod:`.lb_detect`). A :class:`Finding` is one
 line of output::
 

@@ -51,7 +51,7 @@ class PodView:
 def pod_view(draining: bool, verdicts: Iterable[Any], now: float) -> PodView:
     """One view for the whole pod from the verdicts workers published in shared memory.
 
-    ``verdicts`` are :class:`gunicorn_zdt.state.Slot`-like objects. Each check's outcome is
+    ``verdicts`` are :class:`gunicorn_zdt.runtime.state.Slot`-like objects. Each check's outcome is
     the freshest any worker published, freshest meaning the run that *began* last (the
     publish time breaks ties and stands in when a verdict carries no start): a worker whose
     run hung through an outage publishes its timeout, or the run's late answer, after

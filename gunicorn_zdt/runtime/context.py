@@ -4,9 +4,9 @@
 a preloaded app) find it with :func:`current`. It replaces what used to be three
 process-wide singletons, so there is one owner of each resource:
 
-* ``state``: the shared memory (:mod:`gunicorn_zdt.state`), made before any fork;
+* ``state``: the shared memory (:mod:`gunicorn_zdt.runtime.state`), made before any fork;
 * the slot table: which live worker writes which slot (master side);
-* ``listener``: the probe listener's supervisor (:mod:`gunicorn_zdt.probe_supervisor`);
+* ``listener``: the probe listener's supervisor (:mod:`gunicorn_zdt.runtime.probe_supervisor`);
 * the readiness publisher of each worker: one thread that runs the checks of every
   registered app (the Flask extension registers them) and publishes one verdict in the
   worker's slot, where every worker's views and the probe listener read it.

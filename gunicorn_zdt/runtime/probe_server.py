@@ -17,7 +17,7 @@ it in ``when_ready`` (before any worker, while the master has a single thread) w
   ``?verbose`` and ``?exclude=NAME`` as on the app's port; reasons are never shown.
 * ``PREFIX/startup``: 200 once any worker's checks passed, then for good.
 * ``/metrics`` (not under the prefix): the pod's Prometheus metrics, from the same shared
-  memory (:mod:`gunicorn_zdt.metrics`, docs/metrics.md); OpenMetrics when ``Accept`` asks
+  memory (:mod:`gunicorn_zdt.runtime.metrics`, docs/metrics.md); OpenMetrics when ``Accept`` asks
   for ``application/openmetrics-text``. It needs ``prometheus_client`` (the ``metrics``
   extra), imported on the first scrape; without it ``/metrics`` answers 501 and says
   what to install, and the probes are unaffected.

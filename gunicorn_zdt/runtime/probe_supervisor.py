@@ -3,7 +3,7 @@
 The master binds the port in ``on_starting`` (a taken port stops the start with one
 line), forks the listener in ``when_ready`` (no worker yet, one thread), and closes its own
 copy of the socket so workers never inherit it. The listener process itself is
-:class:`gunicorn_zdt.probe_server.Listener`. Stdlib only.
+:class:`gunicorn_zdt.runtime.probe_server.Listener`. Stdlib only.
 """
 
 from __future__ import annotations

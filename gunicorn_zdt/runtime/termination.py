@@ -1,14 +1,14 @@
 """The master's side of a termination: drain on evidence, refuse late connections, report.
 
 SIGTERM flips the pod to DRAINING and arms a timer; each tick (every 0.1 s once the
-minimum has passed) asks :mod:`gunicorn_zdt.drain` whether the evidence the workers
+minimum has passed) asks :mod:`gunicorn_zdt.core.drain` whether the evidence the workers
 recorded says the drain may end. When it may, the tick re-sends SIGTERM to the master,
 whose handler hands over to Gunicorn's own graceful stop. The master's loop is never
 blocked. When the graceful stop begins, the listening sockets are shut down for every
 process that holds them, so a late connection is refused at once (safe to retry on
 another pod) instead of being queued and reset when the last worker exits. One second
 before ``graceful_timeout`` expires, each worker still serving a request is named in the
-log and asked for its stacks (:mod:`gunicorn_zdt.stacks`); a worker that Gunicorn's
+log and asked for its stacks (:mod:`gunicorn_zdt.runtime.stacks`); a worker that Gunicorn's
 ``timeout`` kills is treated the same way. At exit the master logs one report line (and,
 with ``ZDT_REPORT_JSON``, one JSON object), then one line per request that was cut.
 """

@@ -1,4 +1,4 @@
-"""The budget rules: the termination timings; their texts are :mod:`gunicorn_zdt.budget`'s."""
+"""The budget rules: the termination timings; their texts are :mod:`gunicorn_zdt.core.budget`'s."""
 
 from __future__ import annotations
 

@@ -18,7 +18,11 @@ def rule_zdt_env(pod: Pod) -> Iterator[Finding]:
             continue
         if name not in settings.BY_NAME:
             close = difflib.get_close_matches(name, list(settings.BY_NAME), n=1)
-            hint = f"did you mean {close[0]}?" if close else "see gunicorn_zdt/settings.py"
+            hint = (
+                f"did you mean {close[0]}?"
+                if close
+                else "see the configuration reference in the README"
+            )
             yield pod.finding(
                 "zdt-env", WARNING, w.env_field(name), f"unknown setting, ignored; {hint}"
             )

@@ -153,7 +153,7 @@ def _bind_source(pod: Pod) -> str:
 def rule_startup(pod: Pod) -> Iterator[Finding]:
     """Every reason Gunicorn will refuse to start, in the runtime's own words.
 
-    The lines come from :func:`gunicorn_zdt.refusals.startup_refusals`, the code
+    The lines come from :func:`gunicorn_zdt.core.refusals.startup_refusals`, the code
     ``on_starting`` raises from. Two are left to the rule that already prints the same
     numbers: a budget that does not fit (``grace-period``/``prestop-grace``, with the
     manifest's grace period) and a ``ZDT_*`` value that does not parse (``zdt-env``).
