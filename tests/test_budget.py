@@ -271,3 +271,88 @@ def test_grace_period_zero_is_reported_as_zero() -> None:
         "= 3; raise it to 3 (drain and preStop alone leave no room for graceful_timeout), so "
         "the kubelet's SIGKILL cannot cut a request"
     ]
+
+
+# -- problems as data: what the rules and the runtime select and render -------------------
+
+_BASE = {"drain_seconds": 5.0, "graceful_timeout": 20.0}
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        (
+            {"grace_period_seconds": 25.0},
+            [
+                (
+                    "grace-period",
+                    "error",
+                    "terminationGracePeriodSeconds",
+                    {"grace": 25.0, "required": 27.0, "fitting": 18},
+                )
+            ],
+        ),
+        (
+            {"grace_period_seconds": 6.0, "prestop_seconds": 7.0},
+            [
+                (
+                    "grace-period",
+                    "error",
+                    "terminationGracePeriodSeconds",
+                    {"grace": 6.0, "required": 34.0, "fitting": -8},
+                ),
+                ("prestop-grace", "error", "preStop", {"prestop": 7.0, "grace": 6.0}),
+            ],
+        ),
+        (
+            {"worker_timeout": 30.0},
+            [("worker-timeout", "warning", "timeout", {"graceful_timeout": 20.0, "timeout": 30.0})],
+        ),
+        (
+            {"min_propagation_seconds": 9.0, "prestop_seconds": 1.0},
+            [
+                (
+                    "propagation",
+                    "warning",
+                    "ZDT_DRAIN_SECONDS",
+                    {"prestop": 1.0, "drain": 5.0, "propagation": 9.0},
+                )
+            ],
+        ),
+        (
+            {"min_propagation_seconds": 9.0, "drain_seconds": 8.0, "drain_min_seconds": 2.0},
+            [
+                (
+                    "propagation",
+                    "warning",
+                    "ZDT_DRAIN_MAX_SECONDS",
+                    {"prestop": 0.0, "drain": 8.0, "propagation": 9.0},
+                )
+            ],
+        ),
+        (
+            {"keepalive_seconds": 60.0},
+            [("keepalive", "warning", "keepalive", {"keepalive": 60.0, "idle": 60.0})],
+        ),
+        (
+            {"keepalive_seconds": 75.0, "proxy_idle_seconds": 600.0},
+            [("keepalive", "error", "keepalive", {"keepalive": 75.0, "idle": 600.0})],
+        ),
+        ({"keepalive_seconds": 61.0}, []),
+        ({"keepalive_seconds": 0.0, "proxy_idle_seconds": 600.0}, []),
+    ],
+)
+def test_problems_carry_kind_severity_setting_and_numbers(
+    fields: dict[str, float], expected: list[tuple[str, str, str, dict[str, float]]]
+) -> None:
+    """The rules select by kind and read the numbers; nothing parses the prose."""
+    problems = Budget(**{**_BASE, **fields}).problems()  # type: ignore[arg-type]
+    assert [(p.kind, p.severity, p.setting, dict(p.numbers)) for p in problems] == expected
+    assert all(p.message == f"{p.problem}; {p.fix}" for p in problems)
+
+
+def test_errors_come_before_warnings_and_split_by_severity() -> None:
+    b = Budget(5.0, 20.0, grace_period_seconds=25.0, worker_timeout=30.0, keepalive_seconds=2.0)
+    assert [p.kind for p in b.problems()] == ["grace-period", "worker-timeout", "keepalive"]
+    assert b.errors() == [b.problems()[0].message]
+    assert b.warnings() == [p.message for p in b.problems()[1:]]
