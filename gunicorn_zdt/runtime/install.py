@@ -57,8 +57,8 @@ def install(
     Hooks already in the namespace are kept and run after ours; call ``install`` last:
     a hook defined after it replaces ours, and Gunicorn then refuses to start, saying
     which. ``ZDT_*`` environment variables override the arguments (``probe_bind``: the
-    probe listener's address, as ``ZDT_PROBE_BIND``; the ready-made config passes one). When the grace period
-    is known and the config sets no ``graceful_timeout``, one is derived so that preStop
+    probe listener's address, as ``ZDT_PROBE_BIND``; the ready-made config passes one).
+    When the grace period is known and the config sets no ``graceful_timeout``, one is derived so that preStop
     + drain + graceful_timeout + margin fits. Bad values are reported when Gunicorn
     starts (``on_starting``), as one line, and Gunicorn exits 1.
     """
@@ -79,15 +79,9 @@ def install(
         plan = None
         errors.append(str(exc))
 
-    grace = plan.grace_period_seconds if plan is not None else None
     derives = "graceful_timeout" not in namespace
-    if plan is not None and grace is not None and derives:
-        derived = budget.derive_graceful_timeout(
-            grace, plan.drain_cap_seconds, plan.prestop_seconds
-        )
-        if derived > 0:  # otherwise on_starting reports that nothing fits
-            namespace["graceful_timeout"] = derived
-
+    if plan is not None and derives:
+        _derive_graceful_timeout(namespace, plan)
     ours: dict[str, Callable[..., Any]] = {
         "on_starting": _on_starting_hook(plan, errors),
         "when_ready": _when_ready_hook(plan, rt),
@@ -104,17 +98,26 @@ def install(
         if name == "pre_request" and theirs is None:
             theirs = _gunicorn_default_pre_request
         namespace[name] = _chain(name, hook, theirs, errors)
-    arguments = {
-        "drain_seconds": drain_seconds,
-        "grace_period_seconds": grace_period_seconds,
-        "prestop_seconds": prestop_seconds,
-        "drain_max_seconds": drain_max_seconds,
-        "probe_bind": probe_bind,
-    }
-    stamp_installed(
-        namespace, Installed(plan, errors, arguments, derives)
-    )  # read by gunicorn-zdt check
+    arguments = dict(
+        drain_seconds=drain_seconds,
+        grace_period_seconds=grace_period_seconds,
+        prestop_seconds=prestop_seconds,
+        drain_max_seconds=drain_max_seconds,
+        probe_bind=probe_bind,
+    )
+    stamp_installed(namespace, Installed(plan, errors, arguments, derives))  # for check
     _guard_arbiter_start()
+
+
+def _derive_graceful_timeout(namespace: MutableMapping[str, Any], plan: DrainPlan) -> None:
+    """Grace period known, no ``graceful_timeout`` in the config: the largest that fits
+    preStop + the drain's maximum + graceful_timeout + margin (none fits: on_starting says so)."""
+    grace = plan.grace_period_seconds
+    if grace is None:
+        return
+    derived = budget.derive_graceful_timeout(grace, plan.drain_cap_seconds, plan.prestop_seconds)
+    if derived > 0:
+        namespace["graceful_timeout"] = derived
 
 
 def _guard_arbiter_start() -> None:

@@ -16,6 +16,7 @@ with ``ZDT_REPORT_JSON``, one JSON object), then one line per request that was c
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -355,16 +356,7 @@ class Termination:
             "connections_closed_by_drain": evidence.closed_by_drain,
             "in_flight_at_graceful_stop": self.in_flight_at_stop,
             "requests_cut": evidence.in_flight,
-            "cut": [
-                {
-                    "method": c.method,
-                    "path": c.path,
-                    "age_seconds": c.age_seconds,
-                    "pid": c.pid,
-                    "by": c.by,
-                }
-                for c in self.cut
-            ],
+            "cut": [dataclasses.asdict(c) for c in self.cut],  # method, path, age, pid, by
             "exit_after_sigterm_seconds": round(now - started, 3),
         }
         log = self.server.log
