@@ -476,3 +476,121 @@ def test_budget_for_counts_prestop_the_drain_maximum_and_propagation(
         3,
         "drain minimum: the drain ends once no new connection came for the quiet period",
     ) in (budget.timeline())
+
+
+def _window_plan(drain: float, grace: float | None, prestop: float = 0.0) -> DrainPlan:
+    return DrainPlan(drain, prestop, grace, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("drain", "grace", "prestop", "timeout", "graceful", "maximum", "reason"),
+    [
+        (0.0, 40.0, 0.0, 20, None, 0.0, "0: ZDT_DRAIN_SECONDS=0 turns the drain off"),
+        (
+            5.0,
+            None,
+            0.0,
+            20,
+            None,
+            15.0,
+            "default 15 s: the grace period is unknown (set ZDT_GRACE_PERIOD_SECONDS to derive it)",
+        ),
+        (
+            20.0,
+            None,
+            0.0,
+            20,
+            None,
+            20.0,
+            "default 15 s: the grace period is unknown (set ZDT_GRACE_PERIOD_SECONDS to derive it)",
+        ),
+        (
+            5.0,
+            40.0,
+            0.0,
+            20,
+            None,
+            18.0,
+            "derived: grace period 40 - preStop 0 - margin 2 - timeout 20",
+        ),
+        (
+            5.0,
+            40.0,
+            3.0,
+            20,
+            25,
+            10.0,
+            "derived: grace period 40 - preStop 3 - margin 2 - graceful_timeout 25",
+        ),
+        (
+            5.0,
+            40.0,
+            0.0,
+            None,
+            None,
+            8.0,
+            "derived: grace period 40 - preStop 0 - margin 2 - timeout 30",
+        ),
+        (
+            5.0,
+            40.0,
+            0.0,
+            0,
+            None,
+            38.0,
+            "derived: grace period 40 - preStop 0 - margin 2 - timeout 0",
+        ),
+        (
+            5.0,
+            40.5,
+            0.0,
+            20,
+            None,
+            18.0,
+            "derived: grace period 40.5 - preStop 0 - margin 2 - timeout 20",
+        ),
+        (
+            5.0,
+            27.0,
+            0.0,
+            20,
+            None,
+            5.0,  # room == minimum: derived, not fixed
+            "derived: grace period 27 - preStop 0 - margin 2 - timeout 20",
+        ),
+        (
+            5.0,
+            26.0,
+            0.0,
+            20,
+            None,
+            5.0,
+            "fixed at the minimum: grace period 26 - preStop 0 - margin 2 - timeout 20 = 4 s "
+            "leaves no room for a longer drain (raise the grace period or set "
+            "ZDT_DRAIN_MAX_SECONDS)",
+        ),
+        (
+            5.0,
+            86400.0,
+            0.0,
+            20,
+            None,
+            3600.0,
+            "derived: grace period 86400 - preStop 0 - margin 2 - timeout 20",
+        ),
+    ],
+)
+def test_the_chosen_maximum_and_its_reason(
+    drain: float,
+    grace: float | None,
+    prestop: float,
+    timeout: int | None,
+    graceful: int | None,
+    maximum: float,
+    reason: str,
+) -> None:
+    """Exactly what the start-up line says about the drain's maximum, edges included."""
+    from gunicorn_zdt.core.plan import choose_maximum
+
+    got = choose_maximum(_window_plan(drain, grace, prestop), timeout, graceful)
+    assert got == (maximum, reason)
