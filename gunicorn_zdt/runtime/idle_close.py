@@ -26,6 +26,8 @@ import socket
 import time
 from typing import Any
 
+from ..core import workers
+
 __all__ = ["LINGER_SECONDS", "IdleConnections", "request_finished", "request_started", "track"]
 
 #: How long a stopping worker keeps a connection whose last response announced keep-alive
@@ -104,11 +106,11 @@ class IdleConnections:
 def track(worker: Any) -> IdleConnections | None:
     """Worker, ``post_worker_init``: track a gevent worker's connections; else None.
 
-    Only Gunicorn's ``gevent`` worker (``gunicorn.workers.ggevent.GeventWorker``) serves
-    keep-alive connections through ``handle``; ``gevent_pywsgi`` has its own server.
+    Only Gunicorn's ``gevent`` worker serves keep-alive connections through ``handle``
+    (``gevent_pywsgi`` has its own server): the worker kind comes from :mod:`..core.workers`.
     """
     global _tracker
-    if type(worker).__name__ != "GeventWorker" or not getattr(worker.cfg, "keepalive", 0):
+    if workers.kind(worker.cfg.worker_class_str) != "gevent" or not worker.cfg.keepalive:
         return None
     import gevent
 
