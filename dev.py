@@ -244,7 +244,7 @@ def write_mutation_report(stats: dict[str, int], survivors: list[str], python: P
         "",
         "| modules | killed | survived | timeout | no tests | total | score |",
         "| --- | --- | --- | --- | --- | --- | --- |",
-        f"| {', '.join(Path(m).name for m in mutated_modules() if (ROOT / m).exists())} "
+        f"| {', '.join(m.removeprefix('gunicorn_zdt/') for m in mutated_modules())} "
         f"| {stats['killed']} | {stats['survived']} | {stats.get('timeout', 0)} "
         f"| {stats.get('no_tests', 0)} | {total} "
         f"| {100 * stats['killed'] / total if total else 0:.1f} % |",

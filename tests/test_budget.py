@@ -129,6 +129,7 @@ def test_propagation_boundary(prestop: float, drain: float, warns: bool) -> None
     ("keepalive", "warns"),
     [
         (2, True),  # Gunicorn's default: nginx and AWS ALB reuse connections idle for 2 s
+        (1, True),  # any keep-alive at all races; only 0 turns it off
         (60, True),  # equal: both close at once and race
         (60.5, False),  # longer: the proxy always closes first
         (75, False),  # the ready-made config

@@ -321,6 +321,7 @@ def sources() -> EnvSources:
         pytest.param(
             {
                 "env": [
+                    "not a mapping",  # skipped, and the list goes on
                     {"name": "K", "valueFrom": {"configMapKeyRef": {"name": "base", "key": "A"}}},
                     {"name": "M", "valueFrom": {"configMapKeyRef": {"name": "base", "key": "Z"}}},
                     {"name": "S", "valueFrom": {"secretKeyRef": {"name": "nope", "key": "url"}}},
@@ -330,7 +331,6 @@ def sources() -> EnvSources:
                     {"name": "ODD", "valueFrom": "a string"},
                     {"name": "NONE", "valueFrom": {"somethingElse": {}}},
                     {"name": "SK", "valueFrom": {"secretKeyRef": {"name": "db", "key": "url"}}},
-                    "not a mapping",
                 ]
             },
             {"K": "1", "SK": "postgres://db"},
@@ -345,6 +345,34 @@ def sources() -> EnvSources:
             },
             (),
             id="valueFrom",
+        ),
+        pytest.param(
+            {
+                "envFrom": [
+                    "not a mapping",  # each skipped entry is one entry: the next is read
+                    {"neither": {"name": "base"}},
+                    {"configMapRef": {"name": "gone"}},
+                    {"configMapRef": {"name": "late"}},
+                ]
+            },
+            {"B": "from-late"},
+            {},
+            ("ConfigMap/gone",),
+            id="skipped-sources-do-not-end-the-list",
+        ),
+        pytest.param(
+            {
+                "envFrom": [{"configMapRef": {"name": "base"}}],
+                "env": [
+                    {"name": "A", "valueFrom": {"configMapKeyRef": {"name": "no", "key": "A"}}},
+                    {"name": "B", "valueFrom": "junk"},
+                    {"name": "B", "value": "set"},
+                ],
+            },
+            {"B": "set", "PORT": "8000"},
+            {"A": "ConfigMap/no, which is not in the input"},
+            (),
+            id="an-unknown-env-hides-envFrom-a-later-value-clears-it",
         ),
         pytest.param(
             {
@@ -797,7 +825,10 @@ def test_service_links_reach_the_config_as_in_the_pod(
 
 def test_service_links_as_the_kubelet_adds_them() -> None:
     ports = [{"name": "http", "port": 80}, {"name": "grpc-x", "port": 9090, "protocol": "UDP"}]
+    udp = {"port": 53, "protocol": "UDP"}  # the first port's protocol names the scheme
     docs = [
+        _doc("ConfigMap", "first", data={}),  # not a Service: skipped, and the rest still read
+        _doc("Service", "dns", spec={"clusterIP": "10.0.0.8", "ports": [{"name": "x"}, udp]}),
         _doc("Service", "web-api", spec={"clusterIP": "10.0.0.7", "ports": ports}),
         _doc("Service", "peers", spec={"clusterIP": "None", "ports": [{"port": 80}]}),
         _doc("Service", "ext", spec={"type": "ExternalName", "ports": [{"port": 80}]}),
@@ -819,6 +850,13 @@ def test_service_links_as_the_kubelet_adds_them() -> None:
         "KUBERNETES_SERVICE_PORT": "443",
         "KUBERNETES_SERVICE_PORT_HTTPS": "443",
         "KUBERNETES_PORT": "tcp://10.96.0.1:443",
+        "DNS_SERVICE_HOST": "10.0.0.8",
+        "DNS_SERVICE_PORT": "53",
+        "DNS_PORT": "udp://10.0.0.8:53",
+        "DNS_PORT_53_UDP": "udp://10.0.0.8:53",
+        "DNS_PORT_53_UDP_PROTO": "udp",
+        "DNS_PORT_53_UDP_PORT": "53",
+        "DNS_PORT_53_UDP_ADDR": "10.0.0.8",
         "WEB_API_SERVICE_HOST": "10.0.0.7",
         "WEB_API_SERVICE_PORT": "80",
         "WEB_API_PORT": "tcp://10.0.0.7:80",

@@ -981,3 +981,120 @@ def test_autoscaler_for_in_a_namespace() -> None:
 def test_rolling_update_read_only_where_it_applies(kind: str, strategy: dict[str, Any]) -> None:
     key = "updateStrategy" if kind == "StatefulSet" else "strategy"
     assert one(deployment(spec={key: strategy}, kind=kind)).max_unavailable == "abc"
+
+
+# --- the pod as its namespace and the kubelet complete it --------------------------------
+
+KUBERNETES_LINKS = {
+    "KUBERNETES_SERVICE_HOST": "10.96.0.1",
+    "KUBERNETES_SERVICE_PORT": "443",
+    "KUBERNETES_SERVICE_PORT_HTTPS": "443",
+    "KUBERNETES_PORT": "tcp://10.96.0.1:443",
+}
+
+
+def namespace(name: str, **metadata: Any) -> Document:
+    return Document("n.yaml", {"kind": "Namespace", "metadata": {"name": name, **metadata}})
+
+
+def service(name: str, ns: str | None = None) -> Document:
+    meta = {"name": name} if ns is None else {"name": name, "namespace": ns}
+    spec = {"clusterIP": "10.0.0.9", "ports": [{"port": 80}]}
+    return Document("s.yaml", {"kind": "Service", "metadata": meta, "spec": spec})
+
+
+def read(*docs: Document) -> Workload:
+    (w,) = [w for w in workloads(docs) if isinstance(w, Workload)]
+    return w
+
+
+def test_workload_extras_default() -> None:
+    """No Namespace in the input, nothing but the Deployment: the kubelet's own links only."""
+    w = one(deployment())
+    assert (w.working_dir, dict(w.annotations), dict(w.base_env)) == (None, {}, KUBERNETES_LINKS)
+
+
+@pytest.mark.parametrize(
+    ("docs", "meshes"),
+    [
+        # the Deployment's namespace's labels and annotations decide injection
+        ([namespace("shop", labels={"istio-injection": "enabled"})], {"shop": ["istio-proxy"]}),
+        ([namespace("shop", annotations={"linkerd.io/inject": "enabled"})], {"shop": ["linkerd-proxy"]}),
+        # a pod without metadata.namespace is in "default"
+        ([namespace("default", labels={"istio-injection": "enabled"})], {None: ["istio-proxy"]}),
+        # only a Namespace's metadata: another kind of the same name is not one
+        (
+            [Document("c.yaml", {"kind": "ConfigMap", "metadata": {"name": "default", "labels": {"istio-injection": "enabled"}}})],
+            {None: []},
+        ),
+        ([namespace("shop", labels={"istio-injection": "disabled"})], {"shop": []}),
+        ([namespace("shop", labels={"istio-injection": "enabled"})], {None: [], "other": []}),
+        (
+            [namespace("default", labels={"istio-injection": "enabled"}), namespace("shop")],
+            {"shop": [], None: ["istio-proxy"]},
+        ),
+    ],
+)  # fmt: skip
+def test_namespace_injects_proxies(docs: list[Document], meshes: dict[Any, list[str]]) -> None:
+    for ns, names in meshes.items():
+        w = read(*docs, deployment(namespace=ns))
+        assert [n.name for n in w.neighbours] == names, ns
+        fields = {n.mesh.field for n in w.neighbours if n.mesh}
+        assert fields <= {
+            "Namespace.metadata.labels[istio-injection]",
+            "Namespace.metadata.annotations[linkerd.io/inject]",
+        }
+
+
+@pytest.mark.parametrize(
+    ("links", "expected"),
+    [({}, True), ({"enableServiceLinks": True}, True), ({"enableServiceLinks": False}, False)],
+)
+def test_service_links_of_the_pods_namespace(links: dict[str, Any], expected: bool) -> None:
+    w = read(service("db", "shop"), service("cache"), deployment(pod=links, namespace="shop"))
+    db = {k: v for k, v in w.base_env.items() if k.startswith("DB_")}
+    assert (db.get("DB_SERVICE_HOST"), "CACHE_SERVICE_HOST" in w.base_env) == (
+        ("10.0.0.9" if expected else None),
+        False,
+    )
+    assert ("KUBERNETES_PORT" in w.base_env) is expected
+
+
+def test_env_is_read_in_the_workloads_namespace() -> None:
+    cm = Document(
+        "c.yaml",
+        {"kind": "ConfigMap", "metadata": {"name": "c", "namespace": "shop"}, "data": {"A": "1"}},
+    )
+    container = {
+        "name": "web",
+        "command": ["gunicorn"],
+        "envFrom": [{"configMapRef": {"name": "c"}}],
+    }
+    assert dict(read(cm, deployment(containers=[container], namespace="shop")).env) == {"A": "1"}
+    assert dict(read(cm, deployment(containers=[container])).env) == {}
+
+
+def test_working_dir_and_pod_annotations() -> None:
+    container = {"name": "web", "command": ["gunicorn"], "workingDir": "/srv/app"}
+    doc = deployment(containers=[container])
+    doc.obj["spec"]["template"]["metadata"]["annotations"] = {"team": "shop", "n": 1}
+    w = one(doc)
+    assert (w.working_dir, dict(w.annotations)) == ("/srv/app", {"team": "shop", "n": "1"})
+
+
+def test_the_app_container_is_the_one_with_zdt_env() -> None:
+    """No command names gunicorn (an entrypoint script): the ZDT_* env tells the app's."""
+    containers = [
+        {"name": "proxy", "env": [{"name": "MODE", "value": "x"}]},
+        {"name": "web", "env": [{"name": "ZDT_DRAIN_SECONDS", "value": "5"}]},
+    ]
+    assert one(deployment(containers=containers)).container_name == "web"
+    assert one(deployment(containers=containers[:1] * 2)).container_name == "proxy"
+
+
+def test_a_spec_that_is_not_a_mapping_is_named() -> None:
+    doc = deployment()
+    doc.obj["spec"] = ["not", "a", "mapping"]
+    (err,) = workloads([doc])
+    assert isinstance(err, ManifestError)
+    assert "Deployment/app: spec: missing or not a mapping" in str(err)

@@ -29,7 +29,9 @@ from gunicorn_zdt import cli
 from gunicorn_zdt.check import app_config
 from gunicorn_zdt.check import lb as lb_presets
 from gunicorn_zdt.check.app_config import GunicornView
+from gunicorn_zdt.check.pod import model_plan
 from gunicorn_zdt.check.rules import check_pod
+from gunicorn_zdt.core.plan import DrainPlan
 from gunicorn_zdt.k8s import Document, Workload, gunicorn_argv, workloads
 
 MANIFESTS = Path(__file__).resolve().parent / "manifests"
@@ -953,6 +955,17 @@ CASES: dict[str, Case] = {
         "initContainers with restartPolicy: Always, Kubernetes >= 1.29: it stops after the "
         "app), or give it a preStop sleep of 28 s or more",
     ),
+    "sidecar-after-an-init-container": Case(
+        "sidecar",
+        both(add_container("migrate", "initContainers"), add_proxy()),
+        both(add_container("migrate", "initContainers"), add_proxy("sidecar")),
+        "Deployment/app: spec.template.spec.containers[db-proxy]: warning[sidecar]: it gets "
+        "SIGTERM at the same moment as Gunicorn and may exit at once: a database or mesh proxy "
+        "then takes the app's dependencies away in the middle of its drain (writes and "
+        "readiness checks fail for the wrong reason); make it a native sidecar (move it to "
+        "initContainers with restartPolicy: Always, Kubernetes >= 1.29: it stops after the "
+        "app), or give it a preStop sleep of 28 s or more",
+    ),
     "sidecar-short-prestop": Case(
         "sidecar",
         add_proxy(lifecycle=proxy_prestop(27)),
@@ -1806,6 +1819,25 @@ CASES.update(
                 "Deployment, name: app"
             ),
         ),
+        "selector-hpa-name-of-another-kind": Case(
+            "selector",  # a ConfigMap named app-v2 is not the Deployment it names
+            both(
+                hpa_for("app-v2"),
+                config_map("app-v2", {"A": "1"}),
+                setter("spec.replicas", None, deployment),
+            ),
+            both(
+                hpa_for("app"),
+                config_map("app-v2", {"A": "1"}),
+                setter("spec.replicas", None, deployment),
+            ),
+            (
+                "HorizontalPodAutoscaler/app: spec.scaleTargetRef: warning[selector]: "
+                "Deployment/app-v2 is not in the input, while Deployment/app is: the "
+                "autoscaler scales nothing (or another workload); set scaleTargetRef to kind: "
+                "Deployment, name: app"
+            ),
+        ),
         "not-ready-addresses-after-a-headless-one": Case(
             "not-ready-addresses",
             both(
@@ -2283,17 +2315,17 @@ WORKERS = [
     ("gthread --workers 3 --threads 2", "3 workers x 2 threads (gthread) can all be busy"),
     (
         "gunicorn.workers.gthread.ThreadWorker",
-        "2 workers x 4 threads (threadworker) can all be busy",
+        "2 workers x 4 threads (gthread) can all be busy",
     ),
     ("sync --threads 1", "2 workers x 1 threads (sync) can all be busy"),
     (
         "gunicorn.workers.sync.SyncWorker --threads 1",
-        "2 workers x 1 threads (syncworker) can all be busy",
+        "2 workers x 1 threads (sync) can all be busy",
     ),
     ("gevent", f"gevent {COOPERATIVE}"),
-    ("gunicorn.workers.ggevent.GeventWorker", f"geventworker {COOPERATIVE}"),
+    ("gunicorn.workers.ggevent.GeventWorker", f"gevent {COOPERATIVE}"),
     ("eventlet", f"eventlet {COOPERATIVE}"),
-    ("gunicorn.workers.geventlet.EventletWorker", f"eventletworker {COOPERATIVE}"),
+    ("gunicorn.workers.geventlet.EventletWorker", f"eventlet {COOPERATIVE}"),
 ]
 
 
@@ -2514,6 +2546,37 @@ def test_min_propagation_overrides_the_load_balancer_in_memory() -> None:
     ]
 
 
+def test_an_autoscaler_of_another_deployment_in_the_input_is_no_near_miss() -> None:
+    """HPA/app scales Deployment/app-v2, which is in the stream: not a typo of app."""
+
+    def twin(docs: Docs) -> None:
+        other = copy.deepcopy(deployment(docs))
+        other["metadata"]["name"] = "app-v2"
+        other["spec"]["template"]["metadata"]["labels"] = {"app": "app-v2"}
+        docs.append(other)
+
+    lines = check(edited(both(hpa_for("app-v2"), twin)))
+    assert [line for line in lines if "[selector]:" in line] == []
+
+
+@pytest.mark.parametrize(
+    ("edit", "config", "plan"),
+    [
+        (nothing, NO_HOOKS, DrainPlan.no_drain(6.0)),  # no install(): SIGTERM closes at once
+        # Gunicorn refuses this pod: the model resolves each setting as install() would
+        (
+            REFUSED_PAIR,
+            CONF,
+            DrainPlan(5.0, 2.0, 30.0, 6.0, ("0.0.0.0", 8081), drain_max_seconds=4.0),
+        ),
+    ],
+)
+def test_the_modelled_plan_keeps_the_propagation(edit: Edit, config: str, plan: DrainPlan) -> None:
+    docs = [Document(SOURCE, obj) for obj in edited(edit)]
+    (pod,) = cli.analyse_documents(docs, config, min_propagation=6).pods
+    assert model_plan(pod.view, dict(pod.workload.env), 6.0) == plan
+
+
 def test_hooks_redefined_after_install_are_the_runtime_refusal() -> None:
     """check names the hooks Gunicorn's on_starting refuses to start with, in its words."""
     docs = edited(nothing)
@@ -2525,6 +2588,63 @@ def test_hooks_redefined_after_install_are_the_runtime_refusal() -> None:
         "turns the drain off; define your hooks before install(globals()) (it chains them) "
         "and call it last"
     ]
+
+
+def ingress_paths(*ports: tuple[str, dict[str, Any]], namespace: str | None = None) -> Edit:
+    """An Ingress with one path per (Service name, port) backend."""
+    paths = [
+        {"path": f"/{i}", "pathType": "Prefix", "backend": {"service": {"name": n, "port": p}}}
+        for i, (n, p) in enumerate(ports)
+    ]
+    meta: dict[str, Any] = {"name": "paths"}
+    if namespace is not None:
+        meta["namespace"] = namespace
+    spec = {"rules": [{"http": {"paths": paths}}]}
+    return add_doc(
+        {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": meta, "spec": spec}
+    )
+
+
+ROUTE_NOWHERE = (
+    "Ingress/paths: spec.rules[0].http.paths[{i}].backend: error[route-port]: Service/app has "
+    "no port 8080 (it has {shown}): this route sends traffic nowhere; use one of the Service's "
+    "ports"
+)
+ROUTE_PORT_ROWS: dict[str, tuple[Edit, list[str]]] = {
+    # a backend of another Service, one without a port and a good one: none ends the search
+    "each-backend-on-its-own": (
+        ingress_paths(("cache", {"number": 1}), ("app", {}), ("app", {"name": "http"}), ("app", {"number": 8080})),
+        [ROUTE_NOWHERE.format(i=3, shown="80 (http)")],
+    ),
+    "every-port-shown-unnamed-by-number": (
+        both(
+            setter("spec.ports", [{"name": "http", "port": 80, "targetPort": "http"}, {"port": 9090, "targetPort": 8080}], service),
+            ingress_paths(("app", {"number": 8080})),
+        ),
+        [ROUTE_NOWHERE.format(i=0, shown="80 (http), 9090")],
+    ),
+    "a-service-without-ports": (
+        both(setter("spec.ports", [], service), ingress_paths(("app", {"number": 8080}))),
+        [ROUTE_NOWHERE.format(i=0, shown="none")],
+    ),
+    # only a Service routes: a ReplicationController's selector picks the pods too
+    "only-a-service-is-a-backend": (
+        both(
+            add_doc({"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": "cache"}, "spec": {"selector": {"app": "app"}}}),
+            ingress_paths(("cache", {"number": 8080})),
+        ),
+        [],
+    ),
+    # a route of another namespace reaches that namespace's Service/app, not this one
+    "another-namespace": (ingress_paths(("app", {"number": 8080}), namespace="other"), []),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(ROUTE_PORT_ROWS))
+def test_route_port_rows(name: str) -> None:
+    edit, expected = ROUTE_PORT_ROWS[name]
+    out = check(edited(edit))
+    assert [line for line in out if "[route-port]:" in line] == [f"{SOURCE}: {e}" for e in expected]
 
 
 def _load_every_view() -> None:
@@ -2542,6 +2662,7 @@ def _load_every_view() -> None:
         (both(WITHOUT_GRACE_AND_PRESTOP, set_env("ZDT_DRAIN_MAX_SECONDS", "4")), INSTALL_ARGS)
     ]
     needs += [(set_env("ZDT_GRACE_PERIOD_SECONDS", "35"), INSTALL_ARGS)]
+    needs += [(edit, CONF) for edit, _ in ROUTE_PORT_ROWS.values()]
     for edit, config in needs:
         for w in workloads([Document(SOURCE, obj) for obj in edited(edit)]):
             if isinstance(w, Workload):

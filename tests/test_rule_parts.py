@@ -203,6 +203,7 @@ def test_tini_process_group(options: set[str], group: bool) -> None:
         (["sh", "-c", "gunicorn app:app && echo done"], None, ["app:app"]),
         (["sh", "-c", "gunicorn app:app ; echo"], None, ["app:app"]),
         (["bash", "-c", "migrate || gunicorn app:app | tee"], None, ["app:app"]),
+        (["sh", "-c", "gunicorn app:app || echo failed"], None, ["app:app"]),
         (["sh", "-c", "gunicorn 'unclosed"], None, None),
         (["./start.sh"], ["gunicorn-ish"], None),
         (["gunicorn"], None, []),

@@ -403,6 +403,8 @@ def test_drain_window_that_cannot_work_is_refused(
         {"ZDT_DRAIN_SECONDS": "5", "ZDT_DRAIN_MAX_SECONDS": "5"},  # minimum == maximum
         {"ZDT_DRAIN_SECONDS": "1", "ZDT_DRAIN_QUIET_SECONDS": "5", "ZDT_DRAIN_MAX_SECONDS": "5"},
         {"ZDT_DRAIN_SECONDS": "1", "ZDT_DRAIN_QUIET_SECONDS": "30"},  # fixed drain: quiet unused
+        # a fixed drain the user set (minimum = maximum) never waits for quiet either
+        {"ZDT_DRAIN_SECONDS": "3", "ZDT_DRAIN_MAX_SECONDS": "3", "ZDT_DRAIN_QUIET_SECONDS": "5"},
     ],
 )
 def test_drain_window_on_the_edge_is_accepted(
@@ -411,6 +413,15 @@ def test_drain_window_on_the_edge_is_accepted(
     for name, raw in env.items():
         clean_env.setenv(name, raw)
     DrainPlan.resolve()
+
+
+def test_no_drain_is_sigterm_closing_at_once() -> None:
+    """A config without our hooks: no preStop, no drain, no grace known, no probe listener."""
+    assert DrainPlan.no_drain(6.0) == DrainPlan(0.0, 0.0, None, 6.0)
+    assert (DrainPlan.no_drain().min_propagation_seconds, DrainPlan.no_drain().probe_bind) == (
+        None,
+        None,
+    )
 
 
 class _Cfg:

@@ -89,7 +89,7 @@ class LoadBalancer:
             )
         return f"{self.label}: sync {fmt(self.sync_seconds)}"
 
-    def fix(self, uncovered_seconds: float, drain_setting: str = "ZDT_DRAIN_SECONDS") -> str:
+    def fix(self, uncovered_seconds: float, drain_setting: str) -> str:
         """What to change when preStop + drain falls ``uncovered_seconds`` short.
 
         ``drain_setting``: the setting the budget's drain comes from (the maximum when the

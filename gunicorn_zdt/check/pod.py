@@ -186,8 +186,8 @@ def model_plan(view: GunicornView, env: dict[str, str], min_propagation: float) 
         return DrainPlan.no_drain(min_propagation)
     args = view.install.arguments
 
-    def value(argument: str) -> Any:
-        name = f"ZDT_{argument.upper()}"
+    def value(name: str) -> Any:
+        argument = name.removeprefix("ZDT_").lower()  # install()'s keyword for the setting
         try:
             return settings.resolve(name, args.get(argument), environ=env)
         except SettingError:
@@ -195,10 +195,10 @@ def model_plan(view: GunicornView, env: dict[str, str], min_propagation: float) 
 
     # what the rules read of a plan: the quiet period and probe prefix are not among it
     return DrainPlan(
-        drain_seconds=value("drain_seconds"),
-        prestop_seconds=value("prestop_seconds"),
-        grace_period_seconds=value("grace_period_seconds"),
+        drain_seconds=value("ZDT_DRAIN_SECONDS"),
+        prestop_seconds=value("ZDT_PRESTOP_SECONDS"),
+        grace_period_seconds=value("ZDT_GRACE_PERIOD_SECONDS"),
         min_propagation_seconds=min_propagation,
-        probe_bind=value("probe_bind"),
-        drain_max_seconds=value("drain_max_seconds"),
+        probe_bind=value("ZDT_PROBE_BIND"),
+        drain_max_seconds=value("ZDT_DRAIN_MAX_SECONDS"),
     )

@@ -51,7 +51,7 @@ def gunicorn_argv(command: Sequence[str] | None, args: Sequence[str] | None) -> 
         except ValueError:
             return None
     for i, word in enumerate(words):
-        if Path(word).name == "gunicorn" or (word == "gunicorn" and i > 0 and words[i - 1] == "-m"):
+        if Path(word).name == "gunicorn":  # also the module of ``python -m gunicorn``
             rest = words[i + 1 :]
             # the end of a shell command line: gunicorn ... && other / ; other
             for j, token in enumerate(rest):

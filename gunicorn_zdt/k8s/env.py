@@ -120,7 +120,6 @@ def resolve_env(
         for key, text in data.items():
             name = prefix + key
             values[name] = text
-            unknown.pop(name, None)
             origin[name] = f"{field_path}.envFrom[{kind}/{ref}].{key}"
     for var in container.get("env") or []:
         if not isinstance(var, Mapping):

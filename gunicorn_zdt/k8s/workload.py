@@ -236,7 +236,7 @@ def workloads(docs: Iterable[Document]) -> Iterator[Workload | ManifestError]:
         try:
             workload = _workload(doc, sources, namespaces.get(doc.namespace or "default") or {})
             pod = doc.obj["spec"]["template"]["spec"]
-            if pod.get("enableServiceLinks", True) is not False:
+            if pod.get("enableServiceLinks") is not False:  # absent: true
                 workload = dataclasses.replace(workload, base_env=links[doc.namespace])
             yield workload
         except ManifestError as exc:
@@ -389,7 +389,7 @@ def _app_container(containers: list[Any]) -> Mapping[str, Any]:
         if _mentions_gunicorn(c):
             return c
     for c in mappings:
-        if any(str(v.get("name", "")).startswith("ZDT_") for v in c.get("env") or []):
+        if any(str(v.get("name")).startswith("ZDT_") for v in c.get("env") or []):
             return c
     return mappings[0]
 
@@ -398,7 +398,7 @@ def _probe(kind: str, raw: Any, fld: str) -> Probe | None:
     if not isinstance(raw, Mapping):
         return None
     handler = next((h for h in ("httpGet", "tcpSocket", "exec", "grpc") if h in raw), None)
-    action = raw.get(handler) if handler else None
+    action = raw.get(handler)  # None without a handler
     action = action if isinstance(action, Mapping) else {}
     numbers = {key: int(raw.get(key, default)) for key, default in PROBE_DEFAULTS.items()}
     return Probe(

@@ -79,18 +79,18 @@ def rule_probe_grace(pod: Pod) -> Iterator[Finding]:
     the restart it triggers, which runs the same preStop, drain and graceful stop."""
     for kind in ("liveness", "startup"):
         probe = pod.workload.probes.get(kind)
-        grace = None if probe is None else probe.termination_grace_period_seconds
-        if probe is None or grace is None:
+        if probe is None or probe.termination_grace_period_seconds is None:
             continue
+        grace = probe.termination_grace_period_seconds
         restart = dataclasses.replace(pod.budget, grace_period_seconds=grace)
-        for p in restart.problems():
-            if p.kind != "grace-period":
-                continue
-            yield pod.finding(
-                "probe-grace",
-                ERROR,
-                f"{probe.field}.terminationGracePeriodSeconds",
-                f"{p.problem}: a {kind} restart SIGKILLs the requests still in flight; raise "
-                f"it to {fmt(math.ceil(p.numbers['required']))}, or remove it (the pod's "
-                f"{fmt(pod.workload.grace_period_seconds)} s then applies)",
-            )
+        p = next((p for p in restart.problems() if p.kind == "grace-period"), None)
+        if p is None:
+            continue
+        yield pod.finding(
+            "probe-grace",
+            ERROR,
+            f"{probe.field}.terminationGracePeriodSeconds",
+            f"{p.problem}: a {kind} restart SIGKILLs the requests still in flight; raise "
+            f"it to {fmt(math.ceil(p.numbers['required']))}, or remove it (the pod's "
+            f"{fmt(pod.workload.grace_period_seconds)} s then applies)",
+        )

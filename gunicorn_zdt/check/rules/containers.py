@@ -54,7 +54,7 @@ def rule_sidecar(pod: Pod) -> Iterator[Finding]:
         if n.mesh is not None:
             yield from _mesh_proxy(pod, n.mesh)
             continue
-        stays = n.prestop.seconds if n.prestop.sleeps else 0.0
+        stays = n.prestop.seconds  # 0 unless it sleeps (PreStop)
         own = _own_drain_seconds(n.words)
         if max(stays, own or 0.0) >= deadline:
             continue

@@ -17,7 +17,7 @@ def rule_zdt_env(pod: Pod) -> Iterator[Finding]:
         if not name.startswith("ZDT_"):
             continue
         if name not in settings.BY_NAME:
-            close = difflib.get_close_matches(name, list(settings.BY_NAME), n=1)
+            close = difflib.get_close_matches(name, list(settings.BY_NAME))  # best first
             hint = (
                 f"did you mean {close[0]}?"
                 if close

@@ -182,8 +182,8 @@ def rule_probe_listener(pod: Pod) -> Iterator[Finding]:
     if pod.workload.resolve_port(live.port) != pod.app_port:
         return
     cfg = pod.view.cfg
-    worker_class = str(cfg.worker_class_str).rsplit(".", 1)[-1].lower()
-    cooperative = workers.kind(cfg.worker_class_str) in workers.COOPERATIVE
+    worker_class = workers.kind(cfg.worker_class_str)
+    cooperative = worker_class in workers.COOPERATIVE
     count = cfg.workers
     if cooperative:
         busy = (

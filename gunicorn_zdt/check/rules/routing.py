@@ -58,6 +58,15 @@ def _service_ports(pod: Pod, svc: Document) -> Iterator[tuple[str, Any, int | No
         yield str(port.get("name", i)), port.get("port"), pod.workload.resolve_port(target)
 
 
+def _backends_here(pod: Pod) -> Iterator[tuple[Document, str, Any, Any]]:
+    """(route, field, Service name, port) of every Ingress and HTTPRoute backend in the
+    workload's namespace: a route elsewhere reaches that namespace's Services."""
+    for route in pod.docs:
+        if _same_namespace(route, pod.workload):
+            for fld, service, port in _route_backends(route):
+                yield route, fld, service, port
+
+
 def _route_backends(doc: Document) -> Iterator[tuple[str, Any, Any]]:
     """(field, Service name, port number or name) of an Ingress's or HTTPRoute's backends."""
     spec = doc.obj.get("spec") or {}
@@ -106,18 +115,15 @@ def rule_listener_exposed(pod: Pod) -> Iterator[Finding]:
                 f"{why}; {_swapped_fix(pod, svc) or f'use targetPort: {pod.port_hint}'} "
                 "(scrape /metrics with a PodMonitor or pod annotations, not through a Service)",
             )
-    for route in pod.docs:
-        if route.kind not in {"Ingress", "HTTPRoute"} or not _same_namespace(route, pod.workload):
-            continue
-        for fld, service, port in _route_backends(route):
-            if service in exposed and port in exposed[service]:
-                yield pod.on(
-                    route,
-                    "listener-exposed",
-                    ERROR,
-                    fld,
-                    f"Service/{service} port {port} {why}; point it at the app's port",
-                )
+    for route, fld, service, port in _backends_here(pod):
+        if service in exposed and port in exposed[service]:
+            yield pod.on(
+                route,
+                "listener-exposed",
+                ERROR,
+                fld,
+                f"Service/{service} port {port} {why}; point it at the app's port",
+            )
 
 
 def _template_labels(docs: Sequence[Document], namespace: str | None) -> list[dict[str, str]]:
@@ -224,28 +230,25 @@ def rule_not_ready_addresses(pod: Pod) -> Iterator[Finding]:
 def rule_route_port(pod: Pod) -> Iterator[Finding]:
     """An Ingress or HTTPRoute backend port that its Service (one selecting the pods) lacks."""
     services = {svc.name: svc for svc in _services(pod)}
-    for route in pod.docs:
-        if route.kind not in {"Ingress", "HTTPRoute"} or not _same_namespace(route, pod.workload):
+    for route, fld, service, port in _backends_here(pod):
+        svc = services.get(service)
+        if svc is None or port is None:
             continue
-        for fld, service, port in _route_backends(route):
-            svc = services.get(service)
-            if svc is None or port is None:
-                continue
-            known = [(name, number) for name, number, _ in _service_ports(pod, svc)]
-            if any(port in (name, number) for name, number in known):
-                continue
-            shown = ", ".join(
-                f"{number} ({name})" if not str(name).isdigit() else str(number)
-                for name, number in known
-            )
-            yield pod.on(
-                route,
-                "route-port",
-                ERROR,
-                fld,
-                f"Service/{service} has no port {port!r} (it has {shown or 'none'}): this "
-                f"route sends traffic nowhere; use one of the Service's ports",
-            )
+        known = [(name, number) for name, number, _ in _service_ports(pod, svc)]
+        if any(port in (name, number) for name, number in known):
+            continue
+        shown = ", ".join(
+            f"{number} ({name})" if not str(name).isdigit() else str(number)
+            for name, number in known
+        )
+        yield pod.on(
+            route,
+            "route-port",
+            ERROR,
+            fld,
+            f"Service/{service} has no port {port!r} (it has {shown or 'none'}): this "
+            f"route sends traffic nowhere; use one of the Service's ports",
+        )
 
 
 def _swapped_fix(pod: Pod, svc: Document) -> str | None:
