@@ -1780,6 +1780,23 @@ CASES.update(
                 "still in flight; raise it to 30, or remove it (the pod's 30 s then applies)"
             ),
         ),
+        "probe-grace-startup-after-a-fitting-liveness": Case(
+            "probe-grace",  # each probe's own grace is checked, the first fitting or not
+            both(
+                setter("livenessProbe.terminationGracePeriodSeconds", 30),
+                setter("startupProbe.terminationGracePeriodSeconds", 12),
+            ),
+            both(
+                setter("livenessProbe.terminationGracePeriodSeconds", 30),
+                setter("startupProbe.terminationGracePeriodSeconds", 31),
+            ),
+            (
+                f"Deployment/app: {C}.startupProbe.terminationGracePeriodSeconds: "
+                "error[probe-grace]: terminationGracePeriodSeconds 12 < preStop 0 + drain 5 + "
+                "graceful_timeout 23 + margin 2 = 30: a startup restart SIGKILLs the requests "
+                "still in flight; raise it to 30, or remove it (the pod's 30 s then applies)"
+            ),
+        ),
         "selector-service": Case(
             "selector",
             services_first(
