@@ -9,6 +9,7 @@ takes 15-30 s on 2 cores.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import shutil
@@ -70,6 +71,11 @@ def _live_members(pgid: int) -> list[int]:
     return members
 
 
+def _shown(failures: list[dict]) -> str:
+    """The first failures whole, one per line (pytest's repr cuts a dict short)."""
+    return "\n".join(json.dumps(f, sort_keys=True) for f in failures[:10])
+
+
 def _pids_gone(tmp_path: Path) -> None:
     """Every pod's process group is gone (masters and workers)."""
     logs = list(tmp_path.glob("pod-*.log"))
@@ -85,9 +91,9 @@ def test_example_app_survives_two_rolling_updates_without_a_single_failure(
 ) -> None:
     result = run_drill(_options(tmp_path, service, 2, EXAMPLE_COMMAND))
     summary = {k: result[k] for k in ("failures", "lost_writes", "unverified_writes")}
-    assert summary == {"failures": 0, "lost_writes": 0, "unverified_writes": 0}, result[
-        "failure_list"
-    ][:10]
+    assert summary == {"failures": 0, "lost_writes": 0, "unverified_writes": 0}, _shown(
+        result["failure_list"]
+    )
     assert set(result["failures_by_class"].values()) == {0}
     # No keep-alive connection stayed pinned to a draining pod (issue 16): once a pod's
     # readiness answered 503, each request the clients started on a connection to it got
@@ -155,7 +161,7 @@ def test_sse_streams_end_with_the_reconnect_event_and_reconnect_to_another_pod(
     """Two /events clients through one rolling update: each stream on a deleted pod ends
     cleanly with its final event, and the client's next event comes from another pod."""
     result = run_drill(_with_streams(_options(tmp_path, "kube-proxy", 1, EXAMPLE_COMMAND)))
-    assert (result["failures"], result["lost_writes"]) == (0, 0), result["failure_list"][:10]
+    assert (result["failures"], result["lost_writes"]) == (0, 0), _shown(result["failure_list"])
     assert set(result["failures_by_class"].values()) == {0}
     assert result["passed"]
     streams = result["streams"]
@@ -236,7 +242,7 @@ def test_connections_after_the_drain_are_refused_so_a_retrying_proxy_loses_nothi
     )
     opts.env["ZDT_DRAIN_MAX_SECONDS"] = f"{5 * SCALE:g}"  # extra env is not time-scaled
     result = run_drill(opts)
-    assert (result["failures"], result["lost_writes"]) == (0, 0), result["failure_list"][:10]
+    assert (result["failures"], result["lost_writes"]) == (0, 0), _shown(result["failure_list"])
     rolled = [p for p in result["pods"] if p["stopped_by"] == "rollout"]
     # The drains did end with traffic still arriving: the refusals were really exercised.
     hit_cap = [p for p in rolled if "maximum reached while traffic" in p["termination_report"]]
@@ -260,7 +266,7 @@ def test_behind_a_real_nginx_that_follows_endpoints_by_reload_nothing_fails(
         upstream_idle_seconds=1.0,
     )
     result = run_drill(opts)
-    assert (result["failures"], result["lost_writes"]) == (0, 0), result["failure_list"][:10]
+    assert (result["failures"], result["lost_writes"]) == (0, 0), _shown(result["failure_list"])
     assert result["writes_acknowledged"] > 0
     assert result["service"]["nginx"] == {"answered_5xx": 0, "retried": 0}
     reloads = (tmp_path / "nginx" / "error.log").read_text().count("signal process started")

@@ -4,9 +4,10 @@ SIGTERM flips the pod to DRAINING and arms a timer; each tick (every 0.1 s once 
 minimum has passed) asks :mod:`gunicorn_zdt.core.drain` whether the evidence the workers
 recorded says the drain may end. When it may, the tick re-sends SIGTERM to the master,
 whose handler hands over to Gunicorn's own graceful stop. The master's loop is never
-blocked. When the graceful stop begins, the listening sockets are shut down for every
-process that holds them, so a late connection is refused at once (safe to retry on
-another pod) instead of being queued and reset when the last worker exits. One second
+blocked. When the graceful stop begins, new SYNs are dropped while the workers serve what
+the kernel already queued (at least 0.1 s, a round trip), then the listening sockets are
+shut down for every process that holds them, so a late connection is refused (safe to
+retry on another pod) instead of being queued and reset when the last worker exits. One second
 before ``graceful_timeout`` expires, each worker still serving a request is named in the
 log and asked for its stacks (:mod:`gunicorn_zdt.runtime.stacks`); a worker that Gunicorn's
 ``timeout`` kills is treated the same way. At exit the master logs one report line (and,
@@ -37,6 +38,11 @@ __all__ = ["Cut", "Termination"]
 _TICK_SECONDS = 0.1
 _DUMP_LEAD_SECONDS = 1.0  # ask for stacks this long before graceful_timeout (at most half)
 _FLUSH_SHARE = 0.5  # the queued connections may use at most this share of graceful_timeout
+# How long new SYNs are dropped before the workers are told to stop, even with an empty
+# queue: a handshake the kernel answered just before the filter completes into the queue
+# (one round trip; 100 ms covers a pod network) and is served, not reset when the
+# listener shuts. A stop tick: the hold ends at the second tick after it at the latest.
+_SETTLE_SECONDS = _TICK_SECONDS
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,7 @@ class Termination:
         self.stacks_asked = False  # once per termination, before graceful_timeout
         self.held_sigterm = False  # the workers' SIGTERM waits for the accept queue
         self.backlog_checked = False
+        self.syns_dropped_since = 0.0  # when the hold began dropping new SYNs
         self.cut: list[Cut] = []  # killed while serving, since SIGTERM
         self.untracked_cut = 0  # cut requests the slots had no room to name
         # Our own handle on each listening socket: Gunicorn closes its copies at the stop,
@@ -219,24 +226,29 @@ class Termination:
         """Gunicorn is about to tell the workers to stop: True to hold that back.
 
         A connection the kernel already queued (every worker busy) would be reset when the
-        last worker exits (gunicorn #3397), whatever the drain's length. So while the queue
-        holds any, new SYNs are dropped (clients retry, and are refused once the listeners
-        shut) and the workers keep accepting; the stop's tick tells them to stop once the queue
-        is empty, or when half of ``graceful_timeout`` is spent (:meth:`release_workers`).
+        last worker exits (gunicorn #3397), whatever the drain's length; so would one whose
+        handshake the kernel answered a moment before the listeners shut (a proxy still
+        routing here has sent its request on it by then, and does not retry it). So new
+        SYNs are dropped first (clients retry, and are refused once the listeners shut) and
+        the workers keep accepting; the stop's tick tells them to stop once the queue is
+        empty and a round trip has passed (:data:`_SETTLE_SECONDS`), or when half of
+        ``graceful_timeout`` is spent (:meth:`release_workers`).
         """
         reexec = bool(getattr(self.server, "reexec_pid", 0))  # the new master serves them
         if self.backlog_checked or reexec or not self.listeners:
             return False
         self.backlog_checked = True  # once: after the hold, the workers are told for good
-        queued = sum(listen_backlog(s) for s in self.listeners)
-        if not queued or not all(drop_new_connections(s) for s in self.listeners):
+        if not all(drop_new_connections(s) for s in self.listeners):
             return False
         self.held_sigterm = True
-        self.server.log.info(
-            "gunicorn-zdt: %s connection(s) wait in the listen backlog: new connections are "
-            "dropped (clients retry), the workers serve the queued ones, then stop",
-            queued,
-        )
+        self.syns_dropped_since = time.monotonic()
+        queued = sum(listen_backlog(s) for s in self.listeners)
+        if queued:
+            self.server.log.info(
+                "gunicorn-zdt: %s connection(s) wait in the listen backlog: new connections "
+                "are dropped (clients retry), the workers serve the queued ones, then stop",
+                queued,
+            )
         return True
 
     def release_workers(self) -> bool:
@@ -245,7 +257,9 @@ class Termination:
             return False
         limit = float(self.server.cfg.graceful_timeout) * _FLUSH_SHARE
         queued = sum(listen_backlog(s) for s in self.listeners)
-        if queued and time.monotonic() < self.shared.stop_started + limit:
+        now = time.monotonic()
+        settling = now < self.syns_dropped_since + _SETTLE_SECONDS
+        if (queued or settling) and now < self.shared.stop_started + limit:
             return False
         self.held_sigterm = False
         if queued:
