@@ -344,6 +344,15 @@ class Case:
     along: tuple[str, ...] = ()
 
 
+SIDECAR_PLAIN = (
+    "Deployment/app: spec.template.spec.containers[db-proxy]: warning[sidecar]: it gets "
+    "SIGTERM at the same moment as Gunicorn and may exit at once: a database or mesh proxy "
+    "then takes the app's dependencies away in the middle of its drain (writes and "
+    "readiness checks fail for the wrong reason); make it a native sidecar (move it to "
+    "initContainers with restartPolicy: Always, Kubernetes >= 1.29: it stops after the "
+    "app), or give it a preStop sleep of 28 s or more"
+)
+
 CASES: dict[str, Case] = {
     "grace-period-lower-graceful-timeout": Case(
         "grace-period",
@@ -948,23 +957,13 @@ CASES: dict[str, Case] = {
         "sidecar",
         add_proxy(),
         add_proxy("sidecar"),  # a native sidecar stops after the app
-        "Deployment/app: spec.template.spec.containers[db-proxy]: warning[sidecar]: it gets "
-        "SIGTERM at the same moment as Gunicorn and may exit at once: a database or mesh proxy "
-        "then takes the app's dependencies away in the middle of its drain (writes and "
-        "readiness checks fail for the wrong reason); make it a native sidecar (move it to "
-        "initContainers with restartPolicy: Always, Kubernetes >= 1.29: it stops after the "
-        "app), or give it a preStop sleep of 28 s or more",
+        SIDECAR_PLAIN,
     ),
     "sidecar-after-an-init-container": Case(
         "sidecar",
         both(add_container("migrate", "initContainers"), add_proxy()),
         both(add_container("migrate", "initContainers"), add_proxy("sidecar")),
-        "Deployment/app: spec.template.spec.containers[db-proxy]: warning[sidecar]: it gets "
-        "SIGTERM at the same moment as Gunicorn and may exit at once: a database or mesh proxy "
-        "then takes the app's dependencies away in the middle of its drain (writes and "
-        "readiness checks fail for the wrong reason); make it a native sidecar (move it to "
-        "initContainers with restartPolicy: Always, Kubernetes >= 1.29: it stops after the "
-        "app), or give it a preStop sleep of 28 s or more",
+        SIDECAR_PLAIN,
     ),
     "sidecar-short-prestop": Case(
         "sidecar",
