@@ -1679,12 +1679,15 @@ def backend_config(interval: int, threshold: int) -> Edit:
     )
 
 
-def twin_in_namespace(namespace: str, labels: dict[str, str]) -> Edit:
-    """good.yaml's Deployment again in another namespace, with other pod labels."""
+def twin_in_namespace(namespace: str | None, labels: dict[str, str], name: str = "app") -> Edit:
+    """good.yaml's Deployment again, with other pod labels, in ``namespace`` (None: the
+    same one) and named ``name``."""
 
     def edit(docs: Docs) -> None:
         twin = copy.deepcopy(deployment(docs))
-        twin["metadata"]["namespace"] = namespace
+        twin["metadata"]["name"] = name
+        if namespace is not None:
+            twin["metadata"]["namespace"] = namespace
         twin["spec"]["template"]["metadata"]["labels"] = dict(labels)
         docs.append(twin)
 
@@ -2564,13 +2567,7 @@ def test_min_propagation_overrides_the_load_balancer_in_memory() -> None:
 
 def test_an_autoscaler_of_another_deployment_in_the_input_is_no_near_miss() -> None:
     """HPA/app scales Deployment/app-v2, which is in the stream: not a typo of app."""
-
-    def twin(docs: Docs) -> None:
-        other = copy.deepcopy(deployment(docs))
-        other["metadata"]["name"] = "app-v2"
-        other["spec"]["template"]["metadata"]["labels"] = {"app": "app-v2"}
-        docs.append(other)
-
+    twin = twin_in_namespace(None, {"app": "app-v2"}, name="app-v2")
     lines = check(edited(both(hpa_for("app-v2"), twin)))
     assert [line for line in lines if "[selector]:" in line] == []
 

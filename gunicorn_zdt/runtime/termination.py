@@ -182,7 +182,7 @@ class Termination:
     def due(self) -> str | None:
         """Why the drain may end now, or None (cheap: shared memory and one getsockopt)."""
         evidence = self.shared.evidence()
-        backlog = sum(listen_backlog(s) for s in self.listeners)
+        backlog = self._queued()
         return self.window.end(
             self.shared.drain_started, time.monotonic(), evidence.last_arrival, backlog
         )
@@ -222,6 +222,10 @@ class Termination:
 
     # -- late connections ---------------------------------------------------------------
 
+    def _queued(self) -> int:
+        """Connections waiting in the accept queues of the pod's listening sockets."""
+        return sum(listen_backlog(s) for s in self.listeners)
+
     def hold_workers_for_backlog(self) -> bool:
         """Gunicorn is about to tell the workers to stop: True to hold that back.
 
@@ -242,7 +246,7 @@ class Termination:
             return False
         self.held_sigterm = True
         self.syns_dropped_since = time.monotonic()
-        queued = sum(listen_backlog(s) for s in self.listeners)
+        queued = self._queued()
         if queued:
             self.server.log.info(
                 "gunicorn-zdt: %s connection(s) wait in the listen backlog: new connections "
@@ -256,7 +260,7 @@ class Termination:
         if not self.held_sigterm:
             return False
         limit = float(self.server.cfg.graceful_timeout) * _FLUSH_SHARE
-        queued = sum(listen_backlog(s) for s in self.listeners)
+        queued = self._queued()
         now = time.monotonic()
         settling = now < self.syns_dropped_since + _SETTLE_SECONDS
         if (queued or settling) and now < self.shared.stop_started + limit:

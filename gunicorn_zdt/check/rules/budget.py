@@ -83,14 +83,14 @@ def rule_probe_grace(pod: Pod) -> Iterator[Finding]:
             continue
         grace = probe.termination_grace_period_seconds
         restart = dataclasses.replace(pod.budget, grace_period_seconds=grace)
-        p = next((p for p in restart.problems() if p.kind == "grace-period"), None)
-        if p is None:
+        short = next((p for p in restart.problems() if p.kind == "grace-period"), None)
+        if short is None:
             continue
         yield pod.finding(
             "probe-grace",
             ERROR,
             f"{probe.field}.terminationGracePeriodSeconds",
-            f"{p.problem}: a {kind} restart SIGKILLs the requests still in flight; raise "
-            f"it to {fmt(math.ceil(p.numbers['required']))}, or remove it (the pod's "
+            f"{short.problem}: a {kind} restart SIGKILLs the requests still in flight; raise "
+            f"it to {fmt(math.ceil(short.numbers['required']))}, or remove it (the pod's "
             f"{fmt(pod.workload.grace_period_seconds)} s then applies)",
         )
